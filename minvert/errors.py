@@ -1,0 +1,21 @@
+"""Errors that carry a one-line message meant for the user.
+
+The CLI prints ``minvert: error: <message>`` for these and exits non-zero, never a
+traceback. They also subclass the built-in type a Python caller would expect.
+"""
+
+
+class MinvertError(Exception):
+    """Bad input or state the user can fix; the message says what and how."""
+
+
+class ShapeError(MinvertError, ValueError):
+    """An array has the wrong rank, size or channel count."""
+
+
+class DTypeError(MinvertError, TypeError):
+    """An array has a dtype no layer accepts (integer, boolean)."""
+
+
+class FormatError(MinvertError, ValueError):
+    """A file is not in the format expected (corrupt, truncated, another kind of file)."""

@@ -1,0 +1,79 @@
+"""The thin class every layer shares.
+
+A layer *family* file (conv.py, pool.py, ...) holds pure functions
+
+    <name>_forward(x, <params...>, <settings...>) -> (out, cache)
+    <name>_backward(dout, cache, ...)             -> (dx, d<param>, ...)
+
+and a class derived from :class:`Layer` that stores the parameters, calls the pure
+functions and keeps the cache of the last forward pass. Students check the pure
+functions; networks use the classes.
+"""
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+
+
+
+class Layer:
+    """Holds ``params`` and matching ``grads`` dicts (same keys) and the last cache.
+
+    ``trainable``: when False the layer computes no weight gradients at all (pixel
+    optimisation freezes the whole net, which saves about a third of the work).
+    ``training``: only batch-norm looks at it (batch vs running statistics).
+    ``need_dx``: when False the layer may skip the gradient w.r.t. its input
+    (the first layer of a network being trained).
+    """
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.state = {}  # non-trainable arrays saved with the weights (batch-norm running stats)
+        self.trainable = True
+        self.training = False
+        self.need_dx = True
+        self.cache = None
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        """Return dx; store weight gradients in ``self.grads`` when trainable."""
+        raise NotImplementedError
+
+    def release(self):
+        """Drop the cache of the last forward pass (frees its memory)."""
+        self.cache = None
+
+    # conversions -----------------------------------------------------------
+    def astype(self, dtype):
+        for d in (self.params, self.state):
+            for k, v in d.items():
+                d[k] = v.astype(dtype, copy=False)
+        self.grads = {}
+        return self
+
+    def to(self, xp):
+        """Move parameters and state to the array module xp (numpy or cupy)."""
+        for d in (self.params, self.state):
+            for k, v in d.items():
+                d[k] = xp.asarray(v)
+        self.grads = {}
+        return self
+
+    def __repr__(self):
+        shapes = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self.params.items())
+        return f"{type(self).__name__}({shapes})"
+
+
+def check_floating(x, what="input"):
+    """One-line error for integer or boolean arrays, which no layer accepts."""
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DTypeError(f"{what} has dtype {x.dtype}; layers need float32 or float64 "
+                        f"(convert with x.astype('float32'))")
+
+
+def check_rank(x, rank, shape_doc, what="input"):
+    if x.ndim != rank:
+        raise ShapeError(f"{what} has shape {tuple(x.shape)}; expected {rank}-D {shape_doc}")
+
