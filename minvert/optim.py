@@ -5,7 +5,7 @@ Every optimizer shares one small interface::
     opt = Adadelta(lr=1.0, rho=0.95, eps=1e-7)
     for batch in batches:
         ...forward, loss, backward (fills each layer's ``grads``)...
-        opt.step(named_params(net_layers))      # updates the parameters in place
+        opt.step(net.parameters())      # updates the parameters in place
 
 ``step(pairs)`` takes an iterable of ``(name, param, grad)`` triples:
 
@@ -55,19 +55,6 @@ import numpy as np
 
 from .backend import get_array_module, to_numpy
 from .errors import MinvertError, ShapeError
-
-
-def named_params(layers):
-    """Yield ``(f"{layer_name}.{key}", param, grad)`` for every trainable parameter.
-
-    layers: iterable of ``(layer_name, layer)``; layers with ``trainable=False`` are
-    skipped. ``grad`` is None where backward has not stored one.
-    """
-    for layer_name, layer in layers:
-        if not getattr(layer, "trainable", True):
-            continue
-        for key, p in layer.params.items():
-            yield f"{layer_name}.{key}", p, layer.grads.get(key)
 
 
 class Optimizer:

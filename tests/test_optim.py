@@ -4,7 +4,7 @@ import pytest
 
 from minvert.backend import gpu_available
 from minvert.errors import MinvertError, ShapeError
-from minvert.optim import SGD, Adadelta, Adam, named_params
+from minvert.optim import SGD, Adadelta, Adam
 
 STEPS = 7
 
@@ -171,23 +171,6 @@ def test_none_gradient_skipped_and_shape_checked():
         opt.step([("p", p, np.ones(4))])
     with pytest.raises(MinvertError, match="momentum"):
         SGD(nesterov=True)
-
-
-class _FakeLayer:
-    def __init__(self, trainable):
-        self.trainable = trainable
-        self.params = {"w": np.ones(2), "b": np.zeros(1)}
-        self.grads = {"w": np.ones(2)}
-
-
-def test_named_params():
-    layers = [("conv1", _FakeLayer(True)), ("frozen", _FakeLayer(False))]
-    got = [(n, g is None) for n, _, g in named_params(layers)]
-    assert got == [("conv1.w", False), ("conv1.b", True)]
-    opt = SGD(lr=0.5)
-    opt.step(named_params(layers))
-    np.testing.assert_array_equal(layers[0][1].params["w"], [0.5, 0.5])
-    np.testing.assert_array_equal(layers[1][1].params["w"], [1.0, 1.0])
 
 
 @pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA device")
