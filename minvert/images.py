@@ -1,0 +1,330 @@
+"""Image files in and out, resizing and cropping, masks, and the networks' input conventions.
+
+Images outside a network are NumPy ``uint8`` arrays ``(H, W, 3)`` in RGB order, 0..255.
+A network sees ``(N, 3, H, W)`` floats in the convention of its weights (:class:`Preprocessing`):
+
+- ``"caffe"`` (Keras VGG/ResNet, the original Caffe VGG): RGB -> BGR, 0..255, minus the mean
+  pixel ``[103.939, 116.779, 123.68]`` (B, G, R order), no scaling;
+- ``"torch"`` (torchvision): RGB / 255, minus mean ``(0.485, 0.456, 0.406)``, divided by std
+  ``(0.229, 0.224, 0.225)``;
+- ``"unit"`` (the small bundled models): RGB / 255, nothing else.
+
+Reading: any file Pillow decodes. The EXIF orientation is applied; the first frame of an animation
+is used; colour profiles (ICC) are ignored. Transparent images are composited on white (a dropped
+alpha channel exposes whatever colour happens to sit under transparent pixels, often black).
+16-bit greyscale is scaled (65535 -> 255), float images in [0, 1] are multiplied by 255.
+"""
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .backend import get_array_module, to_numpy
+from .errors import DTypeError, FormatError, MinvertError, ShapeError
+
+RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+            "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+            "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def _one_line(e):
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _open(path):
+    """Open, decode and EXIF-orient ``path``; every failure becomes a one-line MinvertError."""
+    path = os.fspath(path)
+    try:
+        im = Image.open(path)
+        im.load()  # decode now: truncation only shows up here
+        return ImageOps.exif_transpose(im)
+    except FileNotFoundError:
+        raise MinvertError(f"no such image file: {path}; check the path") from None
+    except IsADirectoryError:
+        raise MinvertError(f"{path} is a directory; give an image file") from None
+    except PermissionError:
+        raise MinvertError(f"cannot read {path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise FormatError(f"{path} is not an image file Pillow can read; "
+                          "give a PNG, JPEG, BMP, TIFF, GIF or WebP file") from None
+    except Image.DecompressionBombError as e:
+        raise FormatError(f"{path} is too large to decode safely ({_one_line(e)})") from None
+    except Exception as e:  # truncated or corrupt data: OSError, SyntaxError, zlib/struct errors
+        raise FormatError(f"{path} is truncated or corrupt ({_one_line(e)}); "
+                          "re-export or re-download the image") from None
+
+
+def _to_rgb(im):
+    """Any Pillow image -> uint8 (H, W, 3) RGB, following the rules in the module docstring."""
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in _ALPHA_MODES:
+        im = im.convert("RGBA")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return np.array(Image.alpha_composite(white, im).convert("RGB"))
+    if im.mode.startswith("I") or im.mode == "F":
+        grey = _scale_to_8bit(np.asarray(im), im.mode)
+        return np.repeat(grey[:, :, None], 3, axis=2)  # (H, W, 3)
+    try:
+        return np.array(im.convert("RGB"))
+    except ValueError as e:
+        raise FormatError(f"cannot convert colour mode {im.mode} to RGB ({_one_line(e)}); "
+                          "save the image as RGB first") from None
+
+
+def _scale_to_8bit(a, mode):
+    """Greyscale of mode I;16*, I or F -> uint8 (H, W).
+
+    I;16: x / 257 (65535 -> 255). I (32-bit int): the same when it lies in [0, 65535] (16-bit files
+    opened as I), else its min..max is stretched to 0..255. F: x * 255 when in [0, 1], as is
+    when in [0, 255], else stretched.
+    """
+    a = a.astype(np.float64)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and lo >= 0 and hi <= 65535):
+        a = a / 257.0
+    elif mode == "F" and lo >= 0 and hi <= 1:
+        a = a * 255.0
+    elif not (mode == "F" and lo >= 0 and hi <= 255):
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def load_image(path):
+    """Read an image file -> uint8 (H, W, 3) RGB, EXIF orientation applied, alpha on white."""
+    return _to_rgb(_open(path))
+
+
+def _as_uint8(img, what="image"):
+    """uint8 or float in [0, 255] (clipped, rounded) -> uint8, as a NumPy array."""
+    img = to_numpy(img)
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == bool or not (np.issubdtype(img.dtype, np.floating)
+                                 or np.issubdtype(img.dtype, np.integer)):
+        raise DTypeError(f"{what} has dtype {img.dtype}; give uint8 or float values in [0, 255]")
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def save_image(path, img):
+    """Write uint8/float [0, 255] (H, W, 3) or (H, W) as PNG or JPEG (from the extension).
+
+    Written to a temporary file in the same folder, then renamed over ``path`` (``os.replace``),
+    so a crash never leaves a half-written image behind and readers see the old or the new file.
+    """
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise FormatError(f"cannot save {path}: unknown extension {path.suffix!r}; "
+                          "use .png, .jpg or .jpeg")
+    img = _as_uint8(img)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise ShapeError(f"cannot save an array of shape {img.shape} as an image; "
+                         "give (H, W, 3) RGB or (H, W) greyscale")
+    if not path.parent.is_dir():
+        raise MinvertError(f"cannot save {path}: folder {path.parent} does not exist")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # normal permissions (umask), unlike tempfile's 0600
+            options = {"quality": 95} if fmt == "JPEG" else {}
+            Image.fromarray(np.ascontiguousarray(img)).save(f, format=fmt, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _pair(size, what):
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    if len(size) != 2:
+        raise ShapeError(f"{what} must be an int or (height, width), got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def resize_exact(img, size, resample="bilinear"):
+    """(H, W[, C]) -> (h, w[, C]) with Pillow (antialiased when shrinking, like torchvision on PIL).
+
+    uint8 stays uint8; float images are resized per channel in float32 and keep their dtype.
+    """
+    h, w = _pair(size, "size")
+    if resample not in RESAMPLE:
+        raise MinvertError(f"unknown resample {resample!r}; choose one of {', '.join(RESAMPLE)}")
+    img = to_numpy(img)
+    if img.ndim not in (2, 3):
+        raise ShapeError(f"resize needs an (H, W) or (H, W, C) image, got shape {img.shape}")
+    if img.shape[:2] == (h, w):
+        return img.copy()
+    if img.dtype == np.uint8 and (img.ndim == 2 or img.shape[2] == 3):  # Pillow L / RGB
+        return np.array(Image.fromarray(img).resize((w, h), RESAMPLE[resample]))
+    planes = img[:, :, None] if img.ndim == 2 else img
+    out = np.stack([np.asarray(Image.fromarray(planes[:, :, c].astype(np.float32))
+                               .resize((w, h), RESAMPLE[resample]))
+                    for c in range(planes.shape[2])], axis=2)  # (h, w, C)
+    if img.dtype == np.uint8:
+        out = np.clip(np.rint(out), 0, 255)
+    out = out.astype(img.dtype if img.dtype == np.uint8 or np.issubdtype(img.dtype, np.floating)
+                     else np.float32)
+    return out[:, :, 0] if img.ndim == 2 else out
+
+
+def resize(img, size, resample="bilinear"):
+    """size int: the shorter side becomes ``size``, the longer ``int(size * long / short)``
+    (torchvision's rule); size (h, w): exactly that."""
+    if not isinstance(size, (int, np.integer)):
+        return resize_exact(img, size, resample)
+    H, W = img.shape[:2]
+    short, long = min(H, W), max(H, W)
+    new_long = int(size * long / short)
+    return resize_exact(img, (size, new_long) if H <= W else (new_long, size), resample)
+
+
+def center_crop(img, size):
+    """(H, W[, C]) -> (h, w[, C]) from the centre, offsets round((H - h) / 2) as torchvision."""
+    h, w = _pair(size, "crop size")
+    H, W = img.shape[:2]
+    if h > H or w > W:
+        raise ShapeError(f"cannot crop {h}x{w} from a {H}x{W} image; resize it first")
+    top, left = int(round((H - h) / 2.0)), int(round((W - w) / 2.0))
+    return img[top:top + h, left:left + w].copy()
+
+
+def load_mask(path, shape):
+    """Greyscale mask file -> float64 (H, W) in [0, 1], white (1) = may change, resized to shape.
+
+    Colour masks are reduced to luma (ITU-R 601); transparent areas count as white, as in
+    :func:`load_image`. Resizing is bilinear so that mask edges stay soft.
+    """
+    h, w = _pair(shape, "mask shape")
+    rgb = load_image(path)
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float64) / 255.0
+    return np.clip(resize_exact(grey, (h, w)), 0.0, 1.0)
+
+
+_MODES = {  # mode -> (channel order, divisor of the 0..255 values, mean, std), per net channel
+    "caffe": ("BGR", 1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
+    "torch": ("RGB", 255.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "unit": ("RGB", 255.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How RGB uint8 images become a network's input, and back.
+
+    mode: "caffe", "torch" or "unit" (module docstring). input_size: side of the square input.
+    resize: shorter side before the centre crop (torchvision: 256), or None to resize straight to
+    input_size x input_size (Keras ``load_img(target_size=...)``). resample: filter for that resize
+    (Keras ``load_img`` uses "nearest", torchvision "bilinear").
+    Net value: ``x[c] = (img[order[c]] / divisor - mean[c]) / std[c]`` (divisor 1 or 255).
+    """
+    mode: str = "caffe"
+    input_size: int = 224
+    resize: int | None = None
+    resample: str = "bilinear"
+
+    def __post_init__(self):
+        if self.input_size < 1 or (self.resize is not None and self.resize < self.input_size):
+            raise MinvertError(f"preprocessing input_size={self.input_size}, resize={self.resize}: "
+                               "need input_size >= 1 and resize >= input_size (or resize None)")
+        if self.mode not in _MODES:
+            raise MinvertError(f"unknown preprocessing mode {self.mode!r}; "
+                               f"choose one of {', '.join(_MODES)}")
+        if self.resample not in RESAMPLE:
+            raise MinvertError(f"unknown resample {self.resample!r}; "
+                               f"choose one of {', '.join(RESAMPLE)}")
+
+    @property
+    def channel_order(self):
+        return _MODES[self.mode][0]
+
+    def _affine(self, xp, dtype):
+        _, divisor, mean, std = _MODES[self.mode]
+        return divisor, xp.asarray(mean, dtype=dtype), xp.asarray(std, dtype=dtype)
+
+    def preprocess(self, img, dtype="float32"):
+        """uint8 (or float 0..255) (H, W, 3) or (N, H, W, 3) RGB -> (N, 3, H, W) net input.
+
+        Stays on the array's device (NumPy or CuPy). Operations follow Keras / torchvision in the
+        given dtype, so float32 results match theirs bit for bit.
+        """
+        xp = get_array_module(img)
+        if img.ndim == 3:
+            img = img[None]
+        if img.ndim != 4 or img.shape[3] != 3:
+            raise ShapeError(f"preprocess needs RGB (H, W, 3) or (N, H, W, 3), "
+                             f"got shape {img.shape}")
+        x = img.astype(dtype)
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        divisor, mean, std = self._affine(xp, x.dtype)
+        if divisor != 1.0:
+            x = x / x.dtype.type(divisor)
+        x = x - mean
+        if self.mode == "torch":
+            x = x / std
+        return xp.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, 3, H, W)
+
+    def deprocess(self, x):
+        """(N, 3, H, W) -> uint8 (N, H, W, 3) RGB, or (3, H, W) -> (H, W, 3); clipped, rounded."""
+        x = to_numpy(x).astype(np.float64)
+        if x.ndim not in (3, 4) or x.shape[-3] != 3:
+            raise ShapeError(f"deprocess needs (N, 3, H, W) or (3, H, W), got shape {x.shape}")
+        divisor, mean, std = self._affine(np, np.float64)
+        x = np.moveaxis(x, -3, -1)  # (..., H, W, 3)
+        img = (x * std + mean) * divisor
+        if self.channel_order == "BGR":
+            img = img[..., ::-1]
+        return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+    def prepare(self, img, dtype="float32"):
+        """Image (array or file path) -> resized/cropped to input_size -> (1, 3, S, S) net input."""
+        if isinstance(img, (str, os.PathLike)):
+            img = load_image(img)
+        img = to_numpy(img)
+        if self.resize is None:
+            img = resize_exact(img, self.input_size, self.resample)
+        else:
+            img = center_crop(resize(img, self.resize, self.resample), self.input_size)
+        return self.preprocess(img, dtype)
+
+    def pixel_bounds(self):
+        """(low, high): float64 (3,), net channel order: the input values of pixels 0 and 255."""
+        divisor, mean, std = self._affine(np, np.float64)
+        return (0.0 - mean) / std, (255.0 / divisor - mean) / std
+
+    def to_dict(self):
+        """JSON-able; the derived order/mean/std/scale are included so files are self-describing."""
+        _, divisor, mean, std = _MODES[self.mode]
+        return {"mode": self.mode, "input_size": self.input_size, "resize": self.resize,
+                "resample": self.resample, "channel_order": self.channel_order,
+                "scale": 1.0 / divisor, "mean": list(mean), "std": list(std)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict`; derived fields, when present, must agree with the mode."""
+        if "mode" not in d:
+            raise FormatError(f"preprocessing record has no 'mode' (keys: {', '.join(d)})")
+        p = cls(mode=d["mode"], input_size=int(d.get("input_size", 224)),
+                resize=None if d.get("resize") is None else int(d["resize"]),
+                resample=d.get("resample", "bilinear"))
+        ref = p.to_dict()
+        for key in ("channel_order", "scale", "mean", "std"):
+            if key in d and not (d[key] == ref[key] if key == "channel_order"
+                                 else np.allclose(d[key], ref[key], rtol=1e-6, atol=0)):
+                raise FormatError(f"preprocessing {key}={d[key]} does not match mode {p.mode!r} "
+                                  f"(expects {ref[key]}); the file's record is inconsistent")
+        return p
+
+
+PRESETS = {  # conventions of the known weight sources
+    "keras": Preprocessing("caffe", 224, None, "nearest"),
+    "torchvision": Preprocessing("torch", 224, 256, "bilinear"),
+}
