@@ -65,17 +65,23 @@ def to_numpy(x):
     return np.asarray(x)
 
 
-def to_device(x, device=None):
-    """Move x to 'cpu' or 'gpu' (default: :func:`default_device`)."""
-    device = device or default_device()
+def array_module(device):
+    """numpy for 'cpu', cupy for 'gpu' (with a clear error when it is missing)."""
     if device == "cpu":
-        return to_numpy(x)
+        return np
     if device == "gpu":
         cp = _cupy()
         if cp is None:
-            raise RuntimeError("device 'gpu' requested but CuPy or a CUDA device is missing")
-        return cp.asarray(x)
+            raise RuntimeError("device 'gpu' requested but CuPy or a CUDA device is missing: "
+                               "pip install 'minvert[gpu]', or use the CPU")
+        return cp
     raise ValueError(f"unknown device {device!r}: use 'cpu' or 'gpu'")
+
+
+def to_device(x, device=None):
+    """Move x to 'cpu' or 'gpu' (default: :func:`default_device`)."""
+    xp = array_module(device or default_device())
+    return to_numpy(x) if xp is np else xp.asarray(x)
 
 
 def device_of(x):

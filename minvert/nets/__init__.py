@@ -1,0 +1,18 @@
+"""Networks built from minvert's layers: VGG, ResNet, the paper-003 decoder, tiny models."""
+from ..errors import MinvertError
+
+
+def build(config, **kwargs):
+    """Build the network an arch ``config`` dict describes (as stored in weight files)."""
+    arch = config.get("arch")
+    if arch == "vgg":
+        from .vgg import build_vgg
+        return build_vgg(config, **kwargs)
+    if arch == "resnet":
+        from .resnet import build_resnet
+        return build_resnet(config, **kwargs)
+    if arch == "decoder":
+        kwargs.pop("preprocessing", None), kwargs.pop("labels", None)
+        from .decoder import build_decoder
+        return build_decoder(config, **kwargs)
+    raise MinvertError(f"unknown architecture {arch!r} in the model config")

@@ -1,0 +1,202 @@
+"""Networks as lists of named layers, with taps.
+
+:class:`Sequential` runs its layers in order and back-propagates in reverse. It is itself a
+:class:`~minvert.layers.base.Layer`, so a residual block can hold two of them (main branch
+and shortcut) and a network can hold blocks.
+
+Taps serve the losses of paper 000, which need activations deep inside VGG::
+
+    out, acts = net.forward_taps(x, ["relu4_2", "relu1_1"], output=True)
+    dx = net.backward(dlogits, tap_grads={"relu4_2": d_content, "relu1_1": d_style})
+
+``tap_grads[name]`` is added to the gradient flowing into the output of layer ``name``
+on the way back. With ``output=False`` the forward pass stops after the deepest tapped
+layer and the backward pass starts there.
+"""
+from ..backend import get_array_module
+from ..errors import MinvertError, ShapeError
+from ..layers.base import Layer
+
+
+class Sequential(Layer):
+    """Layers run in order. ``layers``: list of (name, Layer) with unique names."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.names = [name for name, _ in layers]
+        self.layers = dict(layers)
+        if len(self.layers) != len(self.names):
+            raise ValueError(f"duplicate layer names in {self.names}")
+        self._ran = len(self.names)  # how many layers the last forward ran
+
+    # structure ---------------------------------------------------------------
+    def children(self):
+        return [(name, self.layers[name]) for name in self.names]
+
+    def __getitem__(self, name):
+        return self.layers[name]
+
+    # forward / backward ------------------------------------------------------
+    def forward(self, x):
+        for name in self.names:
+            x = self.layers[name].forward(x)
+        self._ran = len(self.names)
+        return x
+
+    def predict(self, x):
+        """Forward without keeping anything for backward (lower peak memory)."""
+        for name in self.names:
+            layer = self.layers[name]
+            x = layer.forward(x)
+            layer.release()
+        return x
+
+    def forward_taps(self, x, taps, output=True):
+        """Run forward and collect the outputs of the layers named in ``taps``.
+
+        Returns (out, acts): ``out`` is the network output, or None when ``output`` is False,
+        in which case the pass stops after the deepest tapped layer.
+        """
+        unknown = [t for t in taps if t not in self.layers]
+        if unknown:
+            raise MinvertError(f"no layer named {unknown[0]!r}; layers are: {', '.join(self.names)}")
+        last = len(self.names) if output or not taps else 1 + max(self.names.index(t) for t in taps)
+        acts = {}
+        for name in self.names[:last]:
+            x = self.layers[name].forward(x)
+            if name in taps:
+                acts[name] = x
+        self._ran = last
+        return (x if output else None), acts
+
+    def backward(self, dout=None, tap_grads=None):
+        """Gradient w.r.t. the input of the last forward pass.
+
+        dout: gradient w.r.t. the output of the last layer that ran (None when the pass
+        stopped at a tap: then the tap gradients alone drive the backward pass).
+        tap_grads: {layer name: gradient w.r.t. that layer's output}, added on the way back.
+        """
+        tap_grads = tap_grads or {}
+        for name in tap_grads:
+            if name not in self.layers or self.names.index(name) >= self._ran:
+                raise MinvertError(f"gradient given for layer {name!r}, which the last forward did not reach")
+        d = dout
+        for i in range(self._ran - 1, -1, -1):
+            name = self.names[i]
+            if name in tap_grads:
+                d = tap_grads[name] if d is None else d + tap_grads[name]
+            if d is None:  # nothing flows back from above this layer yet
+                continue
+            d = self.layers[name].backward(d)
+        return d
+
+    # modes, dtype, device ------------------------------------------------------
+    def named_layers(self, prefix=""):
+        """All leaf layers as (dotted name, layer), depth first."""
+        for name, layer in self.children():
+            full = f"{prefix}{name}"
+            if hasattr(layer, "named_layers"):
+                yield from layer.named_layers(full + ".")
+            else:
+                yield full, layer
+
+    def weighted_layers(self):
+        """Leaf layers that have parameters or state, as (dotted name, layer)."""
+        return [(n, l) for n, l in self.named_layers() if l.params or l.state]
+
+    def parameters(self):
+        """(name, param, grad) of every layer being trained (what optimizers take);
+        grad is None before backward. Frozen layers are left out."""
+        for lname, layer in self.named_layers():
+            if layer.trainable:
+                for k, v in layer.params.items():
+                    yield f"{lname}.{k}", v, layer.grads.get(k)
+
+    def set_mode(self, training=None, trainable=None):
+        for _, layer in self.named_layers():
+            if training is not None:
+                layer.training = training
+            if trainable is not None:
+                layer.trainable = trainable
+        if training is not None:
+            self.training = training
+        if trainable is not None:
+            self.trainable = trainable
+        return self
+
+    def train(self):
+        return self.set_mode(training=True, trainable=True)
+
+    def eval(self):
+        return self.set_mode(training=False)
+
+    def freeze(self):
+        """Inference mode and no weight gradients: for optimising the input pixels."""
+        return self.set_mode(training=False, trainable=False)
+
+    def astype(self, dtype):
+        for _, layer in self.named_layers():
+            layer.astype(dtype)
+        return self
+
+    def to(self, xp):
+        for _, layer in self.named_layers():
+            layer.to(xp)
+        return self
+
+    def release(self):
+        for _, layer in self.named_layers():
+            layer.release()
+
+    def num_params(self):
+        return sum(int(v.size) for _, layer in self.named_layers() for v in layer.params.values())
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}("]
+        lines += [f"  {n}: {l!r}" for n, l in self.children()]
+        return "\n".join(lines) + "\n)"
+
+
+class Network(Sequential):
+    """A Sequential that knows what it is: arch config, preprocessing, labels.
+
+    This is what :func:`minvert.load_model` returns. ``config`` is the JSON-able dict that
+    rebuilds the architecture (see the builders in vgg.py, resnet.py, decoder.py).
+    """
+
+    def __init__(self, layers, config, preprocessing=None, labels=None):
+        super().__init__(layers)
+        self.config = dict(config)
+        self.preprocessing = preprocessing
+        self.labels = list(labels) if labels is not None else None
+
+    def preprocess(self, img):
+        """uint8 (H, W, 3) RGB or (N, H, W, 3) -> (N, 3, H, W) in the network's convention."""
+        if self.preprocessing is None:
+            raise MinvertError("this network has no preprocessing convention")
+        x = self.preprocessing.preprocess(img, dtype=self.dtype)
+        return self.xp.asarray(x)
+
+    def deprocess(self, x):
+        """(N, 3, H, W) in the network's input space -> uint8 (N, H, W, 3) RGB."""
+        if self.preprocessing is None:
+            raise MinvertError("this network has no preprocessing convention")
+        return self.preprocessing.deprocess(x)
+
+    def _first_param(self):
+        return next(v for _, layer in self.named_layers() for v in layer.params.values())
+
+    @property
+    def dtype(self):
+        return self._first_param().dtype
+
+    @property
+    def xp(self):
+        return get_array_module(self._first_param())
+
+    def check_input(self, x, min_size=1):
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ShapeError(f"network input has shape {tuple(x.shape)}; expected (N, 3, H, W)")
+        if min(x.shape[2:]) < min_size:
+            raise ShapeError(f"input is {x.shape[2]}x{x.shape[3]}; this network needs at least "
+                             f"{min_size}x{min_size}")
