@@ -1,0 +1,365 @@
+"""Paper 000: alter an image until the network classifies it as a target class.
+
+The objective (losses.py) is evaluated by one forward pass with taps and one backward
+pass to the pixels through the frozen network::
+
+    total = class + a*content + b*style + c*TV + d*colour
+
+and minimised over the pixels by scipy's L-BFGS-B with per-channel box bounds that keep a
+valid 0..255 image in the network's input space. With jitter the objective moves at every
+step (a random shift of the image), which L-BFGS cannot handle, so that path takes
+gradient steps (normalised, or Adam) instead.
+
+Masks (white = may change) multiply the gradient, as the paper does; pixels where the mask
+is 0 are also fixed by their bounds (low = high = original), so they come out
+bit-identical to the input.
+
+Host/device boundary: scipy works on float64 NumPy vectors. :func:`_to_host` and
+:func:`_to_net` are the only places that convert, so the rest runs unchanged on CuPy.
+"""
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import losses
+from .backend import get_array_module, to_numpy
+from .errors import MinvertError
+
+_STOP = "stop"
+
+
+@dataclass
+class Settings:
+    """Everything that defines a run (written to summary.json)."""
+    target: int
+    multipliers: losses.Multipliers = field(default_factory=losses.Multipliers)
+    iters: int = 100
+    history: int = 8              # L-BFGS memory (fzliu: maxcor 8)
+    init: str = "image"           # "image", "noise" or "mix"
+    mix: float = 0.5              # weight of the noise in "mix"
+    jitter: int = 0               # max shift in pixels; > 0 switches to gradient steps
+    step: str = "normalized"      # jitter path: "normalized" (deepdream) or "adam"
+    lr: float = 2.0               # jitter path: step size in 0..255 pixel units (normalised step / Adam lr)
+    seed: int = 0
+    content_layer: str = None     # None: relu4_2, or the deepest relu of the net's last stage
+    style_layers: tuple = None    # None: relu1_1 .. relu5_1 that the net has
+    tv_kind: str = "l1"
+    color_kind: str = "masked"
+    snapshot_every: int = 0
+
+
+def default_layers(net, settings):
+    """(content layer, style layers) for this net: the paper's, or the nearest it has."""
+    names = net.names
+    content = settings.content_layer or losses.CONTENT_LAYER
+    if content not in names:
+        if settings.content_layer:
+            raise MinvertError(f"the network has no layer {content!r}")
+        relus = [n for n in names if n.startswith("relu") and "_" in n]
+        content = relus[-1]
+    style = settings.style_layers or tuple(n for n in losses.STYLE_LAYERS if n in names)
+    bad = [n for n in style if n not in names]
+    if bad:
+        raise MinvertError(f"the network has no layer {bad[0]!r} for the style loss")
+    return content, tuple(style)
+
+
+class Objective:
+    """The total loss and its gradient w.r.t. the image, for a frozen classifier.
+
+    x: (1, 3, H, W) in the network's input space (net dtype, net device).
+    """
+
+    def __init__(self, net, x0, settings, mask=None):
+        self.net, self.x0, self.s = net, x0, settings
+        self.m = settings.multipliers
+        self.content_layer, self.style_layers = default_layers(net, settings)
+        self.taps = ([self.content_layer] if self.m.content else []) + \
+                    (list(self.style_layers) if self.m.style else [])
+        self.threshold = losses.color_threshold(*net.preprocessing.pixel_bounds())
+        self.mask = mask  # (1, 1, H, W) or None
+        self.set_targets(x0)
+
+    def set_targets(self, x_ref):
+        """Content and style targets from the original image (shifted along with x when jittering)."""
+        self.P, self.A = None, {}
+        if self.taps:
+            _, acts = self.net.forward_taps(x_ref, self.taps, output=False)
+            self.P = acts.get(self.content_layer)
+            self.A = {n: losses.gram(acts[n]) for n in self.style_layers if self.m.style}
+            self.P = None if self.P is None else self.P.copy()
+
+    def __call__(self, x, x_color_ref=None):
+        """(total value, terms {name: value}, target probability, logits, dx)."""
+        logits, acts = self.net.forward_taps(x, self.taps, output=True)
+        terms = {"class": losses.class_loss(logits, self.s.target)}
+        tap_grads = {}
+        if self.m.content:
+            terms["content"] = losses.content_loss(acts[self.content_layer], self.P)
+        if self.m.style:
+            terms["style"] = losses.style_loss({n: acts[n] for n in self.style_layers}, self.A,
+                                               {n: 1.0 / len(self.style_layers) for n in self.style_layers})
+        if self.m.tv:
+            terms["tv"] = losses.tv_loss(x, self.s.tv_kind)
+        if self.m.color:
+            ref = self.x0 if x_color_ref is None else x_color_ref
+            terms["color"] = losses.color_loss(x, ref, self.threshold, self.s.color_kind)
+        total, grads = losses.total_loss(terms, self.m)
+        if "content" in grads:
+            tap_grads[self.content_layer] = grads["content"]
+        for name, g in grads.get("style", {}).items():
+            tap_grads[name] = tap_grads[name] + g if name in tap_grads else g
+        dx = self.net.backward(grads["class"], tap_grads)
+        for name in ("tv", "color"):
+            if name in grads:
+                dx = dx + grads[name]
+        if self.mask is not None:
+            dx = dx * self.mask
+        values = {k: float(v[0]) for k, v in terms.items()}
+        return float(total), values, logits, dx
+
+
+def _to_host(value, grad):
+    """The one place where device arrays become scipy's float64 host vectors."""
+    return float(value), to_numpy(grad).astype(np.float64).ravel()
+
+
+def _to_net(v, like):
+    """scipy's float64 vector -> an array shaped, typed and placed like ``like``."""
+    xp = get_array_module(like)
+    return xp.asarray(v.reshape(like.shape), dtype=like.dtype)
+
+
+def probabilities(logits):
+    from .layers.loss import softmax
+    return to_numpy(softmax(logits))[0]
+
+
+def top5(net, probs):
+    labels = net.labels or [str(i) for i in range(len(probs))]
+    return [[labels[i], float(probs[i])] for i in np.argsort(-probs)[:5]]
+
+
+class _NonFinite(Exception):
+    pass
+
+
+def prepare_image(net, img, size=None):
+    """uint8 (H, W, 3) -> uint8 (S, S, 3) at the size the network takes."""
+    from .images import resize_exact
+    pre = net.preprocessing
+    size = size or pre.input_size
+    smallest = 2 ** len(net.config["widths"]) if net.config.get("arch") == "vgg" else 32
+    if size < smallest:
+        raise MinvertError(f"--size {size} is below the {smallest}x{smallest} this network allows")
+    if min(img.shape[:2]) < smallest:
+        raise MinvertError(f"the image is {img.shape[1]}x{img.shape[0]}; this network needs at least "
+                           f"{smallest}x{smallest} pixels")
+    if net.config.get("include_top") and size != pre.input_size:
+        raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
+                           f"drop --size or use {pre.input_size}")
+    return resize_exact(img, size) if img.shape[:2] != (size, size) else img
+
+
+def transform(net, img, settings, mask=None, out_dir=None, log=print, force=False, size=None):
+    """Run paper 000's optimisation. img: uint8 (H, W, 3) RGB; mask: float (H', W') in [0, 1]
+    (white = may change) or None. Writes the outputs into ``out_dir`` when given.
+    Returns the summary dict (also written as summary.json); summary["result"] is the image.
+    """
+    from .images import resize_exact
+    s = settings
+    if net.labels is None or not net.config.get("include_top", True):
+        raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")
+    if not 0 <= s.target < net.config["num_classes"]:
+        raise MinvertError(f"target class {s.target} is outside 0..{net.config['num_classes'] - 1}")
+    img = prepare_image(net, img, size)
+    out = _prepare_out(out_dir, force)  # only once the input is known to be good
+    net.freeze()
+    S = img.shape[0]
+    pre, xp, dtype = net.preprocessing, net.xp, net.dtype
+    x_orig = xp.asarray(pre.preprocess(img, dtype=dtype))  # (1, 3, S, S)
+    rng = np.random.default_rng(s.seed)
+    mask_arr = None
+    if mask is not None:
+        mask_arr = np.clip(resize_exact(np.asarray(mask, np.float64), (S, S)), 0, 1)
+        mask_net = xp.asarray(mask_arr[None, None].astype(dtype))
+    x = _initial(x_orig, s, rng, pre, xp, dtype, S)
+    low, high = (v.reshape(1, 3, 1, 1) for v in pre.pixel_bounds())
+    low = np.broadcast_to(low, x.shape).astype(np.float64)
+    high = np.broadcast_to(high, x.shape).astype(np.float64)
+    if mask_arr is not None:  # fixed pixels: bounds pinned to the original values
+        frozen = np.broadcast_to(mask_arr[None, None] == 0, x.shape)
+        x0_host = to_numpy(x_orig).astype(np.float64)
+        low, high = np.where(frozen, x0_host, low), np.where(frozen, x0_host, high)
+        x = xp.asarray(np.where(frozen, x0_host, to_numpy(x)).astype(dtype))
+    x = xp.asarray(np.clip(to_numpy(x).astype(np.float64), low, high).astype(dtype))  # start inside the bounds
+
+    objective = Objective(net, x_orig, s, mask=mask_net if mask_arr is not None else None)
+    label = net.labels[s.target]
+    p_before = probabilities(net.predict(x_orig))
+    log(f"target {label!r} (class {s.target}): p = {p_before[s.target]:.4f} before; "
+        f"{'jitter ' + str(s.jitter) + ' px, ' + s.step + ' steps' if s.jitter else 'L-BFGS-B'}, "
+        f"{s.iters} iterations, terms: {', '.join(s.multipliers.active())}")
+    state = {"best": to_numpy(x).copy(), "iteration": 0, "records": [], "stopped": None}
+    start = time.perf_counter()
+
+    def record(values, total, logits, x_now):
+        probs = probabilities(logits)
+        state["iteration"] += 1
+        rec = {"iteration": state["iteration"], "total": total, **values,
+               "target_probability": float(probs[s.target]), "top5": top5(net, probs),
+               "seconds": round(time.perf_counter() - start, 3)}
+        state["records"].append(rec)
+        terms = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+        log(f"iter {rec['iteration']:>4}/{s.iters}  total {total:.4g}  {terms}  "
+            f"p({label}) {rec['target_probability']:.4f}  {rec['seconds']:.1f}s")
+        if out is not None:
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if s.snapshot_every and rec["iteration"] % s.snapshot_every == 0:
+                _save(out / f"snapshot_{rec['iteration']:04d}.png", _image(pre, x_now, img, mask_arr))
+
+    try:
+        if s.jitter:
+            _jitter_loop(objective, x, x_orig, s, rng, low, high, mask_arr, record, state)
+        else:
+            _lbfgs(objective, x, s, low, high, record, state)
+    except _NonFinite:
+        state["stopped"] = (f"the loss became NaN/inf at iteration {state['iteration'] + 1}; "
+                            f"kept the last good image")
+        log(f"warning: {state['stopped']}")
+    except KeyboardInterrupt:
+        state["stopped"] = f"interrupted at iteration {state['iteration']}; kept the last good image"
+        log(f"\n{state['stopped']}")
+
+    seconds = time.perf_counter() - start
+    result = _image(pre, _to_net(state["best"], x), img, mask_arr)
+    p_after = probabilities(net.predict(xp.asarray(pre.preprocess(result, dtype=dtype))))
+    tv = lambda im: float(losses.tv_loss(im.astype(np.float64).transpose(2, 0, 1)[None])[0])
+    summary = {
+        "target": {"index": s.target, "label": label},
+        "probability_before": float(p_before[s.target]), "probability_after": float(p_after[s.target]),
+        "top5_before": top5(net, p_before), "top5_after": top5(net, p_after),
+        "mean_abs_pixel_change": float(np.abs(result.astype(np.float64) - img).mean()),
+        "tv_ratio": tv(result) / max(tv(img), 1e-12),
+        "iterations": state["iteration"], "seconds": round(seconds, 3),
+        "seconds_per_iteration": round(seconds / max(state["iteration"], 1), 4),
+        "stopped_early": state["stopped"],
+        "settings": {**asdict(s), "multipliers": asdict(s.multipliers), "size": S,
+                     "mask": mask is not None},
+    }
+    log(f"p({label}) {summary['probability_before']:.4f} -> {summary['probability_after']:.4f}; "
+        f"mean |change| {summary['mean_abs_pixel_change']:.2f}/255; TV ratio {summary['tv_ratio']:.2f}; "
+        f"{seconds:.1f}s ({summary['seconds_per_iteration']:.2f}s/iteration)")
+    if out is not None:
+        _write_outputs(out, img, result, summary, label)
+        log(f"wrote {out}/result.png, panel.png, summary.json, log.jsonl")
+    summary["result"] = result
+    return summary
+
+
+def _prepare_out(out_dir, force):
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    taken = [n for n in ("result.png", "panel.png", "summary.json", "log.jsonl") if (out / n).exists()]
+    if taken and not force:
+        raise MinvertError(f"{out} already holds a transform ({taken[0]}); choose another --out or pass --force")
+    out.mkdir(parents=True, exist_ok=True)
+    for old in [out / "log.jsonl", *out.glob("snapshot_*.png")]:
+        old.unlink(missing_ok=True)  # --force: start the log afresh
+    return out
+
+
+def _initial(x_orig, s, rng, pre, xp, dtype, S):
+    if s.init == "image":
+        return x_orig.copy()
+    noise = xp.asarray(pre.preprocess(rng.uniform(0, 255, (S, S, 3)), dtype=dtype))
+    if s.init == "noise":
+        return noise
+    if s.init == "mix":
+        return ((1 - s.mix) * x_orig + s.mix * noise).astype(dtype)
+    raise MinvertError(f"unknown --init {s.init!r}; use image, noise or mix")
+
+
+def _image(pre, x, original, mask_arr):
+    """Network-space x -> uint8 image; pixels outside the mask are the original's exactly."""
+    img = pre.deprocess(x)[0]
+    if mask_arr is not None:
+        img = np.where((mask_arr == 0)[:, :, None], original, img)
+    return img
+
+
+def _evaluate(objective, x, state, **kw):
+    total, values, logits, dx = objective(x, **kw)
+    if not np.isfinite(total) or not bool(get_array_module(dx).isfinite(dx).all()):
+        raise _NonFinite()
+    return total, values, logits, dx
+
+
+def _lbfgs(objective, x, s, low, high, record, state):
+    from scipy.optimize import Bounds, minimize
+    last = {}
+
+    def fun(v):
+        xv = _to_net(v, x)
+        total, values, logits, dx = _evaluate(objective, xv, state)
+        last.update(v=v.copy(), values=values, total=total, logits=logits)
+        return _to_host(total, dx)
+
+    def callback(xk):
+        if not np.array_equal(xk, last["v"]):  # the line search ended elsewhere: re-evaluate there
+            fun(xk)
+        state["best"] = xk.reshape(x.shape).copy()
+        record(last["values"], last["total"], last["logits"], _to_net(xk, x))
+
+    v0 = to_numpy(x).astype(np.float64).ravel()
+    minimize(fun, v0, jac=True, method="L-BFGS-B", callback=callback,
+             bounds=Bounds(low.ravel(), high.ravel()),
+             options={"maxcor": s.history, "maxiter": s.iters})
+
+
+def _jitter_loop(objective, x, x_orig, s, rng, low, high, mask_arr, record, state):
+    from .optim import Adam
+    xp = get_array_module(x)
+    low_d, high_d = xp.asarray(low.astype(x.dtype)), xp.asarray(high.astype(x.dtype))
+    pixel = (high - low).max(axis=(0, 2, 3), keepdims=True) / 255.0  # one 0..255 step in input units
+    adam = Adam(lr=s.lr * float(pixel.mean())) if s.step == "adam" else None
+    step = xp.asarray((s.lr * pixel).astype(x.dtype))
+    base_mask = objective.mask
+    for _ in range(s.iters):
+        dy, dx_ = (int(v) for v in rng.integers(-s.jitter, s.jitter + 1, size=2))
+        roll = lambda a: xp.roll(a, (dy, dx_), axis=(2, 3))
+        if objective.m.content or objective.m.style:
+            objective.set_targets(roll(x_orig))
+        objective.mask = None if base_mask is None else roll(base_mask)
+        total, values, logits, g = _evaluate(objective, roll(x), state, x_color_ref=roll(x_orig))
+        g = xp.roll(g, (-dy, -dx_), axis=(2, 3))  # undo the shift on the gradient
+        if adam is not None:
+            adam.step([("x", x, g)])
+        else:
+            x -= step * g / (xp.abs(g).mean() + 1e-12)  # deepdream's normalised step
+        xp.clip(x, low_d, high_d, out=x)
+        state["best"] = to_numpy(x).copy()
+        record(values, total, logits, x)
+    objective.mask = base_mask
+
+
+def _save(path, img):
+    from .images import save_image
+    save_image(path, img)
+
+
+def _write_outputs(out, original, result, summary, label):
+    from .plots import amplified_difference, panel
+    diff, gain = amplified_difference(result, original)
+    _save(out / "result.png", result)
+    _save(out / "panel.png", panel(
+        [original, result, diff],
+        [f"original\np({label}) = {summary['probability_before']:.3f}",
+         f"result\np({label}) = {summary['probability_after']:.3f}",
+         f"|difference| x{gain:.1f}\nmean {summary['mean_abs_pixel_change']:.1f}/255"]))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
