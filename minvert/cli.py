@@ -160,7 +160,7 @@ def net_labels(net):
 def _add_reconstruct(sub):
     try:  # TEMP until reconstruct.py lands
         from .reconstruct import add_cli
-    except ModuleNotFoundError:
+    except ImportError:
         return
     add_cli(_cmd(sub, "reconstruct", "paper 003: decode images from ResNet feature vectors",
                  description="Paper 003: extract ResNet features, train the upsampling decoder, "

@@ -260,13 +260,14 @@ def cli_dataset(out, n, size=64, seed=0):
 
 # -- loading any image folder ---------------------------------------------------
 
-def load_image_folder(root, size=None):
+def load_image_folder(root, size=None, warn=None):
     """Read ``root/<class>/<image>`` for every sub-folder (class names sorted).
 
     Any file Pillow can read is converted to RGB (and resized to size x size with
     bilinear filtering if size is given, ignoring the aspect ratio). Hidden files and
     folders (starting with '.') are ignored; files at the top level are ignored.
-    Files Pillow cannot read are skipped, listed in a warning and returned.
+    Files Pillow cannot read are skipped, listed in a warning (through ``warn(message)`` when
+    given, e.g. a CLI's print, else :func:`warnings.warn`) and returned.
 
     Returns ``(images uint8 (N, H, W, 3), labels int64 (N,), class_names, skipped)``.
     Raises MinvertError for a missing or empty folder, a single class, images of
@@ -304,7 +305,8 @@ def load_image_folder(root, size=None):
             labels.append(label)
     if skipped:
         shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
-        warnings.warn(f"skipped {len(skipped)} unreadable file(s) in {root}: {shown}", stacklevel=2)
+        message = f"warning: skipped {len(skipped)} unreadable file(s) in {root}: {shown}"
+        warn(message) if warn else warnings.warn(message, stacklevel=2)
     if not images:
         raise MinvertError(f"no readable images in {root} ({len(skipped)} file(s) skipped)")
     shapes = sorted({im.shape for im in images})

@@ -197,7 +197,7 @@ def load_training_data(data, n, val_n, val_fraction, size, seed, log=print):
         x, y, names = make_dataset(n, size=size, seed=seed)
         xv, yv, _ = make_dataset(val_n, size=size, seed=seed + 10_000)  # other seeds: unseen images
         return x, y, xv, yv, list(names)
-    x, y, names, skipped = load_image_folder(data, size=size)
+    x, y, names, skipped = load_image_folder(data, size=size, warn=log)
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = int(round(val_fraction * len(x)))
     val, tr = order[:n_val], order[n_val:]

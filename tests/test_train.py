@@ -1,0 +1,90 @@
+"""`minvert train`: learning, bit-identical resume after an interrupt, and bad input."""
+import argparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from minvert.cli import main
+from minvert.errors import MinvertError
+from minvert.train import train_command
+from minvert.weights import load_model
+
+
+def _args(out, **kw):
+    base = dict(data="textures", arch="tiny-vgg", out=str(out), epochs=2, batch=16, optimizer="adam",
+                lr=None, n=6, val_n=2, val_fraction=0.25, size=16, seed=3, resume=False)
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def _weights(net):
+    return {n: {k: v.copy() for k, v in {**l.params, **l.state}.items()} for n, l in net.weighted_layers()}
+
+
+@pytest.mark.parametrize("arch", ["tiny-vgg", "tiny-resnet"])
+def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, arch):
+    quiet = lambda *_: None
+    size = 32 if arch == "tiny-resnet" else 16  # a ResNet stem and 4 stages need >= 32 px
+    full, _ = train_command(_args(tmp_path / "full", arch=arch, size=size), log=quiet)
+
+    def interrupt(step):
+        if step == 4:  # mid-epoch: epoch 2 of 2, after its first batch
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_command(_args(tmp_path / "cut", arch=arch, size=size), log=quiet, on_step=interrupt)
+    assert (tmp_path / "cut" / "checkpoint.h5").exists()
+    resumed, history = train_command(_args(tmp_path / "cut", arch=arch, size=size, resume=True), log=quiet)
+    a, b = _weights(full), _weights(resumed)
+    for name in a:
+        for k in a[name]:
+            np.testing.assert_array_equal(a[name][k], b[name][k], err_msg=f"{name}.{k}")
+    assert len(history) == 2
+
+
+def test_model_file_classifies_and_a_second_run_refuses_the_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--epochs", "1", "--n", "4", "--val-n", "1",
+                 "--size", "16", "--batch", "8"]) == 0
+    net = load_model(str(out / "model.h5"))
+    assert net.labels[0] == "stripes" and net.preprocessing.input_size == 16
+    assert "epoch   1/1" in capsys.readouterr().out
+    assert main(["train", "--out", str(out), "--epochs", "1", "--n", "4", "--size", "16"]) == 1
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    train_command(_args(tmp_path / "r", epochs=1), log=lambda *_: None)
+    before = (tmp_path / "r" / "checkpoint.h5").read_bytes()
+    with pytest.raises(MinvertError, match="different architecture"):
+        train_command(_args(tmp_path / "r", arch="tiny-resnet", size=32, epochs=2, resume=True),
+                      log=lambda *_: None)
+    assert (tmp_path / "r" / "checkpoint.h5").read_bytes() == before
+
+
+def _folder(root, classes, n=3, junk=()):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    for j in junk:
+        (root / classes[0] / j).write_text("not an image")
+
+
+def test_folder_errors_and_unreadable_files(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--data", str(empty), "--out", str(tmp_path / "o1"), "--size", "16"]) == 1
+    one = tmp_path / "one"
+    _folder(one, ["a"])
+    assert main(["train", "--data", str(one), "--out", str(tmp_path / "o2"), "--size", "16"]) == 1
+    assert "one class" in capsys.readouterr().err
+    mixed = tmp_path / "mixed"
+    _folder(mixed, ["a", "b"], junk=["bad1.png", "bad2.jpg"])
+    assert main(["train", "--data", str(mixed), "--out", str(tmp_path / "o3"), "--size", "16",
+                 "--epochs", "1", "--batch", "4"]) == 0
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "skipped 2 unreadable" in text and "bad1.png" in text
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
