@@ -15,6 +15,8 @@ float32 the rounding term alone is ~1e-2, which would hide real bugs.
 Why a random upstream gradient: with ``dout = ones`` some wrong backward passes still
 agree (batch-norm's true dx is then exactly zero), so every check draws dout at random.
 """
+from collections import namedtuple
+
 import numpy as np
 
 from .backend import to_numpy
@@ -42,18 +44,22 @@ def numerical_vjp(f, x, dout, h=1e-5):
         raise TypeError(f"gradient checks need float64 arrays, got {x.dtype}")
     if not x.flags.c_contiguous:
         raise ValueError("x must be C-contiguous so it can be perturbed in place")
+    dout = to_numpy(dout)
     grad = np.zeros(x.shape)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
         old = flat[i]
         try:
             flat[i] = old + h
-            plus = np.sum(to_numpy(f()) * dout)
+            # a copy: f may return a view of x (flatten, reshape)
+            plus = np.array(to_numpy(f()), dtype=np.float64)
             flat[i] = old - h
-            minus = np.sum(to_numpy(f()) * dout)
+            # difference first, then weight: outputs x does not touch cancel exactly, so
+            # the rounding error is that of the few outputs x affects, not of the whole sum
+            diff = plus - to_numpy(f())
         finally:
             flat[i] = old
-        gflat[i] = (plus - minus) / (2 * h)
+        gflat[i] = np.sum(diff * dout) / (2 * h)
     return grad
 
 
@@ -85,3 +91,208 @@ def directional_check(loss, arrays, grads, h=1e-6, rng=None):
     numerical = (plus - minus) / (2 * h)
     err = abs(analytic - numerical) / max(1e-8, abs(analytic) + abs(numerical))
     return analytic, numerical, err
+
+
+# every layer at once ------------------------------------------------------------------
+Row = namedtuple("Row", "layer wrt error ok")  # one line of the check_layers table
+
+
+TOLERANCE = 1e-7  # max relative error accepted away from kinks (float64, h = 1e-5)
+
+
+def vjp_errors(forward, vjp, arrays, rng, h=1e-5):
+    """Check one differentiable map on all of its arrays.
+
+    forward: () -> out, reading the current contents of ``arrays``.
+    vjp: dout -> {name: analytic gradient}, valid for the last forward call.
+    arrays: {name: float64 C-contiguous array} perturbed in place by the check.
+    Returns {name: relative error}; dout is random (never all ones).
+    """
+    out = to_numpy(forward())
+    dout = rng.standard_normal(np.shape(out))
+    analytic = {k: np.array(to_numpy(g), dtype=np.float64) for k, g in vjp(dout).items()}
+    return {k: rel_error(analytic[k], numerical_vjp(forward, a, dout, h))
+            for k, a in arrays.items()}
+
+
+def layer_errors(layer, x, rng, h=1e-5):
+    """Check a :class:`~minvert.layers.base.Layer` w.r.t. x and every parameter."""
+    def vjp(dout):
+        dx = layer.backward(dout)
+        return {"x": dx, **{k: layer.grads.get(k) for k in layer.params}}
+    return vjp_errors(lambda: layer.forward(x), vjp, {"x": x, **layer.params}, rng, h)
+
+
+def _cases(rng):
+    """(key, display name, thing) with thing a Layer plus its input, or a function case
+    (forward, vjp, arrays). Inputs dodge the kinks: ReLU inputs are at least 0.1 from 0,
+    max-pool inputs are a permutation (distinct values, gaps >> h), BCE probabilities in
+    [0.05, 0.95], far from the clipping."""
+    from . import layers as L
+
+    def normal(*shape):
+        return rng.standard_normal(shape)
+
+    def away_from_zero(*shape):
+        return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)
+
+    def distinct(*shape):
+        return (rng.permutation(int(np.prod(shape))).reshape(shape) - np.prod(shape) / 2) / 100
+
+    def f64(layer, training=False):
+        layer.astype(np.float64)
+        layer.training = training
+        for v in layer.params.values():  # non-trivial parameters (gamma = 1 would hide bugs)
+            v[...] = rng.uniform(0.5, 1.5, v.shape) * rng.choice([-1.0, 1.0], v.shape)
+        return layer
+
+    cases = []
+    try:
+        from .layers.conv import Conv2D
+        cases += [("conv2d", "Conv2D 3x3/1 pad 1",
+                   (f64(Conv2D(3, 4, 3, 1, 1)), normal(2, 3, 5, 5))),
+                  ("conv2d_s2", "Conv2D 3x3/2 pad (0,1,0,1) no bias",
+                   (f64(Conv2D(2, 3, 3, 2, (0, 1, 0, 1), bias=False)), normal(2, 2, 6, 6)))]
+    except ModuleNotFoundError as e:  # reported as a failed row, never skipped silently
+        if e.name != "minvert.layers.conv":
+            raise
+        cases.append(("conv2d", "Conv2D (minvert/layers/conv.py missing)", None))
+    bn_eval = f64(L.BatchNorm2D(3))
+    bn_eval.state["mean"][...] = normal(3)
+    bn_eval.state["var"][...] = rng.uniform(0.5, 2.0, 3)
+    cases += [
+        ("maxpool", "MaxPool2D 3x3/2 pad 1", (L.MaxPool2D(3, 2, 1), distinct(2, 2, 7, 7))),
+        ("maxpool2", "MaxPool2D 2x2/2", (L.MaxPool2D(2), distinct(2, 2, 6, 6))),
+        ("avgpool", "AvgPool2D 3x3/2 pad 1", (L.AvgPool2D(3, 2, 1), normal(2, 2, 7, 7))),
+        ("avgpool_excl", "AvgPool2D 3x3/2 pad 1 excl. pad",
+         (L.AvgPool2D(3, 2, 1, count_include_pad=False), normal(2, 2, 7, 7))),
+        ("avgpool2", "AvgPool2D 2x2/2", (L.AvgPool2D(2), normal(2, 2, 6, 6))),
+        ("global_avgpool", "GlobalAvgPool", (L.GlobalAvgPool(), normal(2, 3, 4, 4))),
+        ("relu", "ReLU", (L.ReLU(), away_from_zero(2, 3, 4, 4))),
+        ("leaky_relu", "LeakyReLU 0.2", (L.LeakyReLU(0.2), away_from_zero(2, 3, 4, 4))),
+        ("sigmoid", "Sigmoid", (L.Sigmoid(), 2 * normal(2, 3, 4, 4))),
+        ("dense", "Dense 12->5", (f64(L.Dense(12, 5)), normal(3, 12))),
+        ("flatten", "Flatten", (L.Flatten(), normal(2, 3, 2, 2))),
+        ("reshape", "Reshape (4, 3)", (L.Reshape((4, 3)), normal(2, 12))),
+        ("zeropad", "ZeroPad2D (1,2,0,1)", (L.ZeroPad2D((1, 2, 0, 1)), normal(2, 2, 3, 3))),
+        ("upsample", "UpsampleNearest 2", (L.UpsampleNearest(2), normal(2, 2, 3, 3))),
+        ("batchnorm_train", "BatchNorm2D training",
+         (f64(L.BatchNorm2D(3), training=True), 2 + 3 * normal(4, 3, 3, 3))),
+        ("batchnorm_eval", "BatchNorm2D inference", (bn_eval, normal(4, 3, 3, 3))),
+    ]
+    a, b = normal(2, 3, 4, 4), normal(2, 3, 4, 4)
+    cases.append(("add", "residual add", (lambda: L.add_forward(a, b),
+                                          lambda d: dict(zip("ab", L.add_backward(d))),
+                                          {"a": a, "b": b})))
+
+    def loss_case(fn, pred, target, wrt):
+        return (lambda: fn(pred, target)[0], lambda g: {wrt: g * fn(pred, target)[1]},
+                {wrt: pred})
+    soft = rng.dirichlet(np.ones(5), 4)
+    cases += [
+        ("softmax_ce", "softmax cross-entropy (index)",
+         loss_case(L.softmax_cross_entropy, normal(4, 5), rng.integers(0, 5, 4), "logits")),
+        ("softmax_ce_soft", "softmax cross-entropy (soft)",
+         loss_case(L.softmax_cross_entropy, normal(4, 5), soft, "logits")),
+        ("bce", "binary cross-entropy (probabilities)",
+         loss_case(L.binary_cross_entropy, rng.uniform(0.05, 0.95, (2, 3, 4)),
+                   rng.uniform(0, 1, (2, 3, 4)), "p")),
+        ("bce_logits", "BCE with logits",
+         loss_case(L.bce_with_logits, 2 * normal(2, 3, 4), rng.uniform(0, 1, (2, 3, 4)), "z")),
+        ("mse", "MSE", loss_case(L.mse, normal(2, 3, 4), normal(2, 3, 4), "pred")),
+    ]
+    return cases
+
+
+def _plant(key, thing):
+    """Swap the backward of case ``key`` for a wrong one; return (thing, what is wrong).
+
+    A few are the classic mistakes; any other case gets every gradient 0.1 % too large,
+    to show that even a small error is caught.
+    """
+    from .layers import Layer, avgpool2d_backward, sigmoid
+    if isinstance(thing[0], Layer):
+        layer, orig = thing[0], thing[0].backward
+        if key == "relu":
+            layer.backward = lambda dout: dout.copy()
+            return thing, "backward passes dout through without the mask"
+        if key.startswith("maxpool"):
+            def spread(dout):
+                g = layer.cache["geometry"]
+                cache = {"geometry": g, "inv_divisor": 1.0 / np.prod(g["kernel"])}
+                return avgpool2d_backward(dout, cache)
+            layer.backward = spread
+            return thing, "backward spreads dout over the window instead of routing it to the max"
+        if key == "sigmoid":
+            def at_output(dout):
+                s = sigmoid(layer.cache["out"])
+                return dout * s * (1 - s)
+            layer.backward = at_output
+            return thing, "backward uses sigmoid'(out) instead of sigmoid'(x) = out (1 - out)"
+        if key == "batchnorm_train":
+            def constant_stats(dout):
+                orig(dout)  # correct dgamma, dbeta
+                c = layer.cache
+                return dout * (c["gamma"] * c["inv_std"])[:, None, None]
+            layer.backward = constant_stats
+            return thing, "backward treats the batch mean and variance as constants"
+
+        def scaled(dout):
+            dx = orig(dout)
+            for k in layer.grads:
+                layer.grads[k] = layer.grads[k] * 1.001
+            return dx * 1.001
+        layer.backward = scaled
+        return thing, "every gradient 0.1 % too large"
+    forward, vjp, arrays = thing
+    if key.startswith("softmax_ce"):
+        n = len(next(iter(arrays.values())))
+        return (forward, lambda d: {k: g * n for k, g in vjp(d).items()}, arrays), \
+            "gradient forgets the 1/N of the batch mean"
+    return (forward, lambda d: {k: g * 1.001 for k, g in vjp(d).items()}, arrays), \
+        "every gradient 0.1 % too large"
+
+
+def check_layers(out=print, plant=None, seed=0):
+    """Gradient-check every layer and loss w.r.t. every input and parameter.
+
+    Small random float64 shapes, random upstream gradients, h = 1e-5; a check passes when
+    the relative error (:func:`rel_error`) is below TOLERANCE = 1e-7.
+    out: where the table goes (``print``, or None for silence).
+    plant: a case key (e.g. "relu", "maxpool", "batchnorm_train", "softmax_ce", any other
+    key from the table) whose backward is replaced by a wrong one, to see the check fail.
+    Returns the rows, :class:`Row` (layer, wrt, error, ok) tuples.
+    """
+    from .layers import Layer
+    say = out or (lambda *a: None)
+    rng = np.random.default_rng(seed)
+    cases = _cases(rng)
+    keys = [key for key, _, _ in cases]
+    if plant is not None and plant not in keys:
+        raise ValueError(f"plant={plant!r}: choose one of {', '.join(keys)}")
+    rows = []
+    for key, name, thing in cases:
+        if thing is None:
+            rows.append(Row(name, "-", float("nan"), False))
+            continue
+        if key == plant:
+            thing, what = _plant(key, thing)
+            say(f"planted bug in {name}: {what}")
+        try:
+            if isinstance(thing[0], Layer):
+                errors = layer_errors(thing[0], thing[1], rng)
+            else:
+                errors = vjp_errors(*thing, rng)
+        except Exception as e:  # a crashing backward is a failed check, reported, not hidden
+            say(f"{name}: {type(e).__name__}: {e}")
+            errors = {"-": float("nan")}
+        rows += [Row(name, wrt, err, bool(err < TOLERANCE)) for wrt, err in errors.items()]
+    width = max(len(r.layer) for r in rows)
+    say(f"{'layer':<{width}} | wrt    | rel. error | ok")
+    say(f"{'-' * width}-|--------|------------|----")
+    for r in rows:
+        say(f"{r.layer:<{width}} | {r.wrt:<6} | {r.error:10.2e} | {'ok' if r.ok else 'FAIL'}")
+    failed = sum(not r.ok for r in rows)
+    say(f"{len(rows) - failed} of {len(rows)} checks pass (tolerance {TOLERANCE:g})"
+        + (f", {failed} FAIL" if failed else ""))
+    return rows

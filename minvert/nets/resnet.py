@@ -53,6 +53,7 @@ class ResidualBlock(Layer):
 
     def backward(self, dout):
         d = self.relu.backward(dout)  # gradient w.r.t. main(x) + shortcut(x)
+        self.relu.release()
         dx = self.main.backward(d)
         return dx + (d if self.shortcut is None else self.shortcut.backward(d))
 

@@ -88,6 +88,7 @@ class Sequential(Layer):
             if d is None:  # nothing flows back from above this layer yet
                 continue
             d = self.layers[name].backward(d)
+            self.layers[name].release()  # its cache is spent: free the memory now
         return d
 
     # modes, dtype, device ------------------------------------------------------

@@ -1,0 +1,279 @@
+"""Pooling: max, average and global average, NCHW.
+
+Windows of KH x KW with stride (SH, SW) on the input padded by (top, bottom, left, right):
+
+    H_out = 1 + (H + top + bottom - KH) // SH
+    W_out = 1 + (W + left + right - KW) // SW
+
+(floor: rows/columns a window would only partly cover at the bottom/right are not pooled,
+as in PyTorch and Keras 'valid'). Each padding must be smaller than the kernel, so every
+window holds at least one real element.
+
+Max and average pooling are a loop over the KH*KW kernel offsets (i, j): the slice
+``x_pad[:, :, i::SH, j::SW]`` (cut to H_out x W_out) holds element (i, j) of every window
+at once. Forward combines those slices; backward writes the gradient back through the
+same slices with strided ``+=`` (plain assignment when windows do not overlap). No
+fancy-index scatter, no im2col copy, the same code on NumPy and CuPy.
+
+Max-pool padding counts as -inf, so it never wins a window (PyTorch semantics; Keras pads
+post-ReLU inputs with zeros, which gives the same result). Ties: the gradient goes to
+exactly ONE element per window, the FIRST maximum in row-major window order (smallest i,
+then smallest j), like ``numpy.argmax`` and PyTorch's CPU kernel.
+
+Average-pool padding counts as zeros; by default they count in the divisor
+(``count_include_pad=True``, PyTorch's default, divisor KH*KW everywhere). With
+``count_include_pad=False`` the divisor is the number of real elements in each window
+(Keras' padding='same' behaviour).
+"""
+import numbers
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..errors import ShapeError
+from .base import Layer, check_floating, check_rank
+from .shape import last_cache, normalize_pad
+
+
+def _pair(v, what):
+    if isinstance(v, numbers.Integral):
+        v = (int(v), int(v))
+    v = tuple(int(k) for k in v)
+    if len(v) != 2 or min(v) < 1:
+        raise ShapeError(f"{what}={v!r}: use a positive int or (height, width)")
+    return v
+
+
+def _geometry(x, kernel, stride, pad, what):
+    """Validate x and the settings; return a dict of every size backward needs."""
+    check_floating(x)
+    check_rank(x, 4, "(N, C, H, W)")
+    KH, KW = _pair(kernel, "kernel")
+    SH, SW = (KH, KW) if stride is None else _pair(stride, "stride")
+    top, bottom, left, right = normalize_pad(pad)
+    N, C, H, W = x.shape
+    H_pad, W_pad = H + top + bottom, W + left + right
+    if KH > H_pad or KW > W_pad:
+        raise ShapeError(f"{what} kernel {KH}x{KW} is larger than the padded input "
+                         f"{H_pad}x{W_pad} (input {H}x{W}): use a smaller kernel or a larger image")
+    if max(top, bottom) >= KH or max(left, right) >= KW:
+        raise ShapeError(f"{what} padding {(top, bottom, left, right)} must be smaller than the "
+                         f"kernel {KH}x{KW} on every side, or whole windows would be padding")
+    H_out, W_out = 1 + (H_pad - KH) // SH, 1 + (W_pad - KW) // SW
+    return dict(x_shape=x.shape, kernel=(KH, KW), stride=(SH, SW), pad=(top, bottom, left, right),
+                padded=(H_pad, W_pad), out=(H_out, W_out))
+
+
+def _pad(x, g, fill):
+    """x placed inside a (N, C, H_pad, W_pad) array filled with ``fill``; x itself if no pad."""
+    top, bottom, left, right = g["pad"]
+    if not (top or bottom or left or right):
+        return x
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    x_pad = xp.full((N, C) + g["padded"], fill, dtype=x.dtype)
+    x_pad[:, :, top:top + H, left:left + W] = x
+    return x_pad
+
+
+def _windows(a, g):
+    """Yield (k, slice of ``a``) for the KH*KW kernel offsets (k = i*KW + j, row-major);
+    each slice is (N, C, H_out, W_out)."""
+    (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
+    for i in range(KH):
+        for j in range(KW):
+            yield i * KW + j, a[:, :, i:i + SH * (H_out - 1) + 1:SH, j:j + SW * (W_out - 1) + 1:SW]
+
+
+def _grad_buffer(dout, g):
+    """(N, C, H_pad, W_pad) buffer for dx; uninitialised only if the windows tile it exactly."""
+    xp = get_array_module(dout)
+    (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
+    shape = g["x_shape"][:2] + g["padded"]
+    exact = (SH, SW) == (KH, KW) and g["padded"] == (H_out * SH, W_out * SW)
+    return (xp.empty if exact else xp.zeros)(shape, dtype=dout.dtype)
+
+
+def _unpad(dx_pad, g):
+    top, _, left, _ = g["pad"]
+    H, W = g["x_shape"][2:]
+    if dx_pad.shape[2:] == (H, W):
+        return dx_pad
+    xp = get_array_module(dx_pad)
+    return xp.ascontiguousarray(dx_pad[:, :, top:top + H, left:left + W])
+
+
+def _overlap(g):
+    (KH, KW), (SH, SW) = g["kernel"], g["stride"]
+    return SH < KH or SW < KW
+
+
+# max pooling ---------------------------------------------------------------------------
+def maxpool2d_forward(x, kernel, stride=None, pad=0):
+    """x: (N, C, H, W); kernel, stride (default = kernel): int or (h, w);
+    pad: int or (top, bottom, left, right), padded with -inf.
+    Returns out: (N, C, H_out, W_out) and the cache.
+    """
+    xp = get_array_module(x)
+    g = _geometry(x, kernel, stride, pad, "max-pool")
+    x_pad = _pad(x, g, -np.inf)
+    out = None
+    for k, win in _windows(x_pad, g):
+        if k == 0:
+            out = win.copy()
+        else:
+            xp.maximum(out, win, out=out)
+    # x (alive in the previous layer anyway; x_pad when padded) and out: backward finds
+    # each window's winner as x == out. Tracking the argmax here instead would make the
+    # forward pass, all that inference runs, several times slower.
+    cache = {"x_pad": x_pad, "out": out, "geometry": g}
+    return out, cache
+
+
+def maxpool2d_backward(dout, cache):
+    """dout: (N, C, H_out, W_out) -> dx: (N, C, H, W); each window's gradient goes to its
+    FIRST maximum (row-major window order) only.
+
+    Offsets are visited in that order; ``taken`` marks windows whose winner was already
+    found, so a later tied element gets nothing. x and out must not have been modified
+    since the forward pass.
+    """
+    xp = get_array_module(dout)
+    g, x_pad, out = cache["geometry"], cache["x_pad"], cache["out"]
+    dx_pad = _grad_buffer(dout, g)
+    overlap = _overlap(g)
+    last = g["kernel"][0] * g["kernel"][1] - 1
+    taken = None
+    for (k, win), (_, dwin) in zip(_windows(x_pad, g), _windows(dx_pad, g)):
+        hit = win == out  # (N, C, H_out, W_out)
+        if taken is None:
+            taken = hit
+        else:
+            xp.greater(hit, taken, out=hit)  # hit and not taken
+            if k < last:
+                taken |= hit
+        if overlap:
+            dwin += hit * dout
+        else:
+            xp.multiply(hit, dout, out=dwin)
+    return _unpad(dx_pad, g)
+
+
+# average pooling -----------------------------------------------------------------------
+def _inv_divisor(x, g, count_include_pad):
+    """1 / (elements counted per window): a scalar, or (H_out, W_out) without the padding."""
+    (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
+    if count_include_pad:
+        return 1.0 / (KH * KW)
+    top, _, left, _ = g["pad"]
+    H, W = g["x_shape"][2:]
+    rows = np.arange(H_out) * SH - top
+    cols = np.arange(W_out) * SW - left
+    count_h = np.minimum(rows + KH, H) - np.maximum(rows, 0)
+    count_w = np.minimum(cols + KW, W) - np.maximum(cols, 0)
+    inv = 1.0 / np.outer(count_h, count_w)  # (H_out, W_out)
+    return get_array_module(x).asarray(inv.astype(x.dtype))
+
+
+def avgpool2d_forward(x, kernel, stride=None, pad=0, count_include_pad=True):
+    """x: (N, C, H, W) -> out: (N, C, H_out, W_out), the mean of each window.
+
+    pad: zeros; count_include_pad=True divides by KH*KW (PyTorch default),
+    False by the number of real (non-padding) elements in the window (Keras 'same').
+    """
+    g = _geometry(x, kernel, stride, pad, "average-pool")
+    x_pad = _pad(x, g, 0)
+    out = None
+    for k, win in _windows(x_pad, g):
+        if k == 0:
+            out = win.copy()
+        else:
+            out += win
+    inv = _inv_divisor(x, g, count_include_pad)
+    out *= inv
+    cache = {"inv_divisor": inv, "geometry": g}  # linear layer: only the sizes and weights 1/count
+    return out, cache
+
+
+def avgpool2d_backward(dout, cache):
+    """dout: (N, C, H_out, W_out) -> dx: (N, C, H, W); every element of a window receives
+    dout / count."""
+    g = cache["geometry"]
+    dscaled = dout * cache["inv_divisor"]
+    dx_pad = _grad_buffer(dout, g)
+    overlap = _overlap(g)
+    for _, win in _windows(dx_pad, g):
+        if overlap:
+            win += dscaled
+        else:
+            win[...] = dscaled
+    return _unpad(dx_pad, g)
+
+
+# global average pooling ----------------------------------------------------------------
+def global_avgpool_forward(x):
+    """x: (N, C, H, W) -> out: (N, C), the mean over H and W."""
+    check_floating(x)
+    check_rank(x, 4, "(N, C, H, W)")
+    out = x.mean(axis=(2, 3))
+    cache = {"x_shape": x.shape}  # linear: the gradient is dout / (H*W) everywhere
+    return out, cache
+
+
+def global_avgpool_backward(dout, cache):
+    """dout: (N, C) -> dx: (N, C, H, W) = dout / (H*W) broadcast over H, W."""
+    xp = get_array_module(dout)
+    N, C, H, W = cache["x_shape"]
+    dx = xp.empty((N, C, H, W), dtype=dout.dtype)
+    dx[...] = (dout * (1.0 / (H * W)))[:, :, None, None]  # (N, C, 1, 1)
+    return dx
+
+
+# classes -------------------------------------------------------------------------------
+class MaxPool2D(Layer):
+    """Max pooling; ResNet stem: MaxPool2D(3, 2, 1); VGG: MaxPool2D(2)."""
+
+    def __init__(self, kernel, stride=None, pad=0):
+        super().__init__()
+        self.kernel, self.stride, self.pad = kernel, stride, pad
+
+    def forward(self, x):
+        out, self.cache = maxpool2d_forward(x, self.kernel, self.stride, self.pad)
+        return out
+
+    def backward(self, dout):
+        return maxpool2d_backward(dout, last_cache(self))
+
+    def __repr__(self):
+        return f"MaxPool2D(kernel={self.kernel}, stride={self.stride}, pad={self.pad})"
+
+
+class AvgPool2D(Layer):
+    """Average pooling; padded zeros count in the divisor unless count_include_pad=False."""
+
+    def __init__(self, kernel, stride=None, pad=0, count_include_pad=True):
+        super().__init__()
+        self.kernel, self.stride, self.pad = kernel, stride, pad
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x):
+        out, self.cache = avgpool2d_forward(x, self.kernel, self.stride, self.pad,
+                                            self.count_include_pad)
+        return out
+
+    def backward(self, dout):
+        return avgpool2d_backward(dout, last_cache(self))
+
+    def __repr__(self):
+        return f"AvgPool2D(kernel={self.kernel}, stride={self.stride}, pad={self.pad})"
+
+
+class GlobalAvgPool(Layer):
+    """(N, C, H, W) -> (N, C), ResNet's pooled feature."""
+
+    def forward(self, x):
+        out, self.cache = global_avgpool_forward(x)
+        return out
+
+    def backward(self, dout):
+        return global_avgpool_backward(dout, last_cache(self))

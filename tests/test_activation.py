@@ -1,0 +1,108 @@
+"""ReLU, LeakyReLU, sigmoid: forward against element-by-element oracles, backward against
+numerical gradients (float64, random dout).
+
+Kinks: ReLU and LeakyReLU are not differentiable at 0, so their inputs have a random sign
+and a magnitude drawn from [0.1, 1]: every value is 10^4 finite-difference steps
+(h = 1e-5) away from the kink. Sigmoid is smooth; its inputs cover [-6, 6].
+"""
+import numpy as np
+import pytest
+
+import naive_layers as naive
+from minvert.backend import gpu_available
+from minvert.errors import DTypeError, MinvertError
+from minvert.gradcheck import layer_errors, rel_error
+from minvert.layers import (LeakyReLU, ReLU, Sigmoid, leaky_relu_forward, relu_backward,
+                            relu_forward, sigmoid, sigmoid_forward)
+
+SHAPES = [(7,), (3, 5), (2, 3, 4, 4)]
+
+
+def away_from_zero(shape, rng):
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_forward_matches_naive(shape):
+    rng = np.random.default_rng(0)
+    x = 3 * rng.standard_normal(shape)
+    np.testing.assert_array_equal(relu_forward(x)[0], naive.relu(x))
+    for alpha in (0.0, 0.2, 0.3, 1.5):
+        np.testing.assert_allclose(leaky_relu_forward(x, alpha)[0], naive.leaky_relu(x, alpha),
+                                   rtol=1e-15)
+    np.testing.assert_allclose(sigmoid_forward(x)[0], naive.sigmoid(x), rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("make", [ReLU, lambda: LeakyReLU(0.2), lambda: LeakyReLU(0.0),
+                                  lambda: LeakyReLU(1.5)])
+def test_piecewise_linear_gradients(shape, make):
+    rng = np.random.default_rng(1)
+    errors = layer_errors(make(), away_from_zero(shape, rng), rng)
+    assert errors["x"] < 1e-7, errors
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sigmoid_gradient(shape):
+    rng = np.random.default_rng(2)
+    errors = layer_errors(Sigmoid(), rng.uniform(-6, 6, shape), rng)
+    assert errors["x"] < 1e-7, errors
+
+
+def test_relu_gradient_at_zero_is_zero():
+    """The convention at the kink (documented): x = 0 passes no gradient."""
+    out, cache = relu_forward(np.array([-1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(relu_backward(np.array([5.0, 5.0, 5.0]), cache), [0, 0, 5])
+
+
+def test_sigmoid_is_stable_at_extremes():
+    x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow to 0 is fine
+        s = sigmoid(x)
+        s32 = sigmoid(x.astype(np.float32))
+    np.testing.assert_allclose(s, [0.0, np.exp(-50.0), 0.5, 1.0, 1.0], rtol=1e-15, atol=0)
+    assert s32.dtype == np.float32 and np.all(np.isfinite(s32))
+
+
+def test_backward_does_not_touch_dout():
+    """A residual add hands the same dout to two branches, so no backward may write into it."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 5))
+    for layer in (ReLU(), LeakyReLU(0.2), Sigmoid()):
+        dout = rng.standard_normal((4, 5))
+        keep = dout.copy()
+        layer.forward(x)
+        layer.backward(dout)
+        np.testing.assert_array_equal(dout, keep)
+
+
+def test_dtype_and_errors():
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    for layer in (ReLU(), LeakyReLU(), Sigmoid()):
+        assert layer.forward(x).dtype == np.float32
+        assert layer.backward(np.ones_like(x)).dtype == np.float32
+        with pytest.raises(DTypeError):
+            layer.forward(np.arange(4))
+    with pytest.raises(ValueError):
+        leaky_relu_forward(x, -0.1)
+
+
+def test_backward_before_forward_is_one_line_error():
+    layer = ReLU()
+    with pytest.raises(MinvertError, match="before forward"):
+        layer.backward(np.ones(3))
+    layer.forward(np.ones(3))
+    layer.release()
+    with pytest.raises(MinvertError):
+        layer.backward(np.ones(3))
+
+
+@pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_cupy_matches_numpy():
+    cp = pytest.importorskip("cupy")
+    rng = np.random.default_rng(4)
+    x, dout = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((2, 3, 5, 5))
+    for layer in (ReLU(), LeakyReLU(0.2), Sigmoid()):
+        out, dx = layer.forward(x), layer.backward(dout)
+        out_gpu, dx_gpu = layer.forward(cp.asarray(x)), layer.backward(cp.asarray(dout))
+        assert rel_error(out_gpu, out) < 1e-12 and rel_error(dx_gpu, dx) < 1e-12
