@@ -25,6 +25,8 @@ def main(argv=None):
     try:
         return args.handler(args) or 0
     except MinvertError as e:
+        if os.environ.get("MINVERT_DEBUG"):
+            raise
         print(f"minvert: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -102,8 +104,9 @@ def _add_transform(sub):
                  "log.jsonl (one line per iteration) and summary.json into --out.\n\n"
                  "presets (the rows of the paper's results table):\n" + presets))
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--target", required=True, metavar="CLASS",
-                   help="class name (case/spaces/underscores ignored), index or WordNet id")
+    p.add_argument("--target", metavar="CLASS",
+                   help="class name (case/spaces/underscores ignored), index or WordNet id; "
+                        "default: the preset's target")
     p.add_argument("--model", default="vgg19",
                    help="model name or .h5 path (default vgg19; offline: tiny-vgg-textures)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -135,9 +138,18 @@ def _run_transform(args):
     from .weights import load_model
     img = load_image(args.image)
     mask = load_mask(args.mask, img.shape[:2]) if args.mask else None
+    from .errors import MinvertError
+    preset = PRESETS[args.preset] if args.preset else None
+    if args.target is None and preset is None:
+        raise MinvertError("say which class to aim for: --target CLASS (or a --preset)")
+    if preset is not None and preset.jitter and not args.jitter:
+        args.jitter = 16
+        print(f"preset {args.preset}: jittered in the paper, so --jitter 16")
+    if preset is not None and preset.mask and not args.mask:
+        print(f"preset {args.preset}: the paper used a {preset.mask} mask; pass it with --mask FILE")
     net = load_model(args.model, device=args.device)
-    target = net_labels(net).index(args.target)
-    base = PRESETS[args.preset].multipliers if args.preset else Multipliers()
+    target = net_labels(net).index(args.target if args.target is not None else preset.target)
+    base = preset.multipliers if preset else Multipliers()
     mult = Multipliers(*(getattr(base, k) if getattr(args, k) is None else getattr(args, k)
                          for k in ("content", "style", "tv", "color")))
     settings = Settings(target=target, multipliers=mult, iters=args.iters, history=args.history,
@@ -180,6 +192,8 @@ def _add_train(sub):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--optimizer", choices=["adam", "sgd", "adadelta"], default="adam")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: adam 1e-3, sgd 0.05, adadelta 1.0)")
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                   help="learning rate over the epochs (default cosine annealing)")
     p.add_argument("--n", type=int, default=300, help="generated images per class for training (textures)")
     p.add_argument("--val-n", type=int, default=50, help="generated validation images per class (textures)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction of a folder")
@@ -216,7 +230,7 @@ def _add_convert(sub):
                          ".h5 file; the architecture is detected from the names and shapes.")
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
-    p.add_argument("--arch", help="override detection: vgg16, vgg19, resnet18 ... resnet152[-v1|-v1.5]")
+    p.add_argument("--arch", help="override detection: vgg16, vgg19, resnet18, resnet34, resnet50, resnet101, resnet152")
     p.add_argument("--force", action="store_true", help="overwrite DST")
 
 
@@ -274,16 +288,22 @@ def _run_weights_verify(args):
 
 # checks and benchmarks -----------------------------------------------------------------------
 def _add_gradcheck(sub):
-    _cmd(sub, "gradcheck", "check every layer's backward against numerical gradients",
-         handler=_run_gradcheck,
-         description="Gradient-check every hand-written layer w.r.t. every input and parameter "
-                     "(float64, central differences, random upstream gradient). Exit 0 only if all pass.")
+    p = _cmd(sub, "gradcheck", "check every layer's backward against numerical gradients",
+             handler=_run_gradcheck,
+             description="Gradient-check every hand-written layer w.r.t. every input and parameter "
+                         "(float64, central differences, random upstream gradient). Exit 0 only if "
+                         "all pass. --plant KEY swaps in a broken backward to show a failure.")
+    p.add_argument("--plant", metavar="KEY", help="plant a bug: relu, maxpool, sigmoid, batchnorm_train, softmax_ce")
 
 
 def _run_gradcheck(args):
+    from .errors import MinvertError
     from .gradcheck import check_layers
-    rows = check_layers()
-    return 0 if all(r["ok"] for r in rows) else 1
+    try:
+        rows = check_layers(plant=args.plant)
+    except ValueError as e:
+        raise MinvertError(str(e)) from None
+    return 0 if all(r.ok for r in rows) else 1
 
 
 def _add_bench(sub):

@@ -80,12 +80,13 @@ def iterate_minibatches(n, batch_size, rng):
 
 
 def run_epochs(net, optimizer, step, n_train, out_dir, epochs, batch_size, seed, resume=False,
-               evaluate=None, log=print, checkpoint_every=1, on_step=None):
+               evaluate=None, log=print, checkpoint_every=1, on_step=None, on_epoch=None):
     """The shared loop: shuffling, checkpoints, resume, Ctrl-C, progress lines.
 
     step(indices) -> (loss, n_correct or None, n): one optimisation step on those samples.
     evaluate(epoch) -> dict of extra numbers for the progress line (validation accuracy, ...).
     on_step(global_step): called after each step (tests interrupt a run through it).
+    on_epoch(epoch): called before each epoch (0-based), also a resumed one (lr schedules).
     Returns the history (one dict per epoch).
     """
     out_dir = Path(out_dir)
@@ -105,6 +106,8 @@ def run_epochs(net, optimizer, step, n_train, out_dir, epochs, batch_size, seed,
     try:
         while progress["epoch"] < epochs:
             epoch = progress["epoch"]
+            if on_epoch is not None:
+                on_epoch(epoch)
             rng.bit_generator.state = progress["rng"]
             batches = iterate_minibatches(n_train, batch_size, rng)
             start, totals = time.perf_counter(), [0.0, 0, 0]
@@ -160,9 +163,20 @@ def accuracy(net, x, labels, batch_size=256):
     return correct / max(len(x), 1)
 
 
+def cosine_lr(lr0, epoch, epochs):
+    """Cosine annealing from lr0 (first epoch) towards 0 (after the last)."""
+    return lr0 * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+
+
 def train_classifier(net, optimizer, x_train, y_train, x_val, y_val, out_dir, epochs=10,
-                     batch_size=32, seed=0, resume=False, log=print, on_step=None):
-    """Train ``net`` with softmax cross-entropy; x already preprocessed (N, 3, H, W)."""
+                     batch_size=32, seed=0, resume=False, log=print, on_step=None, schedule="cosine"):
+    """Train ``net`` with softmax cross-entropy; x already preprocessed (N, 3, H, W).
+    schedule: "cosine" (learning rate annealed per epoch) or "constant"."""
+    lr0 = optimizer.lr
+
+    def on_epoch(epoch):
+        if schedule == "cosine":
+            optimizer.lr = cosine_lr(lr0, epoch, epochs)
     net.layers[net.names[0]].need_dx = False  # nobody needs the gradient w.r.t. the pixels
 
     def step(idx):
@@ -177,7 +191,7 @@ def train_classifier(net, optimizer, x_train, y_train, x_val, y_val, out_dir, ep
         return {"val_accuracy": accuracy(net, x_val, y_val)} if len(x_val) else {}
 
     return run_epochs(net, optimizer, step, len(x_train), out_dir, epochs, batch_size, seed,
-                      resume=resume, evaluate=evaluate, log=log, on_step=on_step)
+                      resume=resume, evaluate=evaluate, log=log, on_step=on_step, on_epoch=on_epoch)
 
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05, "adadelta": 1.0}
@@ -222,7 +236,7 @@ def train_command(args, log=print, on_step=None):
     start = time.perf_counter()
     history = train_classifier(net, optimizer, x_train, ytr, x_val, yval, out, epochs=args.epochs,
                                batch_size=args.batch, seed=args.seed, resume=args.resume, log=log,
-                               on_step=on_step)
+                               on_step=on_step, schedule=args.schedule)
     name = f"{args.arch}-{'textures' if args.data == 'textures' else 'custom'}"
     save(net, out / "model.h5", source={"name": name, "trained_by": "minvert train",
                                         "history": history}, force=True)

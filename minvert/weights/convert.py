@@ -6,6 +6,7 @@ arrays are copied in with every name and shape checked, and the result is writte
 the preprocessing convention that goes with the source (Keras: caffe/BGR; torchvision:
 RGB mean/std) and the source's SHA-256.
 """
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -45,9 +46,13 @@ def read_source(src, arch=None):
         return config, keras_to_minvert(layers, config), PRESETS["keras"], kind
     from .torch_pth import read_pth
     from .torchvision_map import detect_torchvision_arch, torchvision_to_minvert
+    from .zoo import ZOO
     state = read_pth(src)
     config = detect_torchvision_arch(state, arch=arch)
-    return config, torchvision_to_minvert(state, config), PRESETS["torchvision"], kind
+    pre = PRESETS["torchvision"]
+    if any(e.filename == Path(src).name and e.name.endswith("-v2") for e in ZOO.values()):
+        pre = dataclasses.replace(pre, resize=232)  # torchvision's V2 recipes evaluate at 232
+    return config, torchvision_to_minvert(state, config), pre, kind
 
 
 def convert(src, dst, arch=None, force=False, dtype="float32"):
