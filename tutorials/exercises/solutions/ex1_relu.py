@@ -1,0 +1,19 @@
+"""Exercise 1 (solution): the backward pass of ReLU.
+
+    out = max(x, 0)          x, out: any shape, e.g. (N, C, H, W)
+"""
+import numpy as np
+
+
+def relu_forward(x):
+    """x: any shape -> (out, cache); out = max(x, 0) has the shape of x."""
+    out = np.maximum(x, 0)
+    cache = x  # the sign of x decides where the gradient may flow
+    return out, cache
+
+
+def relu_backward(dout, cache):
+    """dout: d loss / d out, shape of x -> dx: d loss / d x, shape of x."""
+    x = cache
+    # d out / d x is 1 where x > 0 and 0 elsewhere; the chain rule multiplies it by dout
+    return dout * (x > 0)
