@@ -196,6 +196,8 @@ def _add_train(sub):
                    help="learning rate over the epochs (default cosine annealing)")
     p.add_argument("--n", type=int, default=300, help="generated images per class for training (textures)")
     p.add_argument("--val-n", type=int, default=50, help="generated validation images per class (textures)")
+    p.add_argument("--test-n", type=int, default=100,
+                   help="after training, accuracy on this many new generated images per class (textures)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction of a folder")
     p.add_argument("--size", type=int, default=64, help="image side (default 64)")
     p.add_argument("--seed", type=int, default=0)

@@ -238,9 +238,16 @@ def train_command(args, log=print, on_step=None):
                                batch_size=args.batch, seed=args.seed, resume=args.resume, log=log,
                                on_step=on_step, schedule=args.schedule)
     name = f"{args.arch}-{'textures' if args.data == 'textures' else 'custom'}"
-    save(net, out / "model.h5", source={"name": name, "trained_by": "minvert train",
-                                        "history": history}, force=True)
+    source = {"name": name, "trained_by": "minvert train", "history": history}
+    if args.data == "textures" and args.test_n:
+        from .datasets import make_dataset
+        xte, yte, _ = make_dataset(args.test_n, size=args.size, seed=args.seed + 20_000)  # never seen
+        source["test_accuracy"] = accuracy(net, pre.preprocess(xte), yte)
+        source["test_images"] = len(xte)
+    save(net, out / "model.h5", source=source, force=True)
     val = history[-1].get("val_accuracy") if history else None
-    log(f"done in {time.perf_counter() - start:.0f}s; validation accuracy {val:.4f}; wrote {out / 'model.h5'}"
-        if val is not None else f"done; wrote {out / 'model.h5'}")
+    log(f"done in {time.perf_counter() - start:.0f}s"
+        + (f"; validation accuracy {val:.4f}" if val is not None else "")
+        + (f"; test accuracy {source['test_accuracy']:.4f} on {source['test_images']} new images"
+           if "test_accuracy" in source else "") + f"; wrote {out / 'model.h5'}")
     return net, history

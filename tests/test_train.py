@@ -13,7 +13,7 @@ from minvert.weights import load_model
 
 def _args(out, **kw):
     base = dict(data="textures", arch="tiny-vgg", out=str(out), epochs=2, batch=16, optimizer="adam",
-                lr=None, n=6, val_n=2, val_fraction=0.25, size=16, seed=3, resume=False, schedule="cosine")
+                lr=None, n=6, val_n=2, val_fraction=0.25, size=16, seed=3, resume=False, schedule="cosine", test_n=2)
     base.update(kw)
     return argparse.Namespace(**base)
 
