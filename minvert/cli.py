@@ -280,7 +280,13 @@ def _run_weights_info(args):
     print(f"  preprocessing  {json.dumps(h['preprocessing'])}")
     labels = h["labels"] or []
     print(f"  labels         {len(labels)} classes{': ' + ', '.join(labels[:5]) + ' ...' if labels else ''}")
-    print(f"  source         {json.dumps(h['source'])}")
+    source = dict(h["source"] or {})
+    history = source.pop("history", None)
+    print(f"  source         {json.dumps(source)}")
+    if history:
+        last = history[-1]
+        print(f"  training       {len(history)} epochs; last: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in last.items() if k != "epoch" and isinstance(v, float)))
 
 
 def _run_weights_verify(args):

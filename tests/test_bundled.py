@@ -1,0 +1,62 @@
+"""The bundled texture classifiers: shipped in the wheel, found by name from anywhere,
+and right about a freshly generated image of every class."""
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import minvert
+from minvert.datasets import CLASSES, make_dataset
+from minvert.weights import BUNDLED, BUNDLED_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE_PARENT = str(Path(minvert.__file__).resolve().parent.parent)
+
+
+def _run(args, cwd):
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+    return subprocess.run([sys.executable, "-m", "minvert.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_model_classifies_a_new_image_of_every_class(name, tmp_path):
+    images, labels, _ = make_dataset(1, size=64, seed=424242)  # seeds no training run used
+    paths = []
+    for img, y in zip(images, labels):
+        paths.append(str(tmp_path / f"{CLASSES[y]}.png"))
+        Image.fromarray(img).save(paths[-1])
+    r = _run(["classify", *paths, "--model", name, "--top", "1", "--json"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import json
+    got = [json.loads(line)["top"][0]["label"] for line in r.stdout.splitlines()]
+    assert got == [CLASSES[y] for y in labels]
+
+
+def test_bundled_models_are_small_and_inside_the_package():
+    for name in BUNDLED:
+        path = BUNDLED_DIR / f"{name}.h5"
+        assert path.is_file() and path.stat().st_size < 5 * 2**20
+        assert path.resolve().parent.parent == Path(minvert.__file__).resolve().parent
+        net = minvert.load_model(name)
+        assert net.labels == list(CLASSES) and net.preprocessing.mode == "unit"
+        assert net.source["test_accuracy"] >= 0.95
+
+
+def test_the_wheel_carries_the_bundled_models(tmp_path):
+    pytest.importorskip("setuptools")
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                        "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 and "No module named pip" in r.stderr:
+        pytest.skip("pip is not available in this environment")
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next(tmp_path.glob("minvert-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in BUNDLED:
+        assert f"minvert/data/{name}.h5" in names
+    assert "minvert/data/imagenet_class_index.json" in names
