@@ -36,7 +36,9 @@ def _check_input_gradient(net, x, rng, **fwd):
 
     def loss():
         return float(np.sum(net.forward(x) * dout))
-    _, _, err = directional_check(loss, [x], [dx], rng=rng)
+    # h = 1e-4: the nets are piecewise linear, so a larger step only removes the rounding
+    # noise that 50 layers add (which grows as h shrinks) and stays far from the kinks
+    _, _, err = directional_check(loss, [x], [dx], h=1e-4, rng=rng)
     return err
 
 

@@ -1,0 +1,367 @@
+"""2-D convolution (cross-correlation, as in every deep-learning library), NCHW.
+
+    x: (N, C, H, W)   w: (F, C, KH, KW)   b: (F,)   out: (N, F, H_out, W_out)
+    H_out = (H + top + bottom - KH) // SH + 1,   W_out = (W + left + right - KW) // SW + 1
+    out[n, f, h, w] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, SH*h + i, SW*w + j]
+
+How it is computed (im2col): ``cols`` (C*KH*KW, H_out*W_out) holds in column p = (h, w)
+the input window under output pixel p, so a sample's output is ONE matrix product
+``w2d (F, C*KH*KW) @ cols``, already in (F, H_out, W_out) order. ``cols`` is one copy out
+of a strided *view* of the padded input (``as_strided``: no loop over pixels, no fancy
+indexing), made in a reused scratch buffer: a fresh 100 MB array costs as much in page
+faults as the copy. Small images go side by side into one ``cols``, a large one in bands
+of rows (see MATMUL_COLUMNS). Backward rebuilds ``cols`` for dw instead of keeping it
+(KH*KW times the memory of x per layer). ``minvert.bench.bench_layers()`` compares each
+pass with a bare matmul of the same shape.
+"""
+import importlib
+import numbers
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..errors import DTypeError, MinvertError, ShapeError
+from .base import Layer, check_floating, check_rank
+from .dense import init_weight
+from .shape import normalize_pad
+
+# Each matmul covers about MATMUL_COLUMNS output pixels: row bands of a large image, or
+# several small images side by side. Its im2col matrix (a few MB) is then still in the
+# CPU cache when the matmul reads it, and the matmul still big enough to run at full
+# speed. Images whose matrix fits WHOLE_BYTES are not split (measured: faster). GPUs
+# want the biggest matmuls.
+MATMUL_COLUMNS = {"cpu": 2048, "gpu": 1 << 40}
+WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
+_SCRATCH = {}  # (xp, dtype, slot) -> buffer whose contents never outlive a call (not thread-safe)
+
+
+def _pair(v, what):
+    if isinstance(v, numbers.Integral):
+        v = (int(v), int(v))
+    v = tuple(int(k) for k in v)
+    if len(v) != 2 or min(v) < 1:
+        raise ShapeError(f"{what}={v!r}: use a positive int or (height, width)")
+    return v
+
+
+def same_padding(kernel_size, stride=1, in_size=None):
+    """TensorFlow 'same' padding -> (top, bottom, left, right), so that H_out = ceil(H / SH).
+
+    pad_total = max((ceil(H / SH) - 1) * SH + KH - H, 0); top = pad_total // 2 and the odd
+    extra row goes to the bottom (likewise left/right). Without ``in_size`` H is assumed
+    to be a multiple of the stride, which gives pad_total = max(KH - SH, 0).
+    """
+    (KH, KW), (SH, SW) = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
+    H, W = (SH, SW) if in_size is None else _pair(in_size, "in_size")
+    total_h = max((-(-H // SH) - 1) * SH + KH - H, 0)
+    total_w = max((-(-W // SW) - 1) * SW + KW - W, 0)
+    return total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2
+
+
+def _scratch(xp, slot, shape, dtype):
+    """An uninitialised array from a buffer kept between calls (grown when too small)."""
+    size, key = int(np.prod(shape)), (xp.__name__, np.dtype(dtype).str, slot)
+    buf = _SCRATCH.get(key)
+    if buf is None or buf.size < size:
+        buf = _SCRATCH[key] = xp.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+def _pad(x, top, bottom, left, right):
+    """x (N, C, H, W) inside zeros -> (N, C, H+top+bottom, W+left+right), in scratch memory.
+
+    A negative amount crops instead (the transposed convolution of a layer padded by more
+    than KH-1 needs that). x itself when there is nothing to pad.
+    """
+    N, C, H, W = x.shape
+    x = x[:, :, max(-top, 0):H - max(-bottom, 0), max(-left, 0):W - max(-right, 0)]
+    top, bottom, left, right = max(top, 0), max(bottom, 0), max(left, 0), max(right, 0)
+    if not (top or bottom or left or right):
+        return x
+    H, W = x.shape[2:]
+    shape = (N, C, H + top + bottom, W + left + right)
+    x_pad = _scratch(get_array_module(x), "pad", shape, x.dtype)
+    x_pad[:, :, :top] = 0  # only the border needs zeros; the interior is overwritten
+    x_pad[:, :, top + H:] = 0
+    x_pad[:, :, top:top + H, :left] = 0
+    x_pad[:, :, top:top + H, left + W:] = 0
+    x_pad[:, :, top:top + H, left:left + W] = x
+    return x_pad
+
+
+def _chunks(xp, shape, itemsize, copies=True):
+    """Split the work on an im2col matrix of shape (N, C, KH, KW, H_out, W_out) into
+    (n0, n1, r0, r1): samples n0:n1, output rows r0:r1 (see MATMUL_COLUMNS).
+
+    No copy (1x1 stride-1 conv) -> one chunk for all of x.
+    """
+    N, H_out, W_out = shape[0], shape[4], shape[5]
+    sample_bytes = int(np.prod(shape[1:])) * itemsize
+    device = "cpu" if xp is np else "gpu"
+    if not copies:
+        return [(0, N, 0, H_out)]
+    if sample_bytes > WHOLE_BYTES[device]:
+        rows = -(-MATMUL_COLUMNS[device] // W_out)
+        return [(n, n + 1, r0, min(H_out, r0 + rows)) for n in range(N)
+                for r0 in range(0, H_out, rows)]
+    per = max(1, min(WHOLE_BYTES[device] // sample_bytes,
+                     -(-MATMUL_COLUMNS[device] // (H_out * W_out))))
+    return [(n0, min(N, n0 + per), 0, H_out) for n0 in range(0, N, per)]
+
+
+def _windows(x_pad, KH, KW, SH, SW, H_out, W_out):
+    """The im2col matrix as a strided VIEW of x_pad (no copy):
+
+    window[n, c, i, j, h, w] = x_pad[n, c, SH*h + i, SW*w + j]   (N, C, KH, KW, H_out, W_out)
+    """
+    xp = get_array_module(x_pad)
+    as_strided = importlib.import_module(xp.__name__ + ".lib.stride_tricks").as_strided
+    sN, sC, sH, sW = x_pad.strides
+    return as_strided(x_pad, (x_pad.shape[0], x_pad.shape[1], KH, KW, H_out, W_out),
+                      (sN, sC, sH, sW, sH * SH, sW * SW))
+
+
+def _is_x_itself(window):
+    """1x1 kernel, stride 1, rows back to back: the im2col matrix is x, reshaped."""
+    KH, KW, W_out = window.shape[2], window.shape[3], window.shape[5]
+    return KH * KW == 1 and window.strides[5] == window.itemsize and \
+        window.strides[4] == W_out * window.itemsize
+
+
+def _im2col(window, n0, n1, r0, r1):
+    """cols (C*KH*KW, n*rows*W_out) of samples n0:n1 side by side, output rows r0:r1: one
+    copy into scratch memory. 1x1 stride 1: the view (n, C, rows*W_out) of x, no copy."""
+    n, (C, KH, KW) = n1 - n0, window.shape[1:4]
+    part = window[n0:n1, :, :, :, r0:r1]  # (n, C, KH, KW, rows, W_out)
+    if _is_x_itself(window):
+        return part.reshape(n, C, -1)  # (n, C, rows*W_out), a view of x
+    part = part.transpose(1, 2, 3, 0, 4, 5)  # (C, KH, KW, n, rows, W_out)
+    cols = _scratch(get_array_module(window), "cols", part.shape, window.dtype)
+    cols[...] = part  # the single copy
+    return cols.reshape(C * KH * KW, -1)  # (C*KH*KW, n*rows*W_out)
+
+
+def _conv_matmul(x_pad, w2d, b, KH, KW, SH, SW, H_out, W_out):
+    """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out); x_pad already padded."""
+    xp = get_array_module(x_pad)
+    N, F = x_pad.shape[0], w2d.shape[0]
+    out = xp.empty((N, F, H_out * W_out), dtype=x_pad.dtype)  # (N, F, H_out*W_out)
+    window = _windows(x_pad, KH, KW, SH, SW, H_out, W_out)
+    for n0, n1, r0, r1 in _chunks(xp, window.shape, window.itemsize, not _is_x_itself(window)):
+        out_chunk = out[n0:n1, :, r0 * W_out:r1 * W_out]  # (n, F, rows*W_out)
+        cols = _im2col(window, n0, n1, r0, r1)
+        if cols.ndim == 3 or n1 - n0 == 1:  # the product lands in NCHW order directly
+            xp.matmul(w2d, cols, out=out_chunk if cols.ndim == 3 else out_chunk[0])
+        else:  # (F, n, H_out*W_out) -> (n, F, H_out*W_out): a copy of the output's size
+            prod = xp.matmul(w2d, cols, out=_scratch(xp, "prod", (F, cols.shape[1]), out.dtype))
+            out_chunk[...] = prod.reshape(F, n1 - n0, -1).transpose(1, 0, 2)
+        if b is not None:  # now, while the chunk is still in cache
+            out_chunk += b.reshape(1, F, 1)
+    return out.reshape(N, F, H_out, W_out)
+
+
+def _geometry(x, w, b, stride, pad):
+    """Validate the inputs; return the settings as ((SH, SW), (top, bottom, left, right))."""
+    check_floating(x, "conv input")
+    check_floating(w, "conv weights")
+    check_rank(x, 4, "(N, C, H, W)", "conv input")
+    check_rank(w, 4, "(F, C, KH, KW)", "conv weights")
+    (N, C, H, W), (F, Cw, KH, KW) = x.shape, w.shape
+    if C != Cw:
+        raise ShapeError(f"conv input has {C} channels but the weights {tuple(w.shape)} expect "
+                         f"{Cw} (w is (F, C, KH, KW))")
+    if x.dtype != w.dtype:
+        raise DTypeError(f"conv input is {x.dtype} but its weights are {w.dtype}: convert one "
+                         f"of them (layer.astype('{x.dtype}'))")
+    if b is not None and tuple(b.shape) != (F,):
+        raise ShapeError(f"conv bias has shape {tuple(b.shape)}; expected ({F},) for {F} filters")
+    SH, SW = _pair(stride, "stride")
+    if isinstance(pad, str) and pad in ("same", "valid"):
+        pad = same_padding((KH, KW), (SH, SW), (H, W)) if pad == "same" else (0, 0, 0, 0)
+    pad = normalize_pad(pad)
+    if H + pad[0] + pad[1] < KH or W + pad[2] + pad[3] < KW:
+        raise ShapeError(f"conv kernel {KH}x{KW} is larger than the padded input "
+                         f"{H + pad[0] + pad[1]}x{W + pad[2] + pad[3]} (input {H}x{W}, pad {pad}): "
+                         f"use a larger image or more padding")
+    return (SH, SW), pad
+
+
+def conv2d_forward(x, w, b=None, stride=1, pad=0):
+    """x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None -> (out (N, F, H_out, W_out), cache).
+
+    stride: int or (SH, SW). pad: int, (top, bottom, left, right) (TensorFlow 'same' for
+    even kernels is asymmetric, see :func:`same_padding`), or "same" / "valid".
+    H_out = (H + top + bottom - KH) // SH + 1, W_out = (W + left + right - KW) // SW + 1.
+    """
+    (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
+    (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
+    H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
+    x_pad = _pad(x, top, bottom, left, right)
+    out = _conv_matmul(x_pad, w.reshape(F, -1), b, KH, KW, SH, SW, H_out, W_out)
+    # dx needs only w; dw rebuilds im2col(x) chunk by chunk: keeping cols (KH*KW times the
+    # size of x) for every layer would not fit in memory for a training batch
+    cache = {"x": x, "w": w, "stride": (SH, SW), "pad": (top, bottom, left, right),
+             "has_b": b is not None}
+    return out, cache
+
+
+def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
+    """dout: (N, F, H_out, W_out) -> (dx (N, C, H, W), dw (F, C, KH, KW), db (F,)).
+
+    None where not requested (need_dx / need_dw False; db also None without bias).
+
+    Derivation, in the notation of the forward pass (one sample; sums also run over n):
+
+        cols[(c, i, j), (h, w)] = x_pad[c, SH*h + i, SW*w + j]        (C*KH*KW, H_out*W_out)
+        out[f, p] = sum_k w2d[f, k] * cols[k, p] + b[f]                  (F, H_out*W_out)
+
+    * dw: out is linear in w2d with coefficient cols, so
+      dw2d[f, k] = sum_{n,p} dout[n, f, p] * cols[n, k, p], i.e. ``dw2d = dout @ cols^T``
+      summed over the batch: the upstream gradient times im2col(x). Reshape (F, C, KH, KW).
+    * db: b[f] is added to every output pixel of filter f, so db[f] = sum_{n,h,w} dout[n, f, h, w].
+    * dx: first through the matmul, ``dcols = w2d^T @ dout`` (C*KH*KW, H_out*W_out). Each
+      x_pad[c, y, z] was copied into cols once for every (i, j, h, w) with SH*h + i = y and
+      SW*w + j = z, so its gradient is the sum of those dcols entries (col2im):
+      for each offset (i, j), add the plane dcols[(c, i, j), :] into
+      dx_pad[c, i::SH, j::SW]; then cut the padding off: dx = dx_pad[:, top:top+H, left:left+W].
+      With stride 1 substitute h = y - i:
+          dx_pad[c, y, z] = sum_{f,i,j} w[f, c, i, j] * dout[f, y - i, z - j],
+      a convolution of dout (zero-padded by KH-1, KW-1) with the kernel flipped in i and j
+      and transposed to (C, F, KH, KW): the "transposed convolution". Starting the padding
+      at KH-1-top instead of KH-1 lands directly on dx, so nothing needs cutting off.
+
+    Which dx is computed how (``_dx_transposed`` or ``_dx_col2im``): both do one matmul of
+    the same size; they differ in the memory traffic around it, counted per kernel offset:
+    the transposed convolution builds im2col(dout) (F*H*W) and permutes w (F*C, a slow
+    strided copy; none for 1x1); col2im writes dcols and adds it back (2*C*H*W). Hence
+    the transposed convolution when F*H*W + F*C < 2*C*H*W (for C == F: H*W > C), that is
+    VGG's layers down to 28x28, and col2im for 512 channels at 14x14 and 7x7
+    (``bench_layers(compare_dx=True)`` times both). Strides > 1 always use col2im: the
+    transposed convolution would need SH*SW times the work on a zero-dilated dout.
+    """
+    x, w = cache["x"], cache["w"]
+    (SH, SW), (top, bottom, left, right) = cache["stride"], cache["pad"]
+    (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
+    H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
+    if tuple(dout.shape) != (N, F, H_out, W_out):
+        raise ShapeError(f"conv dout has shape {tuple(dout.shape)}; expected the output shape "
+                         f"{(N, F, H_out, W_out)} of the last forward pass")
+    dout = dout.astype(x.dtype, copy=False)
+    dx = dw = db = None
+    if need_dw:
+        dw = _dw(x, dout, KH, KW, SH, SW, (top, bottom, left, right)).reshape(w.shape)
+        db = dout.sum(axis=(0, 2, 3)) if cache["has_b"] else None
+    if need_dx and SH == SW == 1 and (KH * KW == 1 or F * H * W + F * C < 2 * C * H * W):
+        dx = _dx_transposed(dout, w, (top, bottom, left, right))  # the cheaper one, see above
+    elif need_dx:
+        dx = _dx_col2im(dout, w, x.shape, SH, SW, (top, bottom, left, right))
+    return dx, dw, db
+
+
+def _dw(x, dout, KH, KW, SH, SW, pad):
+    """dw2d (F, C*KH*KW) = sum over samples of dout (F, H_out*W_out) @ cols^T, chunk by chunk."""
+    xp = get_array_module(x)
+    (N, C), (F, H_out, W_out) = x.shape[:2], dout.shape[1:]
+    x_pad, dout3 = _pad(x, *pad), dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
+    dw2d = None
+    window = _windows(x_pad, KH, KW, SH, SW, H_out, W_out)
+    for n0, n1, r0, r1 in _chunks(xp, window.shape, window.itemsize, not _is_x_itself(window)):
+        cols, dout_chunk = _im2col(window, n0, n1, r0, r1), dout3[n0:n1, :, r0 * W_out:r1 * W_out]
+        if cols.ndim == 3:  # x itself: per-sample products (F, C), summed
+            part = xp.matmul(dout_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
+        else:  # samples side by side, like cols
+            dout2d = dout_chunk.transpose(1, 0, 2).reshape(F, -1)  # (F, n*rows*W_out)
+            part = dout2d @ cols.T  # (F, C*KH*KW)
+        if dw2d is None:
+            dw2d = part
+        else:
+            dw2d += part
+    return dw2d
+
+
+def _dx_transposed(dout, w, pad):
+    """dx of a stride-1 conv = conv of dout, padded by KH-1-top etc., with the flipped kernel."""
+    (C, KH, KW), (H_out, W_out) = w.shape[1:], dout.shape[2:]
+    top, bottom, left, right = pad
+    w_t = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, F, KH, KW), flipped kernel
+    w_t2d = w_t.reshape(C, -1)  # (C, F*KH*KW): a copy, or for 1x1 the view w2d^T
+    dout_pad = _pad(dout, KH - 1 - top, KH - 1 - bottom, KW - 1 - left, KW - 1 - right)
+    H, W = H_out + KH - 1 - top - bottom, W_out + KW - 1 - left - right
+    return _conv_matmul(dout_pad, w_t2d, None, KH, KW, 1, 1, H, W)
+
+
+def _dx_col2im(dout, w, x_shape, SH, SW, pad):
+    """dx by dcols = w2d^T @ dout, then col2im: KH*KW strided ``+=`` into a padded buffer.
+
+    NumPy's strided adds are fast along a long contiguous run and slow (loop overhead)
+    along short ones. The run is a row (W_out) in NCHW; with more channels than that
+    (deep layers), dcols is computed pixel-major (dout^T @ w2d) and dx_pad kept
+    channels-last, so the very same loop adds along C, or for stride 1 along W_out*C.
+    """
+    xp = get_array_module(dout)
+    (N, C, H, W), (F, _, KH, KW), (H_out, W_out) = x_shape, w.shape, dout.shape[2:]
+    top, bottom, left, right = pad
+    H_pad, W_pad = H + top + bottom, W + left + right
+    channels_last, padded = C > W_out, bool(top or bottom or left or right)
+    if channels_last or padded:  # dx_pad is a scratch buffer: the result is a copy of it
+        dx_pad = _scratch(xp, "dx", (N, H_pad, W_pad, C) if channels_last else
+                          (N, C, H_pad, W_pad), dout.dtype)
+        dx_pad[...] = 0
+        if channels_last:
+            dx_pad = dx_pad.transpose(0, 3, 1, 2)  # (N, C, H_pad, W_pad), channels-last memory
+    else:
+        dx_pad = xp.zeros((N, C, H_pad, W_pad), dtype=dout.dtype)  # (N, C, H_pad, W_pad)
+    w2d, dout3 = w.reshape(F, -1), dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
+    for n0, n1, r0, r1 in _chunks(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize):
+        n, rows, dout_chunk = n1 - n0, r1 - r0, dout3[n0:n1, :, r0 * W_out:r1 * W_out]
+        if channels_last:
+            dcols = _scratch(xp, "cols", (n, rows * W_out, C * KH * KW), dout.dtype)
+            xp.matmul(dout_chunk.transpose(0, 2, 1), w2d, out=dcols)
+            dcols = dcols.reshape(n, rows, W_out, C, KH, KW)  # pixel-major
+            dcols = dcols.transpose(0, 3, 4, 5, 1, 2)  # (n, C, KH, KW, rows, W_out), a view
+        else:
+            dcols = _scratch(xp, "cols", (n, C * KH * KW, rows * W_out), dout.dtype)
+            xp.matmul(w2d.T, dout_chunk, out=dcols)
+            dcols = dcols.reshape(n, C, KH, KW, rows, W_out)  # (n, C, KH, KW, rows, W_out)
+        for i in range(KH):
+            for j in range(KW):
+                y0 = r0 * SH + i
+                dx_pad[n0:n1, :, y0:y0 + SH * (rows - 1) + 1:SH,
+                       j:j + SW * (W_out - 1) + 1:SW] += dcols[:, :, i, j]
+    if not (padded or channels_last):
+        return dx_pad
+    return xp.ascontiguousarray(dx_pad[:, :, top:top + H, left:left + W])  # (N, C, H, W)
+
+
+class Conv2D(Layer):
+    """params "w" (out_channels, in_channels, KH, KW) and "b" (out_channels,) when bias.
+
+    pad: int, (top, bottom, left, right), "same" (TensorFlow rule, resolved for each
+    input size) or "valid". init: "he" (normal, std sqrt(2 / fan_in)) or "glorot"
+    (uniform, limit sqrt(6 / (fan_in + fan_out))), fan = channels * KH * KW; biases zero.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, bias=True,
+                 init="he", rng=None, dtype=np.float32):
+        super().__init__()
+        KH, KW = _pair(kernel_size, "kernel_size")
+        self.stride, self.pad = _pair(stride, "stride"), pad
+        self.params["w"] = init_weight((out_channels, in_channels, KH, KW), in_channels * KH * KW,
+                                       out_channels * KH * KW, init, rng, dtype)
+        if bias:
+            self.params["b"] = np.zeros(out_channels, dtype=dtype)
+
+    def forward(self, x):
+        out, self.cache = conv2d_forward(x, self.params["w"], self.params.get("b"),
+                                         self.stride, self.pad)
+        return out
+
+    def backward(self, dout):
+        if self.cache is None:
+            raise MinvertError("Conv2D.backward called before forward (or after release())")
+        dx, dw, db = conv2d_backward(dout, self.cache, self.need_dx, self.trainable)
+        if self.trainable:
+            self.grads["w"] = dw
+            if db is not None:
+                self.grads["b"] = db
+        return dx
