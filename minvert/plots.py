@@ -68,5 +68,5 @@ def line_plot(series, title="", xlabel="epoch", ylabel="loss", size=(480, 300)):
             draw.line(pts, fill=c, width=2)
         elif pts:
             draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2], fill=c)
-        draw.text((w - right - 110, top + 4 + 12 * k), f"— {name}", fill=c, font=font)
+        draw.text((w - right - 110, top + 4 + 12 * k), f"- {name}", fill=c, font=font)
     return np.asarray(canvas)

@@ -17,15 +17,6 @@ from minvert.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Link targets (paths from the repository root) that other people are still writing.
-# Remove an entry as soon as its file exists.
-PENDING_LINKS = {
-    "docs/images/demo.png",   # the README's demo image, produced from `minvert demo`
-    "tutorials/README.md",    # the tutorials index
-    "weights/README.md",      # where the bundled and real weights come from, with hashes
-}
-
-
 def _doc_files():
     return [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 
@@ -114,15 +105,7 @@ def test_relative_link_points_to_an_existing_file(doc, target):
         key = resolved.resolve().relative_to(ROOT).as_posix()
     except ValueError:
         pytest.fail(f"{doc}: link {target} leaves the repository")
-    if key in PENDING_LINKS and not resolved.exists():
-        pytest.skip(f"{key} is still being written (PENDING_LINKS)")
     assert resolved.exists(), f"{doc}: link {target} -> {key} does not exist"
-
-
-def test_pending_links_are_still_pending_or_referenced():
-    referenced = {((ROOT / d).parent / t).resolve().relative_to(ROOT).as_posix() for d, t in LINKS}
-    stale = sorted(k for k in PENDING_LINKS if k not in referenced)
-    assert not stale, f"PENDING_LINKS entries no document links to any more: {stale}"
 
 
 # -- 3. code references -------------------------------------------------------------------
