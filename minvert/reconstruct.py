@@ -1,0 +1,444 @@
+"""Paper 003: reconstruct images from a ResNet's pooled feature vector (Listík 2018).
+
+Each step is a function here and a ``minvert reconstruct`` sub-command:
+
+1. ``extract``  images -> feature cache (HDF5): the encoder's GLOBAL-AVERAGE-POOLED feature
+   (:meth:`ResNet.features`) plus the image resized to the decoder's target size.  (here)
+2. ``train``    cache -> run folder: the paper's upsampling decoder (:mod:`minvert.nets.decoder`),
+   binary cross-entropy on its sigmoid output against targets in [0, 1], hand-coded Adadelta
+   with tf.keras 1.5's defaults (lr 1, rho 0.95, eps 1e-7), batch 30, and the paper code's split:
+   the first 10 images of the cache are held out, the rest train.  (:mod:`minvert.reconstruct_train`)
+3. ``evaluate`` and ``decode``: metrics on training and held-out images, re-identification,
+   random-vector decodes, reconstruction PNGs.  (:mod:`minvert.reconstruct_eval`)
+
+``from minvert.reconstruct import extract, train, evaluate, decode`` gives all four; the command
+line (:func:`add_cli`) is at the end of this file.
+
+The trap in the paper's code: it takes ``ResNet50(include_top=False).predict(x)[0][0][0]``.
+Keras <= 2.1 average-pools the 7x7 map even without the top, so that is the pooled vector;
+since Keras 2.2 the same line picks the TOP-LEFT spatial position of the 7x7x2048 map.
+minvert always uses the pooled vector (every entry >= 0, being a mean of ReLU outputs).
+
+Cache file (HDF5, root attribute ``format = "minvert-feature-cache"``)::
+
+    features (N, D) float32      pooled features, one row per image, in extraction order
+    targets  (N, S, S, 3) uint8  the image resized to S x S (S = target_size, the paper's 256)
+                                 with the encoder's own resampling filter (Keras: nearest, like
+                                 the paper's load_img)
+    names    (N,) UTF-8          the file paths as given (normalised)
+    attrs    count, model (name as given), model_path, model_config, model_sha256 (hash of the
+             encoder's weights), preprocessing, feature_size, target_size, target_resample
+
+Rows are appended a batch at a time and ``count`` is updated last, so an interrupted extraction
+keeps every finished batch; running the same command again adds only the missing files.
+
+Run folder (``train --out RUN``): run.json (decoder config, cache identity, split indices,
+settings), checkpoint.h5 and log.jsonl (:func:`minvert.train.run_epochs`), decoder.h5 (final
+weights, project format), loss.png and psnr.png; ``evaluate`` adds evaluation.json and
+contact_sheet.png.
+"""
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .backend import to_numpy
+from .errors import FormatError, MinvertError
+
+CACHE_FORMAT = "minvert-feature-cache"
+_JSON_ATTRS = ("model_config", "preprocessing")
+_HEADER_KEYS = ("model", "model_path", "model_config", "model_sha256", "preprocessing",
+                "feature_size", "target_size", "target_resample")
+
+
+# encoder ---------------------------------------------------------------------------------
+def weights_fingerprint(net):
+    """SHA-256 of the architecture config and every weight (as float32): names an encoder."""
+    from .weights.project import network_weights
+    h = hashlib.sha256(json.dumps(net.config, sort_keys=True).encode())
+    for name, arrays in sorted(network_weights(net).items()):
+        for k in sorted(arrays):
+            a = np.ascontiguousarray(arrays[k], dtype=np.float32)
+            h.update(f"{name}.{k}{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def load_encoder(model, device=None):
+    """(net, name, absolute path) for a model name or weight-file path; (net, "", "") for a
+    network already built."""
+    from .weights import load_model, resolve_model
+    if isinstance(model, (str, os.PathLike)):
+        name, path = os.fspath(model), str(resolve_model(os.fspath(model)).resolve())
+        net = load_model(path, device=device)
+    else:
+        net, name, path = model, "", ""
+    if not callable(getattr(net, "features", None)) or getattr(net, "preprocessing", None) is None:
+        raise MinvertError(f"the encoder must be a ResNet with a preprocessing convention, not "
+                           f"{net.config.get('arch')!r}; use e.g. --model resnet50")
+    return net, name, path
+
+
+def encoder_from_record(record, encoder=None, device=None):
+    """The encoder a cache/run records (or ``encoder``), checked against its weight hash."""
+    if encoder is None:
+        path = record.get("model_path") or ""
+        where = path if os.path.exists(path) else record.get("model")
+        if not where:
+            raise MinvertError("the features were extracted with an in-memory network, so the encoder "
+                               "cannot be reloaded; pass it (--encoder MODEL)")
+        encoder = where
+    net = load_encoder(encoder, device)[0]
+    if weights_fingerprint(net) != record["model_sha256"]:
+        raise MinvertError(f"encoder {record.get('model') or encoder} is not the network that made the "
+                           "cached features (its weights differ); pass the model given to extract")
+    return net
+
+
+def encode(net, images, batch_size=16):
+    """Pooled features (N, D) float32 of uint8 (H, W, 3) images, prepared as the weights expect."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = np.concatenate([net.preprocessing.prepare(im, dtype=net.dtype)
+                            for im in images[i:i + batch_size]])  # (n, 3, S, S)
+        out.append(to_numpy(net.features(net.xp.asarray(x))).astype(np.float32))
+    return np.concatenate(out) if out else np.zeros((0, net.feature_size), np.float32)
+
+
+# feature cache -----------------------------------------------------------------------------
+def _open_h5(path, mode="r"):
+    import h5py
+    if not Path(path).is_file():
+        raise MinvertError(f"{path}: no such feature cache; create it with `minvert reconstruct extract`")
+    try:
+        return h5py.File(path, mode)
+    except OSError:
+        raise FormatError(f"{path} is not a readable feature cache (truncated, or not HDF5); "
+                          "extract again into a new file") from None
+
+
+def _read_header(f, path):
+    """(header dict, row count) of an open cache, or a one-line FormatError."""
+    if f.attrs.get("format") != CACHE_FORMAT:
+        raise FormatError(f"{path} is an HDF5 file but not a minvert feature cache")
+    try:
+        header = {k: json.loads(f.attrs[k]) if k in _JSON_ATTRS else f.attrs[k] for k in _HEADER_KEYS}
+        header = {k: int(v) if isinstance(v, np.integer) else v for k, v in header.items()}
+        count = int(f.attrs["count"])
+        if any(f[k].shape[0] < count for k in ("features", "targets", "names")):
+            raise ValueError("fewer rows than 'count'")
+    except (KeyError, ValueError) as e:
+        raise FormatError(f"{path}: damaged feature cache ({e}); extract again into a new file") from None
+    return header, count
+
+
+class Cache:
+    """A feature cache in memory: features (N, D) float32, targets (N, S, S, 3) uint8, names."""
+
+    def __init__(self, path, header, features, targets, names):
+        self.path, self.header = Path(path), header
+        self.features, self.targets, self.names = features, targets, names
+
+    feature_size = property(lambda self: self.header["feature_size"])
+    target_size = property(lambda self: self.header["target_size"])
+
+    def __len__(self):
+        return len(self.names)
+
+
+def read_cache(path):
+    """Load a whole feature cache (see the module docstring)."""
+    with _open_h5(path) as f:
+        header, n = _read_header(f, path)
+        try:
+            features = f["features"][:n].astype(np.float32)
+            targets = f["targets"][:n]
+            names = list(f["names"].asstr()[:n])
+        except (OSError, KeyError, ValueError, RuntimeError) as e:
+            raise FormatError(f"{path}: cannot read the cache ({' '.join(str(e).split())}); it may be "
+                              "truncated; extract again into a new file") from None
+    S, D = header["target_size"], header["feature_size"]
+    if features.shape != (n, D) or targets.shape != (n, S, S, 3) or targets.dtype != np.uint8:
+        raise FormatError(f"{path}: datasets have shapes {features.shape} and {targets.shape}; "
+                          f"expected ({n}, {D}) and ({n}, {S}, {S}, 3) uint8")
+    return Cache(path, header, features, targets, names)
+
+
+def _create_cache(path, header):
+    import h5py
+    D, S = header["feature_size"], header["target_size"]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    f = h5py.File(path, "w-")
+    f.attrs["format"] = CACHE_FORMAT
+    for k, v in header.items():
+        f.attrs[k] = json.dumps(v) if k in _JSON_ATTRS else v
+    f.attrs["count"] = 0
+    f.create_dataset("features", (0, D), maxshape=(None, D), dtype="float32", chunks=(64, D))
+    f.create_dataset("targets", (0, S, S, 3), maxshape=(None, S, S, 3), dtype="uint8", chunks=(1, S, S, 3))
+    f.create_dataset("names", (0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(256,))
+    f.flush()
+    return f
+
+
+def _append(f, features, targets, names):
+    n, k = int(f.attrs["count"]), len(names)
+    for key, data in (("features", features), ("targets", targets), ("names", np.array(names, dtype=object))):
+        f[key].resize(n + k, axis=0)
+        f[key][n:n + k] = data
+    f.attrs["count"] = n + k  # last: a batch counts once all three datasets hold it
+    f.flush()
+
+
+def _describe_encoder(h):
+    c = h["model_config"]
+    arch = f"{c.get('arch')}{c.get('depth') or ''}"
+    return f"{h['model'] or arch} ({arch}, {h['feature_size']}-d, weights {h['model_sha256'][:12]})"
+
+
+def _expand_paths(images, log):
+    """Paths as given (normalised), folders replaced by their files, duplicates dropped."""
+    paths = []
+    for p in images:
+        p = os.path.normpath(os.fspath(p))
+        if os.path.isdir(p):
+            paths += [os.path.join(p, n) for n in sorted(os.listdir(p))
+                      if not n.startswith(".") and os.path.isfile(os.path.join(p, n))]
+        else:
+            paths.append(p)
+    unique = list(dict.fromkeys(paths))
+    if len(unique) < len(paths):
+        log(f"note: {len(paths) - len(unique)} duplicate path(s) ignored")
+    return unique
+
+
+def _fill(f, net, todo, batch_size, target_size, resample, log):
+    """Encode the files ``todo`` into the open cache ``f``, a batch at a time: (added, skipped)."""
+    from .images import load_image, resize_exact
+    count = int(f.attrs["count"])
+    for key in ("features", "targets", "names"):  # drop rows of a batch an interruption cut short
+        f[key].resize(count, axis=0)
+    added, skipped, start = 0, [], time.perf_counter()
+    last = start
+    try:
+        for i in range(0, len(todo), batch_size):
+            imgs, kept = [], []
+            for p in todo[i:i + batch_size]:
+                try:
+                    imgs.append(load_image(p))
+                    kept.append(p)
+                except MinvertError as e:
+                    skipped.append(p)
+                    log(f"  skipped {p}: {e}")
+            if imgs:
+                targets = np.stack([resize_exact(im, target_size, resample) for im in imgs])  # (n, S, S, 3)
+                _append(f, encode(net, imgs, len(imgs)), targets, kept)
+                added += len(kept)
+            now = time.perf_counter()
+            if now - last >= 2 or i + batch_size >= len(todo):
+                last, done = now, min(i + batch_size, len(todo))
+                log(f"  {done}/{len(todo)} images  {done / max(now - start, 1e-9):.1f} img/s")
+    except KeyboardInterrupt:
+        log(f"\ninterrupted: the cache holds {count + added} images; run the same command again to "
+            "add the rest")
+        raise
+    return added, skipped
+
+
+def extract(images, model, out_cache, batch_size=16, target_size=256, log=print, device=None):
+    """Extract pooled features and targets of ``images`` (paths or folders) into ``out_cache``.
+
+    model: a model name (resnet50, tiny-resnet-textures), a weight-file path or a ResNet.
+    Appends only files not yet in an existing cache; refuses (MinvertError, nothing written)
+    a cache made by another encoder or with another target size. Unreadable files are
+    skipped and listed. Returns {"cache", "added", "total", "skipped", "seconds"}.
+    """
+    if int(target_size) < 4 or int(batch_size) < 1:
+        raise MinvertError(f"target size {target_size}, batch {batch_size}: need target >= 4, batch >= 1")
+    net, name, path = load_encoder(model, device)
+    header = {"model": name, "model_path": path, "model_config": net.config,
+              "model_sha256": weights_fingerprint(net), "preprocessing": net.preprocessing.to_dict(),
+              "feature_size": int(net.feature_size), "target_size": int(target_size),
+              "target_resample": net.preprocessing.resample}
+    header = json.loads(json.dumps(header))  # as it reads back from the file
+    out_cache, paths, done = Path(out_cache), _expand_paths(images, log), set()
+    if out_cache.exists():
+        with _open_h5(out_cache) as f:  # read-only first: a refused cache is never touched
+            old, n = _read_header(f, out_cache)
+            done = set(f["names"].asstr()[:n])
+        for key, what in (("model_sha256", "encoder"), ("preprocessing", "preprocessing"),
+                          ("target_size", "target size"), ("target_resample", "target filter")):
+            if old[key] != header[key]:
+                raise MinvertError(f"{out_cache} holds features of {_describe_encoder(old)} with "
+                                   f"{old['target_size']}px targets; this run's {what} differs "
+                                   f"({_describe_encoder(header)}, {target_size}px); nothing was "
+                                   "changed: use another --out")
+    todo = [p for p in paths if p not in done]
+    log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
+        f"{len(todo)} to do ({_describe_encoder(header)}, input {net.preprocessing.input_size}px, "
+        f"targets {target_size}px)")
+    skipped, added, start = [], 0, time.perf_counter()
+    if todo:
+        f = _open_h5(out_cache, "a") if out_cache.exists() else _create_cache(out_cache, header)
+        with f:
+            added, skipped = _fill(f, net, todo, batch_size, target_size, header["target_resample"], log)
+    total = len(done) + added
+    if skipped:
+        shown = ", ".join(skipped[:20]) + (f" ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")
+        log(f"warning: {len(skipped)} unreadable file(s) skipped: {shown}")
+    seconds = time.perf_counter() - start
+    log(f"extract: added {added}, cache holds {total} images ({seconds:.1f} s)")
+    return {"cache": str(out_cache), "added": added, "total": total, "skipped": skipped,
+            "seconds": seconds}
+
+
+def targets_at(cache, rows, size):
+    """uint8 (n, size, size, 3) targets of cache rows; smaller sizes by box-filter downsampling
+    (the exact mean of each block when size divides the cached size)."""
+    from .images import resize_exact
+    t = cache.targets[np.asarray(rows, dtype=np.int64)]
+    if size == cache.target_size:
+        return t
+    return np.stack([resize_exact(im, size, "box") for im in t]) if len(t) else t[:, :size, :size]
+
+
+def names_digest(names, rows):
+    return hashlib.sha256("\n".join(names[r] for r in rows).encode()).hexdigest()
+
+
+def __getattr__(name):
+    """train / evaluate / decode live in reconstruct_train.py and reconstruct_eval.py (which
+    import this module), and are loaded on first use: ``from minvert.reconstruct import train``."""
+    if name in ("train", "make_decoder_config", "decoder_param_count", "make_split"):
+        from . import reconstruct_train
+        return getattr(reconstruct_train, name)
+    if name in ("evaluate", "decode"):
+        from . import reconstruct_eval
+        return getattr(reconstruct_eval, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# command line: `minvert reconstruct extract | train | evaluate | decode` ---------------------------
+def _ints(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive integers separated by commas, "
+                                         "e.g. 64,32,16")
+    return values
+
+
+def _cmd(sub, name, help, handler, description):
+    p = sub.add_parser(name, help=help, description=description,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(handler=handler)
+    p.add_argument("--device", choices=["cpu", "gpu"], default=None,
+                   help="where to compute (default: $MINVERT_DEVICE, else GPU if CuPy sees one, else CPU)")
+    return p
+
+
+def add_cli(parser):
+    """Add the sub-commands of paper 003 to the ``minvert reconstruct`` parser."""
+    parser.set_defaults(handler=lambda args: parser.print_help() or 2)
+    sub = parser.add_subparsers(title="steps", metavar="STEP")
+    p = _cmd(sub, "extract", "images -> feature cache (pooled ResNet features + target images)",
+             _run_extract,
+             "Encode images with a ResNet: the global-average-pooled feature (never one spatial position)\n"
+             "at the model's input size and preprocessing, plus the image resized to --target-size as the\n"
+             "decoder's target. Re-running with the same --out adds only files not yet in the cache;\n"
+             "unreadable files are skipped and listed. The cache ORDER matters: --split paper holds out\n"
+             "the first 10 images.\n\n"
+             "example:\n  minvert reconstruct extract photos/ --model resnet50 --out cache.h5")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders (their files, sorted)")
+    p.add_argument("--model", required=True,
+                   help="encoder: resnet50 (the paper's), tiny-resnet-textures, or a .h5 path")
+    p.add_argument("--out", required=True, metavar="CACHE.h5", help="feature cache to create or extend")
+    p.add_argument("--batch", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
+    p.add_argument("--target-size", type=int, default=256, metavar="S",
+                   help="side of the stored target images (default 256, the paper's)")
+
+    p = _cmd(sub, "train", "train the upsampling decoder on a feature cache", _run_train,
+             "Train paper 003's decoder (4x4 start, 3x3 convs + LeakyReLU 0.2 + nearest 2x upsampling,\n"
+             "2x2 sigmoid output) on the cache's features. Defaults are the paper code's: BCE loss,\n"
+             "Adadelta lr 1 rho 0.95 eps 1e-7, batch 30, the first 10 images held out. Writes run.json,\n"
+             "checkpoint.h5, log.jsonl, decoder.h5, loss.png, psnr.png into --out. Ctrl-C saves a\n"
+             "checkpoint; --resume continues it bit-identically with the settings in run.json.\n\n"
+             "example (64x64 output from 128-d features):\n"
+             "  minvert reconstruct train cache.h5 --out run/ --widths 128,64,32,16 --epochs 200")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    p.add_argument("--epochs", type=int, help="epochs in total (default 100; may grow on --resume)")
+    p.add_argument("--batch", type=int, dest="batch_size", metavar="N", help="batch size (default 30)")
+    p.add_argument("--loss", choices=["bce", "mse"],
+                   help="bce on the sigmoid output (default, the paper's) or mse")
+    p.add_argument("--optimizer", choices=["adadelta", "adam"],
+                   help="adadelta (default, the paper's) or adam")
+    p.add_argument("--lr", type=float, help="learning rate (default: adadelta 1.0, adam 1e-3)")
+    p.add_argument("--rho", type=float, help="Adadelta decay (default 0.95)")
+    p.add_argument("--eps", type=float,
+                   help="Adadelta epsilon (default 1e-7 as Keras; Zeiler's paper: 1e-6)")
+    p.add_argument("--split", help="paper (first 10 held out, default), none, or fraction:F (seeded random)")
+    p.add_argument("--n-train", type=int, metavar="N", help="use only the first N training images")
+    p.add_argument("--widths", type=_ints, metavar="W1,W2,..",
+                   help="conv widths, one per 2x stage (default: the paper's last stages that "
+                        "reach the target size)")
+    p.add_argument("--start", type=_ints, metavar="H,H,C",
+                   help="feature reshaped to HxHxC, H*H*C = feature size (default 4,4,D/16)")
+    p.add_argument("--seed", type=int, help="weights and shuffling (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
+                   help="checkpoint every K epochs (default 1)")
+
+    p = _cmd(sub, "evaluate", "measure reconstructions: PSNR, SSIM, re-identification", _run_evaluate,
+             "On training and held-out images separately: MSE, PSNR, SSIM against the mean-image\n"
+             "baseline; re-identification (each reconstruction's re-encoded feature ranked against\n"
+             "every cached feature, top-1/top-5); decodes of random vectors. Writes evaluation.json\n"
+             "and contact_sheet.png into RUN.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--encoder", help="model that made the features (default: the one the cache records)")
+    p.add_argument("--max-train", type=int, default=500, metavar="N",
+                   help="score at most N training images (default 500)")
+
+    p = _cmd(sub, "decode", "turn feature vectors (.npy) or images into reconstructions", _run_decode,
+             "Decode .npy files holding (D,) or (N, D) feature vectors, or images (encoded first with\n"
+             "the run's encoder), into <name>_recon.png files in --out.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy feature files or images")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--model", help="encoder for image inputs (default: the one the run's cache records)")
+    p.add_argument("--force", action="store_true", help="overwrite existing reconstructions")
+    return parser
+
+
+def _run_extract(args):
+    r = extract(args.images, args.model, args.out, batch_size=args.batch, target_size=args.target_size,
+                device=args.device)
+    return 1 if r["total"] == 0 else 0
+
+
+def _run_train(args):
+    from .reconstruct_train import train
+    decoder = {k: v for k, v in (("widths", args.widths), ("start", args.start)) if v is not None}
+    train(args.cache, args.out, decoder=decoder or None, epochs=args.epochs, batch_size=args.batch_size,
+          loss=args.loss, optimizer=args.optimizer, lr=args.lr, rho=args.rho, eps=args.eps,
+          seed=args.seed, split=args.split, n_train=args.n_train, resume=args.resume,
+          checkpoint_every=args.checkpoint_every, device=args.device)
+    return 0
+
+
+def _run_evaluate(args):
+    from .reconstruct_eval import evaluate
+    evaluate(args.run, args.cache, encoder=args.encoder, max_train=args.max_train, device=args.device)
+    return 0
+
+
+def _run_decode(args):
+    from .reconstruct_eval import decode
+    decode(args.run, args.inputs, args.out, model=args.model, force=args.force, device=args.device)
+    return 0
