@@ -170,10 +170,7 @@ def net_labels(net):
 
 # reconstruct (paper 003) ---------------------------------------------------------------
 def _add_reconstruct(sub):
-    try:  # TEMP until reconstruct.py lands
-        from .reconstruct import add_cli
-    except ImportError:
-        return
+    from .reconstruct import add_cli
     add_cli(_cmd(sub, "reconstruct", "paper 003: decode images from ResNet feature vectors",
                  description="Paper 003: extract ResNet features, train the upsampling decoder, "
                              "evaluate how much of seen and unseen images comes back."))
