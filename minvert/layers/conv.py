@@ -15,7 +15,6 @@ of rows (see MATMUL_COLUMNS). Backward rebuilds ``cols`` for dw instead of keepi
 pass with a bare matmul of the same shape.
 """
 import importlib
-import numbers
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from ..backend import get_array_module
 from ..errors import DTypeError, MinvertError, ShapeError
 from .base import Layer, check_floating, check_rank
 from .dense import init_weight
-from .shape import normalize_pad
+from .shape import normalize_pad, normalize_pair
 
 # Each matmul covers about MATMUL_COLUMNS output pixels: row bands of a large image, or
 # several small images side by side. Its im2col matrix (a few MB) is then still in the
@@ -35,15 +34,6 @@ WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
 _SCRATCH = {}  # (xp, dtype, slot) -> buffer whose contents never outlive a call (not thread-safe)
 
 
-def _pair(v, what):
-    if isinstance(v, numbers.Integral):
-        v = (int(v), int(v))
-    v = tuple(int(k) for k in v)
-    if len(v) != 2 or min(v) < 1:
-        raise ShapeError(f"{what}={v!r}: use a positive int or (height, width)")
-    return v
-
-
 def same_padding(kernel_size, stride=1, in_size=None):
     """TensorFlow 'same' padding -> (top, bottom, left, right), so that H_out = ceil(H / SH).
 
@@ -51,8 +41,8 @@ def same_padding(kernel_size, stride=1, in_size=None):
     extra row goes to the bottom (likewise left/right). Without ``in_size`` H is assumed
     to be a multiple of the stride, which gives pad_total = max(KH - SH, 0).
     """
-    (KH, KW), (SH, SW) = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
-    H, W = (SH, SW) if in_size is None else _pair(in_size, "in_size")
+    (KH, KW), (SH, SW) = normalize_pair(kernel_size, "kernel_size"), normalize_pair(stride, "stride")
+    H, W = (SH, SW) if in_size is None else normalize_pair(in_size, "in_size")
     total_h = max((-(-H // SH) - 1) * SH + KH - H, 0)
     total_w = max((-(-W // SW) - 1) * SW + KW - W, 0)
     return total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2
@@ -175,7 +165,7 @@ def _geometry(x, w, b, stride, pad):
                          f"of them (layer.astype('{x.dtype}'))")
     if b is not None and tuple(b.shape) != (F,):
         raise ShapeError(f"conv bias has shape {tuple(b.shape)}; expected ({F},) for {F} filters")
-    SH, SW = _pair(stride, "stride")
+    SH, SW = normalize_pair(stride, "stride")
     if isinstance(pad, str) and pad in ("same", "valid"):
         pad = same_padding((KH, KW), (SH, SW), (H, W)) if pad == "same" else (0, 0, 0, 0)
     pad = normalize_pad(pad)
@@ -344,8 +334,8 @@ class Conv2D(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, bias=True,
                  init="he", rng=None, dtype=np.float32):
         super().__init__()
-        KH, KW = _pair(kernel_size, "kernel_size")
-        self.stride, self.pad = _pair(stride, "stride"), pad
+        KH, KW = normalize_pair(kernel_size, "kernel_size")
+        self.stride, self.pad = normalize_pair(stride, "stride"), pad
         self.params["w"] = init_weight((out_channels, in_channels, KH, KW), in_channels * KH * KW,
                                        out_channels * KH * KW, init, rng, dtype)
         if bias:

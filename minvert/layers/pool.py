@@ -25,31 +25,21 @@ Average-pool padding counts as zeros; by default they count in the divisor
 ``count_include_pad=False`` the divisor is the number of real elements in each window
 (Keras' padding='same' behaviour).
 """
-import numbers
 
 import numpy as np
 
 from ..backend import get_array_module
 from ..errors import ShapeError
 from .base import Layer, check_floating, check_rank
-from .shape import last_cache, normalize_pad
-
-
-def _pair(v, what):
-    if isinstance(v, numbers.Integral):
-        v = (int(v), int(v))
-    v = tuple(int(k) for k in v)
-    if len(v) != 2 or min(v) < 1:
-        raise ShapeError(f"{what}={v!r}: use a positive int or (height, width)")
-    return v
+from .shape import last_cache, normalize_pad, normalize_pair
 
 
 def _geometry(x, kernel, stride, pad, what):
     """Validate x and the settings; return a dict of every size backward needs."""
     check_floating(x)
     check_rank(x, 4, "(N, C, H, W)")
-    KH, KW = _pair(kernel, "kernel")
-    SH, SW = (KH, KW) if stride is None else _pair(stride, "stride")
+    KH, KW = normalize_pair(kernel, "kernel")
+    SH, SW = (KH, KW) if stride is None else normalize_pair(stride, "stride")
     top, bottom, left, right = normalize_pad(pad)
     N, C, H, W = x.shape
     H_pad, W_pad = H + top + bottom, W + left + right

@@ -15,6 +15,16 @@ from ..errors import MinvertError, ShapeError
 from .base import Layer, check_floating, check_rank
 
 
+def normalize_pair(v, what):
+    """int k -> (k, k); a pair -> tuple of 2 positive ints (kernel sizes, strides, factors)."""
+    if isinstance(v, numbers.Integral):
+        v = (int(v), int(v))
+    v = tuple(int(k) for k in v)
+    if len(v) != 2 or min(v) < 1:
+        raise ShapeError(f"{what}={v!r}: use a positive int or (height, width)")
+    return v
+
+
 def normalize_pad(pad):
     """int p -> (p, p, p, p); a 4-sequence (top, bottom, left, right) -> tuple of 4 ints."""
     if isinstance(pad, numbers.Integral):

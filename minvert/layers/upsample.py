@@ -10,21 +10,11 @@ block. Both directions are reshapes, with no loop over pixels:
               (computed as a sum over the fh rows, then over the fw columns: same value,
               several times faster in NumPy than one reduction over two strided axes)
 """
-import numbers
 
 from ..backend import get_array_module
 from ..errors import ShapeError
 from .base import Layer, check_floating, check_rank
-from .shape import last_cache
-
-
-def _factors(factor):
-    if isinstance(factor, numbers.Integral):
-        factor = (factor, factor)
-    factor = tuple(int(f) for f in factor)
-    if len(factor) != 2 or min(factor) < 1:
-        raise ShapeError(f"upsampling factor {factor!r}: use a positive int or (fh, fw)")
-    return factor
+from .shape import last_cache, normalize_pair
 
 
 def upsample_nearest_forward(x, factor=2):
@@ -32,7 +22,7 @@ def upsample_nearest_forward(x, factor=2):
     check_floating(x)
     check_rank(x, 4, "(N, C, H, W)")
     xp = get_array_module(x)
-    fh, fw = _factors(factor)
+    fh, fw = normalize_pair(factor, "upsampling factor")
     N, C, H, W = x.shape
     out = xp.empty((N, C, H, fh, W, fw), dtype=x.dtype)
     out[...] = x[:, :, :, None, :, None]  # (N, C, H, 1, W, 1) broadcast into each block
@@ -58,7 +48,7 @@ def upsample_nearest_backward(dout, cache):
 class UpsampleNearest(Layer):
     def __init__(self, factor=2):
         super().__init__()
-        self.factor = _factors(factor)
+        self.factor = normalize_pair(factor, "upsampling factor")
 
     def forward(self, x):
         out, self.cache = upsample_nearest_forward(x, self.factor)
