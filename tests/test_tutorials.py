@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("0*.py"))
 WRITES = {"01_conv_by_hand": ["01_sobel.png"], "02_gradient_checking": [],
           "03_vgg_from_layers": ["03_gradient.png"],
-          "04_class_inversion": ["04_class_inversion.png", "04_transform/summary.json"]}
+          "04_class_inversion": ["04_class_inversion.png", "04_transform/summary.json"],
+          "05_decoder_training": ["05_reconstructions.png"]}
 
 # imported first by the subprocess: any attempt to open a network connection fails loudly
 NO_NETWORK = """
