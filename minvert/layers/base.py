@@ -41,6 +41,12 @@ class Layer:
         """Return dx; store weight gradients in ``self.grads`` when trainable."""
         raise NotImplementedError
 
+    def predict(self, x):
+        """Forward for inference: keeps no cache (lower peak memory)."""
+        out = self.forward(x)
+        self.release()
+        return out
+
     def release(self):
         """Drop the cache of the last forward pass (frees its memory)."""
         self.cache = None

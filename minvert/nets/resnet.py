@@ -21,6 +21,7 @@ as the bundled ``tiny-resnet-textures``; ``bottleneck`` defaults to depth >= 50.
 """
 import numpy as np
 
+from ..backend import get_array_module
 from ..errors import MinvertError
 from ..layers.activation import ReLU
 from ..layers.base import Layer
@@ -56,6 +57,17 @@ class ResidualBlock(Layer):
         self.relu.release()
         dx = self.main.backward(d)
         return dx + (d if self.shortcut is None else self.shortcut.backward(d))
+
+    def predict(self, x):
+        """Forward without caches; the sum and the ReLU reuse main's output array."""
+        xp = get_array_module(x)
+        out = self.main.predict(x)
+        skip = x if self.shortcut is None else self.shortcut.predict(x)
+        if xp.may_share_memory(out, skip):  # main returned (a view of) its input: no in place
+            out = out + skip
+        else:
+            out += skip
+        return xp.maximum(out, 0, out=out)  # the block's ReLU
 
     def named_layers(self, prefix=""):
         yield from self.main.named_layers(prefix)
@@ -146,7 +158,5 @@ class ResNet(Network):
         """The global-average-pooled feature (N, feature_size), without keeping caches."""
         self.check_input(x, min_size=32)
         for name in self.names[: self.names.index("avgpool") + 1]:
-            layer = self.layers[name]
-            x = layer.forward(x)
-            layer.release()
+            x = self.layers[name].predict(x)
         return x

@@ -44,11 +44,10 @@ class Sequential(Layer):
         return x
 
     def predict(self, x):
-        """Forward without keeping anything for backward (lower peak memory)."""
+        """Forward without keeping anything for backward (lower peak memory): every layer,
+        nested ones too, drops its cache as soon as it has run."""
         for name in self.names:
-            layer = self.layers[name]
-            x = layer.forward(x)
-            layer.release()
+            x = self.layers[name].predict(x)
         return x
 
     def forward_taps(self, x, taps, output=True):

@@ -1,0 +1,149 @@
+"""Smoke tests of ``minvert bench nets`` / ``decoder`` on tiny nets (no timing assertions).
+
+The PyTorch comparison runs only where torch is installed (not in CI); its missing-torch
+error is checked everywhere.
+"""
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from minvert import bench
+from minvert.errors import MinvertError
+from minvert.layers.conv import Conv2D
+
+TINY_VGG, TINY_RESNET = bench.TINY["vgg"]["config"], bench.TINY["resnet"]["config"]
+TINY_DECODER = bench.TINY["decoder"]["config"]
+COLUMNS = ["model", "pass", "batch", "GFLOP", "ms", "GFLOP/s", "peak MB", "numpy MB"]
+TORCH_COLUMNS = ["torch ms", "torch GFLOP/s", "torch peak MB", "ratio", "max rel diff"]
+has_torch = importlib.util.find_spec("torch") is not None
+can_reset_peak = os.access("/proc/self/clear_refs", os.W_OK)
+
+
+def tiny_nets(**kw):
+    return bench.bench_nets(repeats=1, size=32, batches=(1, 2), vgg=TINY_VGG, resnet=TINY_RESNET,
+                            **kw)
+
+
+def test_bench_nets_rows_and_table():
+    lines = []
+    rows = tiny_nets(out=lines.append, memory=False)
+    assert [list(r) for r in rows] == [COLUMNS] * 4
+    assert [(r["pass"], r["batch"]) for r in rows] == [
+        ("forward", 1), ("forward+dx (frozen)", 1), ("forward", 1), ("forward", 2)]
+    assert rows[0]["model"] == "VGG-19 (custom)" and rows[2]["model"] == "ResNet-50 v1.5 (custom)"
+    assert rows[1]["GFLOP"] == pytest.approx(2 * rows[0]["GFLOP"], rel=0.05)  # dx costs a forward
+    assert rows[3]["GFLOP"] == pytest.approx(2 * rows[2]["GFLOP"], rel=0.05)
+    assert all(r["ms"] > 0 and r["peak MB"] == "n/a" for r in rows)
+    assert lines[0].startswith("minvert bench nets: float32, cpu")
+    assert lines[1].split() == ["model", "pass", "batch", "GFLOP", "ms", "GFLOP/s", "peak", "MB",
+                                "numpy", "MB"]
+
+
+def test_flop_count_from_layer_shapes():
+    """2 x multiply-adds of every conv and dense layer, as counted by hand."""
+    net = bench._build_net({"net": "vgg", "config": dict(TINY_VGG, input_size=32)})
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    macs, side, c_in = 0, 32, 3
+    for width, n_convs in zip(TINY_VGG["widths"], [2, 2, 4, 4, 4]):
+        for _ in range(n_convs):
+            macs += width * c_in * 9 * side * side
+            c_in = width
+        side //= 2
+    sizes = [c_in * side * side] + TINY_VGG["fc"] + [TINY_VGG["num_classes"]]
+    macs += sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    layer_macs = bench._layer_macs(net, x)
+    assert bench._pass_gflop("forward", layer_macs, 3) == pytest.approx(2 * 3 * macs / 1e9)
+    assert all(layer.cache is None for _, layer in net.named_layers())  # released
+
+
+def test_bench_decoder_training_step():
+    lines = []
+    rows = bench.bench_decoder(repeats=1, batch=2, config=TINY_DECODER, out=lines.append,
+                               memory=False)
+    (row,) = rows
+    assert list(row) == ["model", "pass", "batch", "GFLOP", "ms", "images/s", "GFLOP/s",
+                         "peak MB", "numpy MB"]
+    assert row["pass"] == "train step" and row["batch"] == 2
+    assert row["images/s"] == pytest.approx(2 / (row["ms"] / 1e3), rel=0.1)
+    assert lines[0].startswith("minvert bench decoder: float32, cpu")
+
+
+def test_training_step_counts_three_passes_but_no_feature_gradient():
+    net = bench._build_net({"net": "decoder", "config": TINY_DECODER})
+    spec = {"net": "decoder", "pass": "train", "batch": 1}
+    x, target = bench._inputs(spec, net)
+    macs = bench._layer_macs(net, x)
+    bench._minvert_pass(spec, net, x, target)  # sets the modes: train, conv1 without dx
+    first = dict((layer, m) for layer, m in macs)[net["conv1"]]
+    forward = bench._pass_gflop("forward", macs, 1)
+    assert bench._pass_gflop("train", macs, 1) == pytest.approx(3 * forward - 2 * first / 1e9)
+
+
+@pytest.mark.skipif(not can_reset_peak, reason="needs Linux /proc/self/clear_refs")
+def test_peak_memory_in_a_fresh_process():
+    (row,) = bench.bench_decoder(repeats=1, batch=1, config=TINY_DECODER, out=None)
+    assert isinstance(row["peak MB"], int) and row["peak MB"] >= 0
+    assert isinstance(row["numpy MB"], int) and row["numpy MB"] >= 0
+
+
+def test_memory_child_failure_is_reported_not_raised():
+    lines = []
+    spec = {"net": "nonsense", "label": "x", "pass": "forward", "batch": 1}
+    assert bench._peak_memory(spec, "minvert", lines.append) is None
+    assert lines and "not measured" in lines[0]
+
+
+@pytest.mark.parametrize("run", [lambda: tiny_nets(compare="torch", memory=False, out=None),
+                                 lambda: bench.bench_decoder(compare="torch", out=None)])
+def test_compare_torch_without_torch_is_one_clear_error(monkeypatch, run):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    with pytest.raises(MinvertError, match=r"pip install torch==2\.13\.0"):
+        run()
+
+
+def test_cli_without_torch(monkeypatch, capsys):
+    from minvert.cli import main
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(["bench", "decoder", "--compare", "torch"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("minvert: error:") and "pip install torch" in err and "\n" not in err
+
+
+def test_unknown_comparison():
+    with pytest.raises(MinvertError, match="only comparison"):
+        bench.bench_decoder(compare="tensorflow", out=None)
+
+
+@pytest.mark.skipif(not has_torch, reason="PyTorch not installed")
+def test_compare_torch_same_results():
+    rows = tiny_nets(compare="torch", memory=False, out=None)
+    rows += bench.bench_decoder(repeats=1, batch=2, compare="torch", config=TINY_DECODER,
+                                memory=False, out=None)
+    for row in rows:
+        assert all(c in row for c in TORCH_COLUMNS)
+        assert float(row["max rel diff"]) < 1e-4, row
+        assert row["ratio"] > 0
+
+
+@pytest.mark.skipif(not has_torch, reason="PyTorch not installed")
+def test_torch_conversion_of_asymmetric_same_padding():
+    import torch
+    conv = Conv2D(2, 3, 2, pad=(0, 1, 0, 1), rng=0)
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    with torch.no_grad():
+        got = bench._to_torch(conv, torch)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, conv.forward(x), rtol=1e-5, atol=1e-6)
+
+
+# the inference path the benchmark times ------------------------------------------------------
+def test_resnet_predict_equals_forward_and_keeps_no_cache():
+    net = bench._build_net({"net": "resnet", "config": TINY_RESNET})  # random batch-norm stats
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    out = net.predict(x)
+    assert all(layer.cache is None for _, layer in net.named_layers())
+    np.testing.assert_allclose(out, net.forward(x), rtol=1e-5, atol=1e-6)
+    _, acts = net.forward_taps(x, ["avgpool"], output=False)
+    np.testing.assert_allclose(net.features(x), acts["avgpool"], rtol=1e-5, atol=1e-6)
