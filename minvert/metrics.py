@@ -106,7 +106,7 @@ def reidentification_rate(recon_features, source_features, k=(1, 5)):
     the originals, row i being the source of reconstruction i (rows N..M-1 are distractors).
     For each i, the originals are ranked by cosine similarity to reconstruction i; it counts as
     re-identified at k if its own source is among the k most similar. Ties count against the source
-    (an original exactly as similar ranks ahead of it), so a constant reconstruction never scores.
+    (an original exactly as similar ranks ahead of it), so reconstructions whose features are all identical (all zeros, say) never score.
     Returns {"top1": fraction, "top5": fraction} (one key per k).
     """
     ks = (k,) if np.isscalar(k) else tuple(k)
