@@ -1,8 +1,13 @@
-"""Speed measurements (``minvert bench``): how close each pass gets to the machine's matmul.
+"""Speed and memory measurements (``minvert bench``).
 
-Every convolution pass here is im2col + one matrix product, so the natural yardstick is a
-bare matmul of the same shape on the same machine in the same run: a pass at ratio 1.0
-spends no time outside BLAS (cuBLAS on a GPU).
+* ``bench_layers``: how close each convolution pass gets to the machine's matmul. Every
+  pass is im2col + one matrix product, so the natural yardstick is a bare matmul of the
+  same shape on the same machine in the same run: a pass at ratio 1.0 spends no time
+  outside BLAS (cuBLAS on a GPU).
+* ``bench_nets``, ``bench_decoder``: the passes the two papers run (VGG-19 forward and
+  backward to the pixels, ResNet-50 inference, the decoder's training step), optionally
+  against PyTorch with the same weights in the same run (``compare="torch"``; torch is
+  imported only then).
 """
 import ctypes
 import functools
@@ -110,21 +115,6 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
 
 
 # whole networks --------------------------------------------------------------------------
-# GFLOP counts 2 x the multiply-adds of the conv and dense layers (bias, batch-norm,
-# activations, pooling and the optimizer are not counted), read from the layer shapes of one
-# forward pass. Backward to the input costs every layer its forward's multiply-adds again,
-# backward to the weights once more: forward + dx = 2x, a training step = 3x the forward
-# (less the first layer's dx where nobody needs it).
-#
-# peak MB: each configuration runs twice (warm-up, then once) in a FRESH Python process,
-# minvert and PyTorch alike; the figure is the resident-set high-water mark (VmHWM) minus
-# the resident size just before the first call, after imports, weights and inputs exist
-# (the mark is reset there through /proc/self/clear_refs). It is what the pass needs on
-# top of the model: activations, caches, gradients, optimizer state, scratch buffers, BLAS
-# and oneDNN work space, all seen the same way. tracemalloc would see NumPy's arrays but not
-# PyTorch's allocator; its peak is printed for minvert as "numpy MB" to show where the
-# memory goes. Linux only ("n/a" elsewhere and on a GPU).
-
 # small nets of each kind: the memory measurement's warm-up, and the tests
 TINY = {"vgg": {"size": 32, "config": {"widths": [4, 4, 8, 8, 8], "fc": [16, 16],
                                        "num_classes": 10, "input_size": 32}},
@@ -148,8 +138,26 @@ def bench_nets(repeats=3, compare=None, out=print, device="cpu", size=224, batch
     warm-up and gives the outputs that are compared ("max rel diff" = max |minvert -
     torch| / max |torch|). ratio = minvert time / PyTorch time.
     vgg, resnet: config overrides for the builders (tests pass tiny nets); memory=False
-    skips the subprocess memory measurement. GFLOP and peak MB: see the comment above.
-    Returns the rows (dicts); ``out`` receives the printed lines (None: print nothing).
+    skips the memory measurement. Returns the rows (dicts); ``out`` receives the printed
+    lines (None: print nothing).
+
+    GFLOP: 2 x the multiply-adds of the conv and dense layers, from the layer shapes of one
+    forward pass (bias, batch-norm, activations, pooling, the optimizer not counted).
+    Backward to the input costs each layer its forward's multiply-adds again, backward to
+    the weights once more: forward + dx = 2x the forward, a training step 3x (less the
+    first layer's dx where nobody needs it).
+
+    peak MB, measured the same way for both libraries: each configuration runs in a FRESH
+    Python process, which first runs the same pass on a tiny net of the same kind (one-time
+    costs: code paged in, thread pools, PyTorch's autograd engine, ~40 MB), then builds the
+    real one and its inputs, returns freed heap memory to the system (malloc_trim), resets
+    the resident-set high-water mark (/proc/self/clear_refs) and runs the pass twice
+    (warm-up, then once). The figure is the high-water mark (VmHWM) minus the resident size
+    at the reset: what the pass needs on top of the weights and inputs (activations,
+    caches, gradients, optimizer state, scratch buffers, BLAS and oneDNN work space).
+    tracemalloc sees NumPy's arrays but not PyTorch's allocator, so its peak is shown for
+    minvert only ("numpy MB"), to tell arrays from the rest. Linux only ("n/a" elsewhere
+    and on a GPU).
     """
     torch = _compare_module(compare)
     threads = _threads(torch)
@@ -183,8 +191,10 @@ def bench_decoder(repeats=3, compare=None, batch=8, out=print, device="cpu", con
     compare="torch": the same step in PyTorch with the same initial weights (Conv2d with
     padding 1, the 2x2 'same' conv after ZeroPad2d((0, 1, 0, 1)), nearest Upsample,
     LeakyReLU 0.2, sigmoid, BCELoss, torch.optim.Adadelta with the same settings); the
-    first step of each is the warm-up and its outputs are compared. config: overrides for
-    ``build_decoder`` (tests pass a tiny one). Columns as in :func:`bench_nets`.
+    first step of each is the warm-up and its outputs are compared. Both free the weight
+    gradients at the start of a step (``net.clear_grads()``, ``zero_grad(set_to_none=True)``).
+    config: overrides for ``build_decoder`` (tests pass a tiny one). Columns, GFLOP (3x the
+    forward) and peak MB as in :func:`bench_nets`.
     """
     torch = _compare_module(compare)
     threads = _threads(torch)
@@ -250,10 +260,10 @@ def _build_net(spec, device="cpu"):
     build = {"vgg": build_vgg, "resnet": build_resnet, "decoder": build_decoder}[spec["net"]]
     net = build(spec["config"], rng=rng)
     for _, layer in net.named_layers():
-        if isinstance(layer, BatchNorm2D):  # not the identity, so that the comparison means something
-            C = layer.params["gamma"].shape[0]
-            for d, k, lo, hi in ((layer.params, "gamma", 0.5, 1.0), (layer.params, "beta", -0.1, 0.1),
-                                 (layer.state, "mean", -0.1, 0.1), (layer.state, "var", 0.5, 1.5)):
+        if isinstance(layer, BatchNorm2D):  # not the identity: the comparison should mean something
+            p, s, C = layer.params, layer.state, layer.params["gamma"].shape[0]
+            for d, k, lo, hi in ((p, "gamma", 0.5, 1.0), (p, "beta", -0.1, 0.1),
+                                 (s, "mean", -0.1, 0.1), (s, "var", 0.5, 1.5)):
                 d[k] = rng.uniform(lo, hi, C).astype(np.float32)
     return net.to(array_module(device)) if device != "cpu" else net
 
@@ -264,7 +274,8 @@ def _inputs(spec, net):
     rng, N = np.random.default_rng(1), spec["batch"]
     if spec["net"] == "decoder":
         c, side = net.config, net.output_size
-        x, target = rng.random((N, c["feature_size"])), rng.random((N, c["out_channels"], side, side))
+        x = rng.random((N, c["feature_size"]))
+        target = rng.random((N, c["out_channels"], side, side))
     else:
         x = rng.standard_normal((N, 3, spec["size"], spec["size"]))
         target = rng.standard_normal((N, net.config["num_classes"]))
@@ -292,7 +303,7 @@ def _layer_macs(net, x1):
 
 
 def _pass_gflop(kind, macs, batch):
-    """2 x multiply-adds of the pass (see the comment above bench_nets)."""
+    """GFLOP of the pass: 2 x its multiply-adds (see bench_nets)."""
     total = sum(m for _, m in macs)
     if kind in ("dx", "train"):
         total += sum(m for layer, m in macs if layer.need_dx)
@@ -320,6 +331,7 @@ def _minvert_pass(spec, net, x, target):
     opt = Adadelta(lr=1.0, rho=0.95, eps=1e-7)
 
     def train_step():
+        net.clear_grads()  # like torch's opt.zero_grad(set_to_none=True) below
         p = net.forward(x)
         _, dp = binary_cross_entropy(p, target)
         net.backward(dp)
@@ -402,13 +414,14 @@ def _table(rows, compare, out):
         return
     columns = list(rows[0])
     print_table(rows, columns, out)
-    out(f"GFLOP = 2 x multiply-adds of conv and dense layers (backward to the input and to the "
-        f"weights: the forward's again); peak MB = resident memory high-water mark of a fresh "
-        f"process running the pass twice, minus its size before (weights, inputs); numpy MB = "
-        f"tracemalloc peak of the same run")
+    out("GFLOP = 2 x multiply-adds of conv and dense layers (backward to the input or the "
+        "weights: the forward's again); peak MB = resident-memory high-water mark of a fresh "
+        "process running the pass twice, minus its size before (with weights and inputs); "
+        "numpy MB = tracemalloc peak of the same run")
     if compare:
-        out("ratio = minvert time / PyTorch time; max rel diff = max |minvert - torch| / max |torch| "
-            "of the first call's result")
+        out("ratio = minvert time / PyTorch time; max rel diff = max |minvert - torch| / "
+            "max |torch| of the first call's result (float32: a max-pool or ReLU near-tie "
+            "decided the other way moves a gradient)")
     out(f"after: {load_note()}")
 
 
@@ -432,9 +445,8 @@ def _peak_memory(spec, framework, out=print):
 
 
 def _memory_child(spec_json):
-    """In the fresh process: run the pass once on a tiny net of the same kind (one-time
-    costs: library code paged in, thread pools, PyTorch's autograd engine, ~40 MB), build
-    the real one, reset the high-water mark, run twice, print the JSON."""
+    """In the fresh process (see bench_nets): warm up on a tiny net, build the real one,
+    reset the high-water mark, run twice, print the JSON."""
     spec = json.loads(spec_json)
     if spec.get("warm_up", True):
         _memory_child(json.dumps(dict(spec, warm_up=False, print=False, **TINY[spec["net"]])))
@@ -497,11 +509,12 @@ def _to_torch(layer, torch, device="cpu"):
 
     def convert(layer):
         if isinstance(layer, Sequential):
-            return nn.Sequential(OrderedDict((n.replace(".", "_"), convert(l)) for n, l in layer.children()))
+            return nn.Sequential(OrderedDict((name.replace(".", "_"), convert(child))
+                                             for name, child in layer.children()))
         if isinstance(layer, ResidualBlock):
             return Residual(convert(layer.main), layer.shortcut and convert(layer.shortcut))
         if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)) and isinstance(layer.pad, str):
-            raise MinvertError(f"pad={layer.pad!r} has no fixed PyTorch equivalent; give the numbers")
+            raise MinvertError(f"pad={layer.pad!r} has no fixed PyTorch equivalent; give numbers")
         if isinstance(layer, Conv2D):
             (F, C, KH, KW), bias = layer.params["w"].shape, "b" in layer.params
             top, bottom, left, right = normalize_pad(layer.pad)

@@ -10,9 +10,9 @@ the input window under output pixel p, so a sample's output is ONE matrix produc
 of a strided *view* of the padded input (``as_strided``: no loop over pixels, no fancy
 indexing), made in a reused scratch buffer: a fresh 100 MB array costs as much in page
 faults as the copy. Small images go side by side into one ``cols``, a large one in bands
-of rows (see MATMUL_COLUMNS). Backward rebuilds ``cols`` for dw instead of keeping it
-(KH*KW times the memory of x per layer). ``minvert.bench.bench_layers()`` compares each
-pass with a bare matmul of the same shape.
+of rows (see MATMUL_COLUMNS), and only those rows are padded at a time. Backward
+rebuilds ``cols`` for dw instead of keeping it (KH*KW times the memory of x per layer).
+``minvert.bench.bench_layers()`` compares each pass with a bare matmul of the same shape.
 """
 import importlib
 
@@ -131,22 +131,41 @@ def _im2col(window, n0, n1, r0, r1):
     return cols.reshape(C * KH * KW, -1)  # (C*KH*KW, n*rows*W_out)
 
 
-def _conv_matmul(x_pad, w2d, b, KH, KW, SH, SW, H_out, W_out):
-    """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out); x_pad already padded."""
-    xp = get_array_module(x_pad)
-    N, F = x_pad.shape[0], w2d.shape[0]
-    out = xp.empty((N, F, H_out * W_out), dtype=x_pad.dtype)  # (N, F, H_out*W_out)
-    window = _windows(x_pad, KH, KW, SH, SW, H_out, W_out)
-    for n0, n1, r0, r1 in _chunks(xp, window.shape, window.itemsize, not _is_x_itself(window)):
+def _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
+    """Yield (n0, n1, r0, r1, cols) for the chunks of :func:`_chunks`, cols from
+    :func:`_im2col` of x padded by pad = (top, bottom, left, right). Each chunk pads only
+    the rows it reads: a padded copy of a whole training batch can be larger than the
+    layer's output, and a chunk's is still in the CPU cache when im2col reads it."""
+    xp = get_array_module(x)
+    (N, C, H), (top, _, left, right) = x.shape[:3], pad
+    copies = not (KH * KW == 1 and (SH, SW) == (1, 1) and x.flags.c_contiguous)
+    for n0, n1, r0, r1 in _chunks(xp, (N, C, KH, KW, H_out, W_out), x.itemsize, copies):
+        y0, y1 = SH * r0 - top, SH * (r1 - 1) + KH - top  # rows of x under output rows r0:r1
+        part = _pad(x[n0:n1, :, max(y0, 0):min(y1, H)], max(-y0, 0), max(y1 - H, 0), left, right)
+        window = _windows(part, KH, KW, SH, SW, r1 - r0, W_out)
+        yield n0, n1, r0, r1, _im2col(window, 0, n1 - n0, 0, r1 - r0)
+
+
+def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=False):
+    """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out), x_pad = x padded by
+    pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
+    the product before b is added; relu: max(out, 0) at the end."""
+    xp = get_array_module(x)
+    N, F = x.shape[0], w2d.shape[0]
+    out = xp.empty((N, F, H_out * W_out), dtype=x.dtype)  # (N, F, H_out*W_out)
+    for n0, n1, r0, r1, cols in _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
         out_chunk = out[n0:n1, :, r0 * W_out:r1 * W_out]  # (n, F, rows*W_out)
-        cols = _im2col(window, n0, n1, r0, r1)
         if cols.ndim == 3 or n1 - n0 == 1:  # the product lands in NCHW order directly
             xp.matmul(w2d, cols, out=out_chunk if cols.ndim == 3 else out_chunk[0])
         else:  # (F, n, H_out*W_out) -> (n, F, H_out*W_out): a copy of the output's size
             prod = xp.matmul(w2d, cols, out=_scratch(xp, "prod", (F, cols.shape[1]), out.dtype))
             out_chunk[...] = prod.reshape(F, n1 - n0, -1).transpose(1, 0, 2)
-        if b is not None:  # now, while the chunk is still in cache
+        if scale is not None:  # now, while the chunk is still in cache
+            out_chunk *= scale.reshape(1, F, 1)
+        if b is not None:
             out_chunk += b.reshape(1, F, 1)
+        if relu:
+            xp.maximum(out_chunk, 0, out=out_chunk)
     return out.reshape(N, F, H_out, W_out)
 
 
@@ -183,16 +202,22 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0):
     even kernels is asymmetric, see :func:`same_padding`), or "same" / "valid".
     H_out = (H + top + bottom - KH) // SH + 1, W_out = (W + left + right - KW) // SW + 1.
     """
+    out, stride, pad = _forward(x, w, b, stride, pad)
+    # dx needs only w; dw rebuilds im2col(x) chunk by chunk: keeping cols (KH*KW times the
+    # size of x) for every layer would not fit in memory for a training batch
+    cache = {"x": x, "w": w, "stride": stride, "pad": pad, "has_b": b is not None}
+    return out, cache
+
+
+def _forward(x, w, b, stride, pad, scale=None, relu=False):
+    """conv2d_forward's output without a cache -> (out, (SH, SW), (top, bottom, left, right));
+    scale and relu: see _conv_matmul."""
     (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
-    x_pad = _pad(x, top, bottom, left, right)
-    out = _conv_matmul(x_pad, w.reshape(F, -1), b, KH, KW, SH, SW, H_out, W_out)
-    # dx needs only w; dw rebuilds im2col(x) chunk by chunk: keeping cols (KH*KW times the
-    # size of x) for every layer would not fit in memory for a training batch
-    cache = {"x": x, "w": w, "stride": (SH, SW), "pad": (top, bottom, left, right),
-             "has_b": b is not None}
-    return out, cache
+    out = _conv_matmul(x, (top, bottom, left, right), w.reshape(F, -1), b, KH, KW, SH, SW,
+                       H_out, W_out, scale, relu)
+    return out, (SH, SW), (top, bottom, left, right)
 
 
 def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
@@ -252,11 +277,10 @@ def _dw(x, dout, KH, KW, SH, SW, pad):
     """dw2d (F, C*KH*KW) = sum over samples of dout (F, H_out*W_out) @ cols^T, chunk by chunk."""
     xp = get_array_module(x)
     (N, C), (F, H_out, W_out) = x.shape[:2], dout.shape[1:]
-    x_pad, dout3 = _pad(x, *pad), dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
+    dout3 = dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
     dw2d = None
-    window = _windows(x_pad, KH, KW, SH, SW, H_out, W_out)
-    for n0, n1, r0, r1 in _chunks(xp, window.shape, window.itemsize, not _is_x_itself(window)):
-        cols, dout_chunk = _im2col(window, n0, n1, r0, r1), dout3[n0:n1, :, r0 * W_out:r1 * W_out]
+    for n0, n1, r0, r1, cols in _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
+        dout_chunk = dout3[n0:n1, :, r0 * W_out:r1 * W_out]
         if cols.ndim == 3:  # x itself: per-sample products (F, C), summed
             part = xp.matmul(dout_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
         else:  # samples side by side, like cols
@@ -275,9 +299,9 @@ def _dx_transposed(dout, w, pad):
     top, bottom, left, right = pad
     w_t = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, F, KH, KW), flipped kernel
     w_t2d = w_t.reshape(C, -1)  # (C, F*KH*KW): a copy, or for 1x1 the view w2d^T
-    dout_pad = _pad(dout, KH - 1 - top, KH - 1 - bottom, KW - 1 - left, KW - 1 - right)
+    pad_t = (KH - 1 - top, KH - 1 - bottom, KW - 1 - left, KW - 1 - right)
     H, W = H_out + KH - 1 - top - bottom, W_out + KW - 1 - left - right
-    return _conv_matmul(dout_pad, w_t2d, None, KH, KW, 1, 1, H, W)
+    return _conv_matmul(dout, pad_t, w_t2d, None, KH, KW, 1, 1, H, W)
 
 
 def _dx_col2im(dout, w, x_shape, SH, SW, pad):
@@ -345,6 +369,17 @@ class Conv2D(Layer):
         out, self.cache = conv2d_forward(x, self.params["w"], self.params.get("b"),
                                          self.stride, self.pad)
         return out
+
+    def predict(self, x, affine=None, relu=False):
+        """Forward without a cache, fused with what follows it in the network, applied to
+        each chunk of the output while it is in the CPU cache (no separate pass over the
+        output). affine: (scale, shift), each (F,), per output channel, e.g. an inference
+        batch-norm: (conv(x, w) + b) * scale + shift. relu: then max(., 0)."""
+        b, scale = self.params.get("b"), None
+        if affine is not None:
+            scale, shift = affine
+            b = shift if b is None else b * scale + shift
+        return _forward(x, self.params["w"], b, self.stride, self.pad, scale, relu)[0]
 
     def backward(self, dout):
         if self.cache is None:

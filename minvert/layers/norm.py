@@ -67,14 +67,33 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
         # x_hat replaces x (same size), inv_std and gamma give every term of dx
         cache = {"training": True, "x_hat": x_hat, "inv_std": inv_std, "gamma": gamma}
     else:
-        inv_std = 1 / xp.sqrt(running_var + eps)
-        scale = gamma * inv_std
+        scale, shift, inv_std = _affine(gamma, beta, running_mean, running_var, eps)
         out = x * _c(scale)
-        out += _c(beta - running_mean * scale)
+        out += _c(shift)
         # dx needs only scale; x and the (copied) mean rebuild x_hat for dgamma on demand
         cache = {"training": False, "x": x, "mean": running_mean.copy(), "inv_std": inv_std,
                  "scale": scale}
     return out, cache
+
+
+def _affine(gamma, beta, running_mean, running_var, eps):
+    """(scale, shift, 1 / sqrt(running_var + eps)) of the inference-mode map."""
+    xp = get_array_module(gamma)
+    inv_std = 1 / xp.sqrt(running_var + eps)
+    scale = gamma * inv_std
+    return scale, beta - running_mean * scale, inv_std
+
+
+def batchnorm2d_affine(gamma, beta, running_mean, running_var, eps=1e-5):
+    """Inference-mode batch-norm as a per-channel affine map -> (scale, shift), each (C,):
+
+        out = x * scale + shift,   scale = gamma / sqrt(running_var + eps),
+                                   shift = beta - running_mean * scale
+
+    ``Sequential.predict`` applies it to a convolution's output chunk by chunk, inside
+    the convolution (:meth:`~minvert.layers.conv.Conv2D.predict`).
+    """
+    return _affine(gamma, beta, running_mean, running_var, eps)[:2]
 
 
 def batchnorm2d_backward(dout, cache, need_dx=True, need_dparams=True):
@@ -122,6 +141,11 @@ class BatchNorm2D(Layer):
         out, self.cache = batchnorm2d_forward(x, p["gamma"], p["beta"], s["mean"], s["var"],
                                               self.training, self.momentum, self.eps)
         return out
+
+    def affine(self):
+        """(scale, shift) of the inference-mode map (see :func:`batchnorm2d_affine`)."""
+        p, s = self.params, self.state
+        return batchnorm2d_affine(p["gamma"], p["beta"], s["mean"], s["var"], self.eps)
 
     def backward(self, dout):
         dx, dgamma, dbeta = batchnorm2d_backward(dout, last_cache(self), self.need_dx,

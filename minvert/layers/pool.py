@@ -11,9 +11,10 @@ window holds at least one real element.
 
 Max and average pooling are a loop over the KH*KW kernel offsets (i, j): the slice
 ``x_pad[:, :, i::SH, j::SW]`` (cut to H_out x W_out) holds element (i, j) of every window
-at once. Forward combines those slices; backward writes the gradient back through the
-same slices with strided ``+=`` (plain assignment when windows do not overlap). No
-fancy-index scatter, no im2col copy, the same code on NumPy and CuPy.
+at once. Forward combines those slices (max-pool as a max over rows of a max over
+columns, see below); backward writes the gradient back through the same slices with
+strided ``+=`` (plain assignment when windows do not overlap). No fancy-index scatter, no
+im2col copy, the same code on NumPy and CuPy.
 
 Max-pool padding counts as -inf, so it never wins a window (PyTorch semantics; Keras pads
 post-ReLU inputs with zeros, which gives the same result). Ties: the gradient goes to
@@ -99,20 +100,39 @@ def _overlap(g):
 
 
 # max pooling ---------------------------------------------------------------------------
+# The max over a KH x KW window is the max over KH rows of the max over KW columns, so the
+# forward pass runs as two 1-D passes: along the rows of x_pad (KW slices) to hmax
+# (N, C, H_pad, W_out), then down the columns of hmax (KH slices of whole rows) to out:
+# KH + KW slice operations instead of KH * KW, and the second pass reads contiguous rows.
+def _line_windows(a, axis, K, S, n_out):
+    """Yield (k, slice of a) for k < K: element k of every 1-D window along ``axis``
+    (2: rows, 3: columns), window o covering a[S*o : S*o + K]; n_out windows."""
+    for k in range(K):
+        index = [slice(None)] * 4
+        index[axis] = slice(k, k + S * (n_out - 1) + 1, S)
+        yield k, a[tuple(index)]
+
+
+def _line_max(a, axis, K, S, n_out):
+    xp = get_array_module(a)
+    out = None
+    for k, win in _line_windows(a, axis, K, S, n_out):
+        if k == 0:
+            out = win.copy()
+        else:
+            xp.maximum(out, win, out=out)
+    return out
+
+
 def maxpool2d_forward(x, kernel, stride=None, pad=0):
     """x: (N, C, H, W); kernel, stride (default = kernel): int or (h, w);
     pad: int or (top, bottom, left, right), padded with -inf.
     Returns out: (N, C, H_out, W_out) and the cache.
     """
-    xp = get_array_module(x)
     g = _geometry(x, kernel, stride, pad, "max-pool")
+    (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
     x_pad = _pad(x, g, -np.inf)
-    out = None
-    for k, win in _windows(x_pad, g):
-        if k == 0:
-            out = win.copy()
-        else:
-            xp.maximum(out, win, out=out)
+    out = _line_max(_line_max(x_pad, 3, KW, SW, W_out), 2, KH, SH, H_out)
     # x (alive in the previous layer anyway; x_pad when padded) and out: backward finds
     # each window's winner as x == out. Tracking the argmax here instead would make the
     # forward pass, all that inference runs, several times slower.
@@ -126,7 +146,8 @@ def maxpool2d_backward(dout, cache):
 
     Offsets are visited in that order; ``taken`` marks windows whose winner was already
     found, so a later tied element gets nothing. x and out must not have been modified
-    since the forward pass.
+    since the forward pass. (Backward does not split in two passes like the forward: the
+    second pass would route a gradient over KH times more elements.)
     """
     xp = get_array_module(dout)
     g, x_pad, out = cache["geometry"], cache["x_pad"], cache["out"]

@@ -63,7 +63,7 @@ class ResidualBlock(Layer):
         xp = get_array_module(x)
         out = self.main.predict(x)
         skip = x if self.shortcut is None else self.shortcut.predict(x)
-        if xp.may_share_memory(out, skip):  # main returned (a view of) its input: no in place
+        if xp.may_share_memory(out, x) or xp.may_share_memory(out, skip):  # not a fresh array
             out = out + skip
         else:
             out += skip

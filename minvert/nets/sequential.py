@@ -15,7 +15,10 @@ layer and the backward pass starts there.
 """
 from ..backend import get_array_module
 from ..errors import MinvertError, ShapeError
+from ..layers.activation import ReLU
 from ..layers.base import Layer
+from ..layers.conv import Conv2D
+from ..layers.norm import BatchNorm2D
 
 
 class Sequential(Layer):
@@ -45,9 +48,24 @@ class Sequential(Layer):
 
     def predict(self, x):
         """Forward without keeping anything for backward (lower peak memory): every layer,
-        nested ones too, drops its cache as soon as it has run."""
-        for name in self.names:
-            x = self.layers[name].predict(x)
+        nested ones too, drops its cache as soon as it has run.
+
+        A convolution runs fused with an inference-mode batch-norm and a ReLU that follow
+        it: they are applied to each chunk of its output while that is in the CPU cache
+        (:meth:`~minvert.layers.conv.Conv2D.predict`)."""
+        layers = [self.layers[name] for name in self.names] + [None, None]
+        i = 0
+        while layers[i] is not None:
+            layer, affine, relu = layers[i], None, False
+            if isinstance(layer, Conv2D):
+                if isinstance(layers[i + 1], BatchNorm2D) and not layers[i + 1].training:
+                    affine, i = layers[i + 1].affine(), i + 1
+                if type(layers[i + 1]) is ReLU:
+                    relu, i = True, i + 1
+                x = layer.predict(x, affine, relu)
+            else:
+                x = layer.predict(x)
+            i += 1
         return x
 
     def forward_taps(self, x, taps, output=True):
@@ -111,6 +129,12 @@ class Sequential(Layer):
             if layer.trainable:
                 for k, v in layer.params.items():
                     yield f"{lname}.{k}", v, layer.grads.get(k)
+
+    def clear_grads(self):
+        """Drop every layer's weight gradients (after the optimizer step they are dead
+        memory until the next backward replaces them; torch's zero_grad(set_to_none=True))."""
+        for _, layer in self.named_layers():
+            layer.grads = {}
 
     def set_mode(self, training=None, trainable=None):
         for _, layer in self.named_layers():
