@@ -91,89 +91,18 @@ def _run_classify(args):
                 print(f"  {c['probability']:7.2%}  {c['index']:>4}  {c['label']}")
 
 
-# transform (paper 000) ---------------------------------------------------------------
+# the papers: their command lines live with them ------------------------------------------
 def _add_transform(sub):
-    from .losses import PRESETS
-    presets = "\n".join(f"  {k:<18} {v.caption}" for k, v in PRESETS.items())
-    p = _cmd(sub, "transform", "alter an image until the network calls it TARGET (paper 000)",
-             handler=_run_transform, description=(
-                 "Paper 000: L-BFGS-B on the pixels of IMAGE minimising\n"
-                 "  class + content*C + style*S + TV*T + colour*K\n"
-                 "so that the network classifies it as TARGET, as strongly as possible.\n"
-                 "Writes result.png, panel.png (original | result | amplified difference),\n"
-                 "log.jsonl (one line per iteration) and summary.json into --out.\n\n"
-                 "presets (the rows of the paper's results table):\n" + presets))
-    p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--target", metavar="CLASS",
-                   help="class name (case/spaces/underscores ignored), index or WordNet id; "
-                        "default: the preset's target")
-    p.add_argument("--model", default="vgg19",
-                   help="model name or .h5 path (default vgg19; offline: tiny-vgg-textures)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="multipliers from a row of the paper's table")
-    for name, h in (("content", "content-loss multiplier (negative loosens geometry)"),
-                    ("style", "style-loss multiplier"), ("tv", "total-variation multiplier"),
-                    ("color", "colour-similarity multiplier")):
-        p.add_argument(f"--{name}", type=float, default=None, help=h + " (default 0, or the preset's)")
-    p.add_argument("--mask", metavar="IMAGE", help="greyscale mask: white = may change, black = kept exactly")
-    p.add_argument("--jitter", type=int, default=0, metavar="PX",
-                   help="random shift of up to PX pixels per step (paper: 16); uses gradient steps")
-    p.add_argument("--step", choices=["normalized", "adam"], default="normalized", help="jitter path optimiser")
-    p.add_argument("--lr", type=float, default=2.0, help="jitter path step size (default 2.0)")
-    p.add_argument("--init", choices=["image", "noise", "mix"], default="image",
-                   help="start from the image (default), random noise, or a mix")
-    p.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
-    p.add_argument("--history", type=int, default=8, help="L-BFGS memory (default 8)")
-    p.add_argument("--size", type=int, default=None, help="input side in pixels (default: the net's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--snapshot-every", type=int, default=0, metavar="K", help="also save every K-th iterate")
-    p.add_argument("--force", action="store_true", help="overwrite an earlier result in --out")
-    _device_args(p)
+    from .transform.cli import add_cli
+    add_cli(sub, _cmd, _device_args)
 
 
-def _run_transform(args):
-    from .images import load_image, load_mask
-    from .losses import PRESETS, Multipliers
-    from .transform import Settings, transform
-    from .weights import load_model
-    img = load_image(args.image)
-    mask = load_mask(args.mask, img.shape[:2]) if args.mask else None
-    from .errors import MinvertError
-    preset = PRESETS[args.preset] if args.preset else None
-    if args.target is None and preset is None:
-        raise MinvertError("say which class to aim for: --target CLASS (or a --preset)")
-    if preset is not None and preset.jitter and not args.jitter:
-        args.jitter = 16
-        print(f"preset {args.preset}: jittered in the paper, so --jitter 16")
-    if preset is not None and preset.mask and not args.mask:
-        print(f"preset {args.preset}: the paper used a {preset.mask} mask; pass it with --mask FILE")
-    net = load_model(args.model, device=args.device)
-    target = net_labels(net).index(args.target if args.target is not None else preset.target)
-    base = preset.multipliers if preset else Multipliers()
-    mult = Multipliers(*(getattr(base, k) if getattr(args, k) is None else getattr(args, k)
-                         for k in ("content", "style", "tv", "color")))
-    settings = Settings(target=target, multipliers=mult, iters=args.iters, history=args.history,
-                        init=args.init, jitter=args.jitter, step=args.step, lr=args.lr,
-                        seed=args.seed, snapshot_every=args.snapshot_every)
-    summary = transform(net, img, settings, mask=mask, out_dir=args.out, force=args.force, size=args.size)
-    return 0 if summary["stopped_early"] is None else 1
-
-
-def net_labels(net):
-    """The network's classes as a :class:`minvert.labels.Labels` (ImageNet gets WordNet ids)."""
-    from .errors import MinvertError
-    from .labels import Labels, imagenet, imagenet_labels
-    if not net.labels:
-        raise MinvertError("this network has no class labels")
-    return imagenet() if list(net.labels) == imagenet_labels() else Labels(net.labels)
-
-
-# reconstruct (paper 003) ---------------------------------------------------------------
 def _add_reconstruct(sub):
-    from .reconstruct import add_cli
+    from .reconstruct.cli import add_cli
     add_cli(_cmd(sub, "reconstruct", "paper 003: decode images from ResNet feature vectors",
                  description="Paper 003: extract ResNet features, train the upsampling decoder, "
-                             "evaluate how much of seen and unseen images comes back."))
+                             "evaluate how much of seen and unseen images comes back."),
+            _device_args)
 
 
 # train / dataset ------------------------------------------------------------------------

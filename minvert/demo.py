@@ -68,8 +68,7 @@ def _classify(paths, labels, log):
 
 def _transform(out, images, labels, iters, log):
     from .datasets import CLASSES
-    from .losses import Multipliers
-    from .transform import Settings, transform
+    from .transform import Multipliers, Settings, transform
     from .weights import load_model
     net = load_model("tiny-vgg-textures")
     img = images[list(labels).index(CLASSES.index("dots"))]
@@ -88,9 +87,7 @@ def _transform(out, images, labels, iters, log):
 def _reconstruct(out, epochs, log):
     from .datasets import CLASSES, make_dataset
     from .images import save_image
-    from .reconstruct import extract
-    from .reconstruct_eval import evaluate
-    from .reconstruct_train import train
+    from .reconstruct import evaluate, extract, train
     folder = out / "reconstruct"
     images, labels, _ = make_dataset((N_RECON + len(CLASSES) - 1) // len(CLASSES), size=64, seed=7)
     order = np.random.default_rng(0).permutation(len(images))[:N_RECON]  # classes mixed

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import losses
+from .transform import losses
 from .gradcheck import numerical_vjp
 from .layers import (batchnorm2d_backward, batchnorm2d_forward, maxpool2d_backward,
                      maxpool2d_forward, relu_forward, softmax, softmax_cross_entropy)
@@ -290,7 +290,7 @@ def _style():
                     lambda a, kw: losses.style_layer_loss(a["F"], a["A"])[0],
                     lambda a, kw, d: {"dF": d * losses.style_layer_loss(a["F"], a["A"])[1]},
                     variants, {"dF": "compute dFm (C, M), then reshape it to F's (1, C, H, W)."},
-                    "minvert/losses.py, style_layer_loss", scalar=True)
+                    "minvert/transform/losses.py, style_layer_loss", scalar=True)
 
 
 def _tv():
@@ -328,7 +328,7 @@ def _tv():
                     lambda rng: [Case("x (2, 3, 4, 5)", {"x": _distinct(rng, 2, 3, 4, 5)}, {})],
                     lambda a, kw: losses.tv_loss(a["x"], "l1")[0],
                     lambda a, kw, d: {"dx": d * losses.tv_loss(a["x"], "l1")[1]},
-                    variants, {}, "minvert/losses.py, tv_loss", scalar=True)
+                    variants, {}, "minvert/transform/losses.py, tv_loss", scalar=True)
 
 
 EXERCISES = {"relu_backward": _relu, "softmax_ce_backward": _softmax_ce,

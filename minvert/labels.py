@@ -152,3 +152,10 @@ class Labels:
             raise MinvertError(f"{scores.shape[0]} scores for {len(self)} classes")
         order = np.argsort(-scores, kind="stable")[:k]
         return [(int(i), self.display(i), float(scores[i])) for i in order]
+
+
+def net_labels(net):
+    """The network's classes as a :class:`minvert.labels.Labels` (ImageNet gets WordNet ids)."""
+    if not net.labels:
+        raise MinvertError("this network has no class labels")
+    return imagenet() if list(net.labels) == imagenet_labels() else Labels(net.labels)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minvert import losses as L
+from minvert.transform import losses as L
+from minvert.transform.presets import PRESETS
 from minvert.backend import gpu_available
 from minvert.errors import ShapeError
 from minvert.gradcheck import directional_check, numerical_vjp, rel_error
@@ -238,14 +239,14 @@ IMAGENET = {"tabby": 281, "brown_bear": 294, "dalmatian": 251, "hyena": 276, "ti
 
 
 def test_presets_complete_and_well_formed():
-    assert set(L.PRESETS) == {
+    assert set(PRESETS) == {
         "tabby-plain", "tabby-color", "tabby-content", "bear-loose", "bear-full", "dalmatian",
         "hyena-unmasked", "hyena-masked", "tiger-face-plain", "tiger-face",
         "bear-jitter", "tabby-jitter", "tiger-jitter", "tiger-body-jitter"}
     index_file = Path(L.__file__).parent / "data" / "imagenet_class_index.json"
     names = ({int(k): v[1] for k, v in json.loads(index_file.read_text()).items()}
              if index_file.exists() else None)
-    for key, p in L.PRESETS.items():
+    for key, p in PRESETS.items():
         assert IMAGENET[p.target] == p.target_index, key
         if names is not None:
             assert names[p.target_index] == p.target, key

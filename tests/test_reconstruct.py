@@ -18,9 +18,10 @@ from minvert.layers.loss import binary_cross_entropy
 from minvert.nets.decoder import PAPER_CONFIG, build_decoder
 from minvert.nets.resnet import build_resnet
 from minvert.nets.tiny import TINY_CONFIGS, build_tiny
-from minvert.reconstruct import add_cli, extract, read_cache
-from minvert.reconstruct_eval import decode, evaluate
-from minvert.reconstruct_train import (decoder_param_count, make_decoder_config, make_split,
+from minvert.reconstruct.cli import add_cli
+from minvert.reconstruct.evaluate import decode, evaluate
+from minvert.reconstruct.features import extract, read_cache
+from minvert.reconstruct.train import (decoder_param_count, make_decoder_config, make_split,
                                        train)
 from minvert.weights.project import load, save
 
@@ -104,7 +105,7 @@ def test_extract_resume_appends_only_new_files(tmp_path, data):
 
 
 def test_interrupted_extraction_keeps_finished_batches(tmp_path, data, monkeypatch):
-    import minvert.reconstruct as rec
+    import minvert.reconstruct.features as rec
     real, calls = rec.encode, []
 
     def encode_then_interrupt(*args, **kwargs):
@@ -301,8 +302,9 @@ def test_bad_inputs_give_one_line_errors_and_change_nothing(tmp_path, data, trai
 
 # command line ----------------------------------------------------------------------------------
 def test_cli_runs_every_step(tmp_path, data, capsys):
+    from minvert.cli import _device_args
     parser = argparse.ArgumentParser(prog="minvert reconstruct")
-    add_cli(parser)
+    add_cli(parser, _device_args)
 
     def run(*argv):
         args = parser.parse_args([str(a) for a in argv])

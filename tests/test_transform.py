@@ -9,7 +9,7 @@ from minvert.cli import main
 from minvert.datasets import CLASSES, make_dataset
 from minvert.errors import MinvertError
 from minvert.gradcheck import directional_check
-from minvert.losses import Multipliers
+from minvert.transform import Multipliers
 from minvert.nets.tiny import build_tiny
 from minvert.transform import Objective, Settings, transform
 from minvert.weights.project import save

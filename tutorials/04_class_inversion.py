@@ -28,7 +28,7 @@ from scipy.optimize import Bounds, minimize
 
 from minvert.datasets import CLASSES, make_texture
 from minvert.images import save_image
-from minvert.losses import Multipliers, tv_loss
+from minvert.transform.losses import Multipliers, tv_loss
 from minvert.plots import amplified_difference, panel
 from minvert.transform import Objective, Settings, probabilities, transform
 from minvert.weights import BUNDLED_DIR

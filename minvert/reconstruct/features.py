@@ -1,18 +1,4 @@
-"""Paper 003: reconstruct images from a ResNet's pooled feature vector (Listík 2018).
-
-Each step is a function here and a ``minvert reconstruct`` sub-command:
-
-1. ``extract``  images -> feature cache (HDF5): the encoder's GLOBAL-AVERAGE-POOLED feature
-   (:meth:`ResNet.features`) plus the image resized to the decoder's target size.  (here)
-2. ``train``    cache -> run folder: the paper's upsampling decoder (:mod:`minvert.nets.decoder`),
-   binary cross-entropy on its sigmoid output against targets in [0, 1], hand-coded Adadelta
-   with tf.keras 1.5's defaults (lr 1, rho 0.95, eps 1e-7), batch 30, and the paper code's split:
-   the first 10 images of the cache are held out, the rest train.  (:mod:`minvert.reconstruct_train`)
-3. ``evaluate`` and ``decode``: metrics on training and held-out images, re-identification,
-   random-vector decodes, reconstruction PNGs.  (:mod:`minvert.reconstruct_eval`)
-
-``from minvert.reconstruct import extract, train, evaluate, decode`` gives all four; the command
-line (:func:`add_cli`) is at the end of this file.
+"""Paper 003, step 1: the encoder and the feature cache (``minvert reconstruct extract``).
 
 The trap in the paper's code: it takes ``ResNet50(include_top=False).predict(x)[0][0][0]``.
 Keras <= 2.1 average-pools the 7x7 map even without the top, so that is the pooled vector;
@@ -31,13 +17,7 @@ Cache file (HDF5, root attribute ``format = "minvert-feature-cache"``)::
 
 Rows are appended a batch at a time and ``count`` is updated last, so an interrupted extraction
 keeps every finished batch; running the same command again adds only the missing files.
-
-Run folder (``train --out RUN``): run.json (decoder config, cache identity, split indices,
-settings), checkpoint.h5 and log.jsonl (:func:`minvert.train.run_epochs`), decoder.h5 (final
-weights, project format), loss.png and psnr.png; ``evaluate`` adds evaluation.json and
-contact_sheet.png.
 """
-import argparse
 import hashlib
 import json
 import os
@@ -46,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
-from .errors import FormatError, MinvertError
+from ..backend import to_numpy
+from ..errors import FormatError, MinvertError
 
 CACHE_FORMAT = "minvert-feature-cache"
 _JSON_ATTRS = ("model_config", "preprocessing")
@@ -58,7 +38,7 @@ _HEADER_KEYS = ("model", "model_path", "model_config", "model_sha256", "preproce
 # encoder ---------------------------------------------------------------------------------
 def weights_fingerprint(net):
     """SHA-256 of the architecture config and every weight (as float32): names an encoder."""
-    from .weights.project import network_weights
+    from ..weights.project import network_weights
     h = hashlib.sha256(json.dumps(net.config, sort_keys=True).encode())
     for name, arrays in sorted(network_weights(net).items()):
         for k in sorted(arrays):
@@ -71,7 +51,7 @@ def weights_fingerprint(net):
 def load_encoder(model, device=None):
     """(net, name, absolute path) for a model name or weight-file path; (net, "", "") for a
     network already built."""
-    from .weights import load_model, resolve_model
+    from ..weights import load_model, resolve_model
     if isinstance(model, (str, os.PathLike)):
         name, path = os.fspath(model), str(resolve_model(os.fspath(model)).resolve())
         net = load_model(path, device=device)
@@ -217,7 +197,7 @@ def _expand_paths(images, log):
 
 def _fill(f, net, todo, batch_size, target_size, resample, log):
     """Encode the files ``todo`` into the open cache ``f``, a batch at a time: (added, skipped)."""
-    from .images import load_image, resize_exact
+    from ..images import load_image, resize_exact
     count = int(f.attrs["count"])
     for key in ("features", "targets", "names"):  # drop rows of a batch an interruption cut short
         f[key].resize(count, axis=0)
@@ -298,7 +278,7 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
 def targets_at(cache, rows, size):
     """uint8 (n, size, size, 3) targets of cache rows; smaller sizes by box-filter downsampling
     (the exact mean of each block when size divides the cached size)."""
-    from .images import resize_exact
+    from ..images import resize_exact
     t = cache.targets[np.asarray(rows, dtype=np.int64)]
     if size == cache.target_size:
         return t
@@ -307,138 +287,3 @@ def targets_at(cache, rows, size):
 
 def names_digest(names, rows):
     return hashlib.sha256("\n".join(names[r] for r in rows).encode()).hexdigest()
-
-
-def __getattr__(name):
-    """train / evaluate / decode live in reconstruct_train.py and reconstruct_eval.py (which
-    import this module), and are loaded on first use: ``from minvert.reconstruct import train``."""
-    if name in ("train", "make_decoder_config", "decoder_param_count", "make_split"):
-        from . import reconstruct_train
-        return getattr(reconstruct_train, name)
-    if name in ("evaluate", "decode"):
-        from . import reconstruct_eval
-        return getattr(reconstruct_eval, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# command line: `minvert reconstruct extract | train | evaluate | decode` ---------------------------
-def _ints(text):
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give positive integers separated by commas, "
-                                         "e.g. 64,32,16")
-    return values
-
-
-def _cmd(sub, name, help, handler, description):
-    p = sub.add_parser(name, help=help, description=description,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(handler=handler)
-    p.add_argument("--device", choices=["cpu", "gpu"], default=None,
-                   help="where to compute (default: $MINVERT_DEVICE, else GPU if CuPy sees one, else CPU)")
-    return p
-
-
-def add_cli(parser):
-    """Add the sub-commands of paper 003 to the ``minvert reconstruct`` parser."""
-    parser.set_defaults(handler=lambda args: parser.print_help() or 2)
-    sub = parser.add_subparsers(title="steps", metavar="STEP")
-    p = _cmd(sub, "extract", "images -> feature cache (pooled ResNet features + target images)",
-             _run_extract,
-             "Encode images with a ResNet: the global-average-pooled feature (never one spatial position)\n"
-             "at the model's input size and preprocessing, plus the image resized to --target-size as the\n"
-             "decoder's target. Re-running with the same --out adds only files not yet in the cache;\n"
-             "unreadable files are skipped and listed. The cache ORDER matters: --split paper holds out\n"
-             "the first 10 images.\n\n"
-             "example:\n  minvert reconstruct extract photos/ --model resnet50 --out cache.h5")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders (their files, sorted)")
-    p.add_argument("--model", required=True,
-                   help="encoder: resnet50 (the paper's), tiny-resnet-textures, or a .h5 path")
-    p.add_argument("--out", required=True, metavar="CACHE.h5", help="feature cache to create or extend")
-    p.add_argument("--batch", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
-    p.add_argument("--target-size", type=int, default=256, metavar="S",
-                   help="side of the stored target images (default 256, the paper's)")
-
-    p = _cmd(sub, "train", "train the upsampling decoder on a feature cache", _run_train,
-             "Train paper 003's decoder (4x4 start, 3x3 convs + LeakyReLU 0.2 + nearest 2x upsampling,\n"
-             "2x2 sigmoid output) on the cache's features. Defaults are the paper code's: BCE loss,\n"
-             "Adadelta lr 1 rho 0.95 eps 1e-7, batch 30, the first 10 images held out. Writes run.json,\n"
-             "checkpoint.h5, log.jsonl, decoder.h5, loss.png, psnr.png into --out. Ctrl-C saves a\n"
-             "checkpoint; --resume continues it bit-identically with the settings in run.json.\n\n"
-             "example (64x64 output from 128-d features):\n"
-             "  minvert reconstruct train cache.h5 --out run/ --widths 128,64,32,16 --epochs 200")
-    p.add_argument("cache", metavar="CACHE.h5")
-    p.add_argument("--out", required=True, metavar="RUN", help="run folder")
-    p.add_argument("--epochs", type=int, help="epochs in total (default 100; may grow on --resume)")
-    p.add_argument("--batch", type=int, dest="batch_size", metavar="N", help="batch size (default 30)")
-    p.add_argument("--loss", choices=["bce", "mse"],
-                   help="bce on the sigmoid output (default, the paper's) or mse")
-    p.add_argument("--optimizer", choices=["adadelta", "adam"],
-                   help="adadelta (default, the paper's) or adam")
-    p.add_argument("--lr", type=float, help="learning rate (default: adadelta 1.0, adam 1e-3)")
-    p.add_argument("--rho", type=float, help="Adadelta decay (default 0.95)")
-    p.add_argument("--eps", type=float,
-                   help="Adadelta epsilon (default 1e-7 as Keras; Zeiler's paper: 1e-6)")
-    p.add_argument("--split", help="paper (first 10 held out, default), none, or fraction:F (seeded random)")
-    p.add_argument("--n-train", type=int, metavar="N", help="use only the first N training images")
-    p.add_argument("--widths", type=_ints, metavar="W1,W2,..",
-                   help="conv widths, one per 2x stage (default: the paper's last stages that "
-                        "reach the target size)")
-    p.add_argument("--start", type=_ints, metavar="H,H,C",
-                   help="feature reshaped to HxHxC, H*H*C = feature size (default 4,4,D/16)")
-    p.add_argument("--seed", type=int, help="weights and shuffling (default 0)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
-                   help="checkpoint every K epochs (default 1)")
-
-    p = _cmd(sub, "evaluate", "measure reconstructions: PSNR, SSIM, re-identification", _run_evaluate,
-             "On training and held-out images separately: MSE, PSNR, SSIM against the mean-image\n"
-             "baseline; re-identification (each reconstruction's re-encoded feature ranked against\n"
-             "every cached feature, top-1/top-5); decodes of random vectors. Writes evaluation.json\n"
-             "and contact_sheet.png into RUN.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("cache", metavar="CACHE.h5")
-    p.add_argument("--encoder", help="model that made the features (default: the one the cache records)")
-    p.add_argument("--max-train", type=int, default=500, metavar="N",
-                   help="score at most N training images (default 500)")
-
-    p = _cmd(sub, "decode", "turn feature vectors (.npy) or images into reconstructions", _run_decode,
-             "Decode .npy files holding (D,) or (N, D) feature vectors, or images (encoded first with\n"
-             "the run's encoder), into <name>_recon.png files in --out.")
-    p.add_argument("run", metavar="RUN")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy feature files or images")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--model", help="encoder for image inputs (default: the one the run's cache records)")
-    p.add_argument("--force", action="store_true", help="overwrite existing reconstructions")
-    return parser
-
-
-def _run_extract(args):
-    r = extract(args.images, args.model, args.out, batch_size=args.batch, target_size=args.target_size,
-                device=args.device)
-    return 1 if r["total"] == 0 else 0
-
-
-def _run_train(args):
-    from .reconstruct_train import train
-    decoder = {k: v for k, v in (("widths", args.widths), ("start", args.start)) if v is not None}
-    train(args.cache, args.out, decoder=decoder or None, epochs=args.epochs, batch_size=args.batch_size,
-          loss=args.loss, optimizer=args.optimizer, lr=args.lr, rho=args.rho, eps=args.eps,
-          seed=args.seed, split=args.split, n_train=args.n_train, resume=args.resume,
-          checkpoint_every=args.checkpoint_every, device=args.device)
-    return 0
-
-
-def _run_evaluate(args):
-    from .reconstruct_eval import evaluate
-    evaluate(args.run, args.cache, encoder=args.encoder, max_train=args.max_train, device=args.device)
-    return 0
-
-
-def _run_decode(args):
-    from .reconstruct_eval import decode
-    decode(args.run, args.inputs, args.out, model=args.model, force=args.force, device=args.device)
-    return 0

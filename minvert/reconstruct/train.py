@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import array_module, default_device, get_array_module, to_numpy
-from .errors import FormatError, MinvertError
-from .reconstruct import (_HEADER_KEYS, _describe_encoder, names_digest, read_cache,
+from ..backend import array_module, default_device, get_array_module, to_numpy
+from ..errors import FormatError, MinvertError
+from .features import (_HEADER_KEYS, _describe_encoder, names_digest, read_cache,
                           targets_at)
 
 PAPER_TEST_SIZE = 10  # the paper's code holds out the first 10 loadable images
@@ -57,7 +57,7 @@ def make_decoder_config(feature_size, target_size, widths=None, start=None, **ov
     the output equals the target size; an output smaller than the targets is allowed (the
     targets are downsampled), a larger one is not.
     """
-    from .nets.decoder import PAPER_CONFIG, decoder_config
+    from ..nets.decoder import PAPER_CONFIG, decoder_config
     start = list(start or default_start(feature_size))
     if len(start) != 3 or start[0] != start[1]:
         raise MinvertError(f"decoder start {start}: give a square map h,h,c (e.g. 4,4,{feature_size // 16})")
@@ -149,7 +149,7 @@ def check_run_cache(run, cache, run_dir):
 
 
 def load_decoder(run_dir, run, device=None):
-    from .weights.project import load
+    from ..weights.project import load
     path = Path(run_dir) / "decoder.h5"
     if not path.is_file():
         raise MinvertError(f"{path} does not exist: the training has not finished; run or resume "
@@ -226,13 +226,13 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
     step (tests interrupt a run through it). Ctrl-C saves a checkpoint; ``resume=True``
     continues it bit-identically.
     """
-    from .layers.loss import binary_cross_entropy, mse
-    from .nets.decoder import build_decoder
-    from .optim import Adadelta, Adam
-    from .images import save_image
-    from .plots import line_plot
-    from .train import run_epochs
-    from .weights.project import save
+    from ..layers.loss import binary_cross_entropy, mse
+    from ..nets.decoder import build_decoder
+    from ..optim import Adadelta, Adam
+    from ..images import save_image
+    from ..plots import line_plot
+    from ..train import run_epochs
+    from ..weights.project import save
     c = read_cache(cache)
     out_dir = Path(out_dir)
     given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, loss=loss, optimizer=optimizer,

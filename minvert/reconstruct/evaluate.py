@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
-from .errors import FormatError, MinvertError, ShapeError
-from .reconstruct import encode, encoder_from_record, read_cache, targets_at
-from .reconstruct_train import check_run_cache, load_decoder, read_run, write_json
+from ..backend import to_numpy
+from ..errors import FormatError, MinvertError, ShapeError
+from .features import encode, encoder_from_record, read_cache, targets_at
+from .train import check_run_cache, load_decoder, read_run, write_json
 
 SHEET_PAIRS = 8  # pairs per set on the contact sheet
 
@@ -47,7 +47,7 @@ def _u8(img):
 
 def _reid(features, rows, candidates):
     """Top-1/top-5 re-identification of features (n, D) whose sources are cache ``rows``."""
-    from .metrics import reidentification_rate
+    from ..metrics import reidentification_rate
     taken = set(rows)
     order = list(rows) + [i for i in range(len(candidates)) if i not in taken]  # sources first
     return reidentification_rate(features, candidates[order], k=(1, 5))
@@ -55,7 +55,7 @@ def _reid(features, rows, candidates):
 
 def _score(net, enc, cache, rows, size, mean_img, mean_feat):
     """Metrics dict for one set of cache rows, and its contact-sheet pairs."""
-    from .metrics import mse, psnr, ssim
+    from ..metrics import mse, psnr, ssim
     if not rows:
         return {"count": 0}, []
     rec = reconstruct_images(net, cache.features[rows])
@@ -111,8 +111,8 @@ def _random_decodes(net, cache, reference, n, seed):
 
 
 def _contact_sheet(path, pairs, randoms, columns=8):
-    from .images import save_image
-    from .plots import panel
+    from ..images import save_image
+    from ..plots import panel
     tiles, captions = [], []
     blank = None
     for label, set_pairs in pairs.items():
@@ -203,7 +203,7 @@ def decode(run_dir, inputs, out_dir, model=None, force=False, log=print, device=
     names: ``<stem>_recon.png`` (``<stem>_<i>_recon.png`` for the rows of an (N, D) file).
     Refuses to overwrite existing files unless ``force``. Returns the written paths.
     """
-    from .images import load_image, save_image
+    from ..images import load_image, save_image
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     run = read_run(run_dir)
     net = load_decoder(run_dir, run, device)

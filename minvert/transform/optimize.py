@@ -1,6 +1,6 @@
-"""Paper 000: alter an image until the network classifies it as a target class.
+"""Paper 000's optimisers: alter an image until the network classifies it as a target class.
 
-The objective (losses.py) is evaluated by one forward pass with taps and one backward
+The objective (objective.py, built from losses.py) is evaluated by one forward pass with taps and one backward
 pass to the pixels through the frozen network::
 
     total = class + a*content + b*style + c*TV + d*colour
@@ -19,107 +19,17 @@ Host/device boundary: scipy works on float64 NumPy vectors. :func:`_to_host` and
 """
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from ..backend import get_array_module, to_numpy
+from ..errors import MinvertError
 from . import losses
-from .backend import get_array_module, to_numpy
-from .errors import MinvertError
+from .objective import Objective
 
 _STOP = "stop"
-
-
-@dataclass
-class Settings:
-    """Everything that defines a run (written to summary.json)."""
-    target: int
-    multipliers: losses.Multipliers = field(default_factory=losses.Multipliers)
-    iters: int = 100
-    history: int = 8              # L-BFGS memory (fzliu: maxcor 8)
-    init: str = "image"           # "image", "noise" or "mix"
-    mix: float = 0.5              # weight of the noise in "mix"
-    jitter: int = 0               # max shift in pixels; > 0 switches to gradient steps
-    step: str = "normalized"      # jitter path: "normalized" (deepdream) or "adam"
-    lr: float = 2.0               # jitter path: step size in 0..255 pixel units (normalised step / Adam lr)
-    seed: int = 0
-    content_layer: str = None     # None: relu4_2, or the deepest relu of the net's last stage
-    style_layers: tuple = None    # None: relu1_1 .. relu5_1 that the net has
-    tv_kind: str = "l1"
-    color_kind: str = "masked"
-    snapshot_every: int = 0
-
-
-def default_layers(net, settings):
-    """(content layer, style layers) for this net: the paper's, or the nearest it has."""
-    names = net.names
-    content = settings.content_layer or losses.CONTENT_LAYER
-    if content not in names:
-        if settings.content_layer:
-            raise MinvertError(f"the network has no layer {content!r}")
-        relus = [n for n in names if n.startswith("relu") and "_" in n]
-        content = relus[-1]
-    style = settings.style_layers or tuple(n for n in losses.STYLE_LAYERS if n in names)
-    bad = [n for n in style if n not in names]
-    if bad:
-        raise MinvertError(f"the network has no layer {bad[0]!r} for the style loss")
-    return content, tuple(style)
-
-
-class Objective:
-    """The total loss and its gradient w.r.t. the image, for a frozen classifier.
-
-    x: (1, 3, H, W) in the network's input space (net dtype, net device).
-    """
-
-    def __init__(self, net, x0, settings, mask=None):
-        self.net, self.x0, self.s = net, x0, settings
-        self.m = settings.multipliers
-        self.content_layer, self.style_layers = default_layers(net, settings)
-        self.taps = ([self.content_layer] if self.m.content else []) + \
-                    (list(self.style_layers) if self.m.style else [])
-        self.threshold = losses.color_threshold(*net.preprocessing.pixel_bounds())
-        self.mask = mask  # (1, 1, H, W) or None
-        self.set_targets(x0)
-
-    def set_targets(self, x_ref):
-        """Content and style targets from the original image (shifted along with x when jittering)."""
-        self.P, self.A = None, {}
-        if self.taps:
-            _, acts = self.net.forward_taps(x_ref, self.taps, output=False)
-            self.P = acts.get(self.content_layer)
-            self.A = {n: losses.gram(acts[n]) for n in self.style_layers if self.m.style}
-            self.P = None if self.P is None else self.P.copy()
-
-    def __call__(self, x, x_color_ref=None):
-        """(total value, terms {name: value}, target probability, logits, dx)."""
-        logits, acts = self.net.forward_taps(x, self.taps, output=True)
-        terms = {"class": losses.class_loss(logits, self.s.target)}
-        tap_grads = {}
-        if self.m.content:
-            terms["content"] = losses.content_loss(acts[self.content_layer], self.P)
-        if self.m.style:
-            terms["style"] = losses.style_loss({n: acts[n] for n in self.style_layers}, self.A,
-                                               {n: 1.0 / len(self.style_layers) for n in self.style_layers})
-        if self.m.tv:
-            terms["tv"] = losses.tv_loss(x, self.s.tv_kind)
-        if self.m.color:
-            ref = self.x0 if x_color_ref is None else x_color_ref
-            terms["color"] = losses.color_loss(x, ref, self.threshold, self.s.color_kind)
-        total, grads = losses.total_loss(terms, self.m)
-        if "content" in grads:
-            tap_grads[self.content_layer] = grads["content"]
-        for name, g in grads.get("style", {}).items():
-            tap_grads[name] = tap_grads[name] + g if name in tap_grads else g
-        dx = self.net.backward(grads["class"], tap_grads)
-        for name in ("tv", "color"):
-            if name in grads:
-                dx = dx + grads[name]
-        if self.mask is not None:
-            dx = dx * self.mask
-        values = {k: float(v[0]) for k, v in terms.items()}
-        return float(total), values, logits, dx
 
 
 def _to_host(value, grad):
@@ -134,7 +44,7 @@ def _to_net(v, like):
 
 
 def probabilities(logits):
-    from .layers.loss import softmax
+    from ..layers.loss import softmax
     return to_numpy(softmax(logits))[0]
 
 
@@ -149,7 +59,7 @@ class _NonFinite(Exception):
 
 def prepare_image(net, img, size=None):
     """uint8 (H, W, 3) -> uint8 (S, S, 3) at the size the network takes."""
-    from .images import resize_exact
+    from ..images import resize_exact
     pre = net.preprocessing
     size = size or pre.input_size
     smallest = 2 ** len(net.config["widths"]) if net.config.get("arch") == "vgg" else 32
@@ -169,7 +79,7 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     (white = may change) or None. Writes the outputs into ``out_dir`` when given.
     Returns the summary dict (also written as summary.json); summary["result"] is the image.
     """
-    from .images import resize_exact
+    from ..images import resize_exact
     s = settings
     if net.labels is None or not net.config.get("include_top", True):
         raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")
@@ -323,7 +233,7 @@ def _lbfgs(objective, x, s, low, high, record, state):
 
 
 def _jitter_loop(objective, x, x_orig, s, rng, low, high, mask_arr, record, state):
-    from .optim import Adam
+    from ..optim import Adam
     xp = get_array_module(x)
     low_d, high_d = xp.asarray(low.astype(x.dtype)), xp.asarray(high.astype(x.dtype))
     pixel = (high - low).max(axis=(0, 2, 3), keepdims=True) / 255.0  # one 0..255 step in input units
@@ -349,12 +259,12 @@ def _jitter_loop(objective, x, x_orig, s, rng, low, high, mask_arr, record, stat
 
 
 def _save(path, img):
-    from .images import save_image
+    from ..images import save_image
     save_image(path, img)
 
 
 def _write_outputs(out, original, result, summary, label):
-    from .plots import amplified_difference, panel
+    from ..plots import amplified_difference, panel
     diff, gain = amplified_difference(result, original)
     _save(out / "result.png", result)
     _save(out / "panel.png", panel(

@@ -1,0 +1,28 @@
+"""Paper 003: reconstruct images from a ResNet's pooled feature vector (Listík 2018).
+
+Each step is a function and a ``minvert reconstruct`` sub-command. Read ``features.py``
+first (what the encoder gives), then ``train.py`` (the loop), then ``evaluate.py``; the
+decoder itself is :mod:`minvert.nets.decoder` and Adadelta :mod:`minvert.optim`.
+
+1. ``extract``  images -> feature cache (HDF5): the encoder's GLOBAL-AVERAGE-POOLED feature
+   (:meth:`ResNet.features`) plus the image resized to the decoder's target size.  (features.py)
+2. ``train``    cache -> run folder: the paper's upsampling decoder (:mod:`minvert.nets.decoder`),
+   binary cross-entropy on its sigmoid output against targets in [0, 1], hand-coded Adadelta
+   with tf.keras 1.5's defaults (lr 1, rho 0.95, eps 1e-7), batch 30, and the paper code's split:
+   the first 10 images of the cache are held out, the rest train.  (train.py)
+3. ``evaluate`` and ``decode``: metrics on training and held-out images, re-identification,
+   random-vector decodes, reconstruction PNGs.  (evaluate.py)
+
+``from minvert.reconstruct import extract, train, evaluate, decode`` gives all four; the command
+line is cli.py. Imports go one way: features <- train <- evaluate <- cli.
+
+The cache format, and why the vector is the POOLED one: features.py.
+
+Run folder (``train --out RUN``): run.json (decoder config, cache identity, split indices,
+settings), checkpoint.h5 and log.jsonl (:func:`minvert.train.run_epochs`), decoder.h5 (final
+weights, project format), loss.png and psnr.png; ``evaluate`` adds evaluation.json and
+contact_sheet.png.
+"""
+from .evaluate import decode, evaluate  # noqa: E402,F401
+from .features import extract  # noqa: E402,F401
+from .train import train  # noqa: E402,F401
