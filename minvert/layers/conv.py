@@ -13,6 +13,10 @@ faults as the copy. Small images go side by side into one ``cols``, a large one 
 of rows (see MATMUL_COLUMNS), and only those rows are padded at a time. Backward
 rebuilds ``cols`` for dw instead of keeping it (KH*KW times the memory of x per layer).
 ``minvert.bench.bench_layers()`` compares each pass with a bare matmul of the same shape.
+
+Reference: minvert/layers/reference/conv.py (a loop over output pixels, one einsum each). This
+version adds speed (one BLAS matmul per band of rows instead of H_out*W_out small products) and
+memory (scratch buffers reused, cols rebuilt in backward instead of kept).
 """
 import importlib
 
