@@ -2,7 +2,7 @@
 
     x: (N, C, H, W)   w: (F, C, KH, KW)   b: (F,)   out: (N, F, H_out, W_out)
     H_out = (H + top + bottom - KH) // SH + 1,   W_out = (W + left + right - KW) // SW + 1
-    out[n, f, h, w] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, SH*h + i, SW*w + j]
+    out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, SH*oh + i, SW*ow + j]
 
 How it is computed (im2col): ``cols`` (C*KH*KW, H_out*W_out) holds in column p = (h, w)
 the input window under output pixel p, so a sample's output is ONE matrix product
