@@ -15,6 +15,9 @@ EPILOG = """first steps:
 """
 
 
+LONG_COMMANDS = ("demo", "transform", "reconstruct", "train", "bench")  # where BLAS threads matter
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -22,6 +25,12 @@ def main(argv=None):
         parser.print_help()
         return 2
     from .errors import MinvertError
+    command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
+    if command in LONG_COMMANDS:
+        from .threads import oversubscription_note
+        note = oversubscription_note()
+        if note:
+            print(note, file=sys.stderr)
     try:
         return args.handler(args) or 0
     except MinvertError as e:
