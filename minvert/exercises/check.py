@@ -65,8 +65,12 @@ def snapshot(obj):
 def unchanged(before, after):
     """True when ``after`` still holds what :func:`snapshot` saw in ``before``."""
     if isinstance(after, np.ndarray):
-        return isinstance(before, np.ndarray) and before.shape == after.shape and \
-            np.array_equal(before, after, equal_nan=True)
+        if not (isinstance(before, np.ndarray) and before.shape == after.shape):
+            return False
+        try:
+            return np.array_equal(before, after, equal_nan=True)
+        except TypeError:  # strings, objects: no NaN to forgive
+            return np.array_equal(before, after)
     if isinstance(after, (list, tuple)):
         return isinstance(before, list) and len(before) == len(after) and \
             all(unchanged(b, a) for b, a in zip(before, after))
