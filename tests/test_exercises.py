@@ -181,6 +181,21 @@ def test_typical_mistakes_fail_with_the_right_hint(tmp_path, name, edits, grad, 
      "not multiplied by tv_weight"),
     ("ex15_objective.py", [("return float(ce + tv_weight * tv)", "return float(ce)")],
      "lacks tv_weight * TV(x)"),
+    ("ex16_adadelta.py", [("update = dw * np.sqrt(accum_delta + eps) / np.sqrt(accum_grad + eps)",
+                           "update = dw * (accum_delta + eps) / (accum_grad + eps)")], "so square roots"),
+    ("ex16_adadelta.py", [("w = w - lr * update", "w = w + lr * update")], "w moved up the gradient"),
+    ("ex16_adadelta.py", [("accum_grad = rho * accum_grad + (1 - rho) * dw * dw",
+                           "accum_grad = (1 - rho) * accum_grad + rho * dw * dw")],
+     "rho and 1 - rho are swapped"),
+    ("ex16_adadelta.py", [("    return w, accum_grad, accum_delta", "    w -= 0\n    return w, accum_grad")],
+     "must return three arrays"),
+    ("ex15_objective.py", [("grad = net.backward(dlogits[None, :]) + tv_weight * dtv",
+                            "grad = tv_weight * dtv")], "lacks the class loss's part"),
+    ("ex15_objective.py", [("grad = net.backward(dlogits[None, :]) + tv_weight * dtv",
+                            "grad = -(net.backward(dlogits[None, :]) + tv_weight * dtv)")],
+     "wrong sign"),
+    ("ex15_objective.py", [("x = x_flat.reshape(shape)", "x = x_flat.reshape(shape)\n    x_flat += 0.0\n"
+                                                         "    x_flat[0] = 1.0")], "changed x_flat in place"),
     ("ex11_overfit.py", [("p -= lr * layer.grads[k]", "p += lr * layer.grads[k]")],
      "the loss went up"),
     ("ex11_overfit.py", [("p -= lr * layer.grads[k]", "p = p - lr * layer.grads[k]")],
@@ -280,3 +295,21 @@ def test_cli_exit_status(capsys):
     assert main(["exercise", "check", str(ROOT / "solutions" / "ex02_relu.py"), "--seed", "3"]) == 0
     assert main(["exercise", "check", str(ROOT / "ex02_relu.py")]) == 1
     assert "not written yet" in capsys.readouterr().out
+
+
+def test_every_catalogued_forward_mistake_is_recognised():
+    """A forward you write that returns one of the catalogued wrong outputs FAILs with its hint."""
+    for seed, (name, make) in enumerate(EXERCISES.items()):
+        ex = make()
+        if not isinstance(ex, Exercise) or ex.forward_given or not ex.forward_variants:
+            continue
+        arg_names = list(ex.cases(np.random.default_rng(0))[0].args)
+        first = ex.cases(np.random.default_rng(seed))[0]
+        for k, (_, hint) in enumerate(ex.forward_variants(first.args, first.kwargs)):
+            def forward(*args, k=k, **kwargs):
+                args = dict(zip(arg_names, args))
+                return ex.forward_variants(args, kwargs)[k][0], None
+            module = types.SimpleNamespace(**{ex.forward: forward})
+            lines = []
+            assert not check(ex, module, "x.py", lines.append, np.random.default_rng(seed))
+            assert flat(hint) in flat("\n".join(lines)), (name, k, lines)
