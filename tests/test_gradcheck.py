@@ -154,3 +154,13 @@ def test_gradcheck_of_a_students_own_layer(tmp_path, capsys):
     assert "give the shape of each with --shape" in capsys.readouterr().err
     assert main(["gradcheck", f"{path}:nothing"]) == 1
     assert "defines neither" in capsys.readouterr().err
+
+
+def test_gradcheck_of_a_crashing_layer_is_one_line(tmp_path, capsys):
+    from minvert.cli import main
+    path = tmp_path / "crash.py"
+    path.write_text("def boom_forward(x):\n    return x, x\n\n\ndef boom_backward(dout, x):\n"
+                    "    return dout / undefined_name\n")
+    assert main(["gradcheck", f"{path}:boom"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "NameError" in err and "line 6" in err
