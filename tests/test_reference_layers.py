@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from minvert import layers as fast
+from minvert.backend import gpu_available
 from minvert.gradcheck import TOLERANCE, rel_error, vjp_errors
 from minvert.layers import reference as _  # noqa: F401
 from minvert.layers.reference import activation, conv, dense, loss, norm, pool, upsample
@@ -137,3 +138,33 @@ def test_every_fast_layer_names_its_reference():
         assert f"Reference: minvert/layers/reference/{family}.py" in text, family
         assert (root / "reference" / f"{family}.py").is_file()
         assert len((root / "reference" / f"{family}.py").read_text().splitlines()) < 300
+
+
+@pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_references_run_on_cupy_arrays():
+    cp = pytest.importorskip("cupy")
+    x = distinct(2, 3, 7, 6)
+    w, b = RNG.standard_normal((4, 3, 3, 2)), RNG.standard_normal(4)
+    cases = [(lambda x, w, b: conv.conv2d_forward(x, w, b, 2, 1), conv.conv2d_backward, (x, w, b)),
+             (lambda x: pool.maxpool2d_forward(x, 3, 2, 1), pool.maxpool2d_backward, (x,)),
+             (lambda x: pool.avgpool2d_forward(x, 3, 2, 1, False), pool.avgpool2d_backward, (x,)),
+             (activation.relu_forward, activation.relu_backward, (x,)),
+             (activation.sigmoid_forward, activation.sigmoid_backward, (x,)),
+             (lambda x: upsample.upsample_nearest_forward(x, 2), upsample.upsample_nearest_backward, (x,)),
+             (norm.batchnorm2d_forward, norm.batchnorm2d_backward, (x, RNG.uniform(0.5, 1, 3),
+                                                                     RNG.standard_normal(3))),
+             (dense.dense_forward, dense.dense_backward, (x.reshape(2, -1), RNG.standard_normal((5, 126)),
+                                                          RNG.standard_normal(5)))]
+    for forward, backward, args in cases:
+        out, cache = forward(*args)
+        out_gpu, cache_gpu = forward(*[cp.asarray(a) for a in args])
+        assert isinstance(out_gpu, cp.ndarray) and rel_error(out_gpu, out) < 1e-12
+        dout = RNG.standard_normal(out.shape)
+        grads, grads_gpu = backward(dout, cache), backward(cp.asarray(dout), cache_gpu)
+        for g, g_gpu in zip(grads if isinstance(grads, tuple) else (grads,),
+                            grads_gpu if isinstance(grads_gpu, tuple) else (grads_gpu,)):
+            assert isinstance(g_gpu, cp.ndarray) and rel_error(g_gpu, g) < 1e-12
+    logits, y = RNG.standard_normal((4, 5)), RNG.integers(0, 5, 4)
+    loss_gpu, dlogits_gpu = loss.softmax_cross_entropy(cp.asarray(logits), cp.asarray(y))
+    loss_cpu, dlogits_cpu = loss.softmax_cross_entropy(logits, y)
+    assert abs(float(loss_gpu) - float(loss_cpu)) < 1e-12 and rel_error(dlogits_gpu, dlogits_cpu) < 1e-12

@@ -15,13 +15,13 @@ def softmax_cross_entropy(logits, y):
     """logits (N, K), y (N,) int class indices."""
     xp = get_array_module(logits)
     N, K = logits.shape
+    onehot = (xp.asarray(y)[:, None] == xp.arange(K)).astype(logits.dtype)  # (N, K)
     loss, dlogits = 0.0, xp.zeros_like(logits)
     for n in range(N):
         e = xp.exp(logits[n] - logits[n].max())  # the max cancels in p; exp cannot overflow
         p = e / e.sum()
-        loss += -xp.log(p[int(y[n])]) / N
-        dlogits[n] = p / N
-        dlogits[n, int(y[n])] -= 1 / N
+        loss += -(onehot[n] * xp.log(p)).sum() / N  # -log p[y[n]] / N
+        dlogits[n] = (p - onehot[n]) / N
     return loss, dlogits
 
 
