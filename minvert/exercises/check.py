@@ -167,13 +167,6 @@ def unpack(result, names):
     return list(result), None
 
 
-def shape_of(a):
-    try:
-        return np.shape(a)
-    except ValueError:  # a ragged list
-        return None
-
-
 # -- one exercise -----------------------------------------------------------------------
 def check(ex, module, path, say, rng):
     """Check ``ex`` in ``module`` on fresh cases from ``rng``; report through ``say``."""
@@ -198,40 +191,20 @@ def check(ex, module, path, say, rng):
         if not callable(backward):
             continue
         dout = float(rng.uniform(1.5, 2.5)) if ex.scalar else rng.standard_normal(np.shape(got))
-        results = []
-        for call in range(2):  # twice: a backward that changes its cache answers differently
-            given, kept = np.copy(dout), snapshot(cache)
-            try:
-                result = backward(given if not ex.scalar else dout, cache)
-            except NotImplementedError:
-                say(f"  FAIL  not written yet ({ex.backward} raises NotImplementedError)")
-                return False
-            except Exception as e:
-                hint = ex.crash_hint if k and ex.crash_hint else ""
-                say(f"  FAIL  {ex.backward} raised {describe(e, path)} [{case.label}]")
-                if hint:
-                    say(_wrap(hint))
-                return False
-            if not ex.scalar and not np.array_equal(given, dout):
-                say(f"  FAIL  {IN_PLACE['dout'].format(fn=ex.backward)}")
-                return False
-            if not unchanged(kept, cache):
-                say(f"  FAIL  {IN_PLACE['cache'].format(fn=ex.backward)}")
-                return False
-            result, problem = unpack(result, names)
-            if problem:
-                say(f"  FAIL  {ex.backward} {problem}")
-                return False
-            results.append(result)
+        results, problem = backward_twice(ex, backward, dout, cache, path, case)
+        if problem:
+            first, _, hint = problem.partition("\n")
+            say(f"  FAIL  {first}")
+            if hint or (k and ex.crash_hint and "raised" in first):
+                say(_wrap(hint or ex.crash_hint))
+            return False
         exact, variants = ex.exact(case.args, case.kwargs, dout), None
         for (g, wrt), mine, again in zip(ex.grads, *results):
             x = np.array(case.args[wrt], dtype=np.float64)  # perturbed in place by numerical_vjp
             args = dict(case.args, **{wrt: x})
             numerical = numerical_vjp(lambda: ex.ref(args, case.kwargs), x, dout)
-            mine_ok = shape_of(mine) == numerical.shape and np.all(np.isfinite(
-                np.asarray(mine, dtype=np.float64)))
-            err = rel_error(mine, numerical) if mine_ok else np.inf
-            if mine_ok and err < TOLERANCE and not _same_twice(mine, again):
+            err = rel_error(mine, numerical) if _numbers(mine, numerical.shape) else np.inf
+            if err < TOLERANCE and not _same_twice(mine, again):
                 err = np.inf
                 hint = (f"two calls with the same dout and cache gave different {g}: the backward "
                         f"must depend only on its arguments (no global state, no random numbers)")
@@ -258,6 +231,37 @@ def check(ex, module, path, say, rng):
             say(f"  {g:<8} rel. error {shown}  FAIL  [{case.label}]")
             say(_wrap(hint))
     return all(r is None for r in report.values())
+
+
+def backward_twice(ex, backward, dout, cache, path, case):
+    """(the two calls' gradient lists, None) or (None, what went wrong): the backward runs twice
+    on the same dout and cache, and must change neither."""
+    names, results = [g for g, _ in ex.grads], []
+    for _ in range(2):
+        given, kept = np.copy(dout), snapshot(cache)
+        try:
+            result = backward(given if not ex.scalar else dout, cache)
+        except NotImplementedError:
+            return None, f"not written yet ({ex.backward} raises NotImplementedError)"
+        except Exception as e:
+            return None, f"{ex.backward} raised {describe(e, path)} [{case.label}]"
+        if not ex.scalar and not np.array_equal(given, dout):
+            return None, IN_PLACE["dout"].format(fn=ex.backward)
+        if not unchanged(kept, cache):
+            return None, IN_PLACE["cache"].format(fn=ex.backward)
+        result, problem = unpack(result, names)
+        if problem:
+            return None, f"{ex.backward} {problem}"
+        results.append(result)
+    return results, None
+
+
+def _numbers(a, shape):
+    """True when ``a`` is finite numbers of the given shape."""
+    try:
+        return np.shape(a) == shape and bool(np.all(np.isfinite(np.asarray(a, dtype=np.float64))))
+    except (TypeError, ValueError):
+        return False
 
 
 def _same_twice(a, b):
