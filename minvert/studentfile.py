@@ -77,7 +77,7 @@ def parse_shapes(specs):
     return shapes
 
 
-def _gradients_of_functions(module, name, path, shapes, rng):
+def _gradients_of_functions(module, name, shapes, rng):
     forward, backward = getattr(module, f"{name}_forward"), getattr(module, f"{name}_backward")
     arrays = [p.name for p in inspect.signature(forward).parameters.values()
               if p.default is inspect.Parameter.empty
@@ -139,7 +139,7 @@ def check_own_layer(spec, shapes=None, seed=0, out=print):
         run, vjp, arrays = _gradients_of_class(getattr(module, name), name, shapes, rng)
     elif callable(getattr(module, f"{name}_forward", None)) and \
             callable(getattr(module, f"{name}_backward", None)):
-        run, vjp, arrays = _gradients_of_functions(module, name, file, shapes, rng)
+        run, vjp, arrays = _gradients_of_functions(module, name, shapes, rng)
     else:
         raise MinvertError(f"{file} defines neither a class {name} nor both {name}_forward and "
                            f"{name}_backward")

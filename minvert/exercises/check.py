@@ -10,7 +10,7 @@ wrong answers, computed exactly, each with the hint that names the mistake.
 import copy
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,7 +44,6 @@ class Exercise:
     forward_given: bool = True    # False: the student writes the forward too
     forward_variants: object = None  # (args, kwargs) -> [(wrong output, hint)]
     crash_hint: str = ""          # said when the backward raises on a later case
-    extra: dict = field(default_factory=dict)
 
 
 # -- arrays changed in place ------------------------------------------------------------

@@ -7,10 +7,9 @@ sizes the stride does not divide, windows that overlap or leave gaps.
 """
 import numpy as np
 
-from ..layers import (avgpool2d_forward, batchnorm2d_backward, batchnorm2d_forward,
-                      dense_forward, maxpool2d_backward, maxpool2d_forward, relu_forward,
-                      sigmoid, softmax, softmax_cross_entropy, upsample_nearest_forward)
-from ..layers.conv import conv2d_backward, conv2d_forward
+from ..layers import (avgpool2d_forward, dense_forward, maxpool2d_backward, maxpool2d_forward,
+                      relu_forward, sigmoid, softmax, softmax_cross_entropy,
+                      upsample_nearest_forward)
 from .check import Case, Exercise
 
 AXES = (0, 2, 3)  # batch and both spatial axes
