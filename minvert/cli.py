@@ -15,6 +15,9 @@ EPILOG = """first steps:
 """
 
 
+LONG_COMMANDS = ("demo", "transform", "reconstruct", "train", "bench")  # where BLAS threads matter
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -22,6 +25,12 @@ def main(argv=None):
         parser.print_help()
         return 2
     from .errors import MinvertError
+    command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
+    if command in LONG_COMMANDS and sys.stderr.isatty():  # a note for a person, not for a log
+        from .threads import oversubscription_note
+        note = oversubscription_note()
+        if note:
+            print(note, file=sys.stderr)
     try:
         return args.handler(args) or 0
     except MinvertError as e:
@@ -225,16 +234,36 @@ def _add_gradcheck(sub):
     p = _cmd(sub, "gradcheck", "check every layer's backward against numerical gradients",
              handler=_run_gradcheck,
              description="Gradient-check every hand-written layer w.r.t. every input and parameter "
-                         "(float64, central differences, random upstream gradient). Exit 0 only if "
-                         "all pass. --plant KEY swaps in a broken backward to show a failure.")
+                         "(float64, central differences h = 1e-5, random upstream gradient). A check "
+                         "passes when ||analytic - numerical|| / (||analytic|| + ||numerical||) < 1e-7; "
+                         "a failure says which element is worst and how many differ. Exit 0 only if "
+                         "all pass. --plant KEY swaps in a broken backward to show a failure.\n\n"
+                         "FILE.py:NAME checks your own layer instead, written either as two functions\n"
+                         "  NAME_forward(x, w, ...) -> (out, cache)   arrays = the parameters without default\n"
+                         "  NAME_backward(dout, cache) -> (dx, dw, ...)   one gradient per array, same order\n"
+                         "or as a class NAME() with forward(x) -> out, backward(dout) -> dx and optional\n"
+                         "dicts params/grads. Arrays are random normal float64; x is (2, 3, 6, 5) unless\n"
+                         "--shape says otherwise, e.g.\n"
+                         "  minvert gradcheck my_dense.py:dense --shape x=4,12 w=5,12 b=5")
+    p.add_argument("layer", nargs="?", metavar="FILE.py:NAME", help="check your own layer (see above)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--shape", nargs="+", metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
     p.add_argument("--plant", metavar="KEY", help="plant a bug: relu, maxpool, sigmoid, batchnorm_train, softmax_ce")
 
 
 def _run_gradcheck(args):
     from .errors import MinvertError
     from .gradcheck import check_layers
+    if args.layer:
+        from .studentfile import check_own_layer, parse_shapes
+        if args.plant:
+            raise MinvertError("--plant works on minvert's own layers, not with FILE.py:NAME")
+        rows = check_own_layer(args.layer, parse_shapes(args.shape), seed=args.seed)
+        return 0 if all(r.ok for r in rows) else 1
+    if args.shape:
+        raise MinvertError("--shape goes with FILE.py:NAME (your own layer)")
     try:
-        rows = check_layers(plant=args.plant)
+        rows = check_layers(plant=args.plant, seed=args.seed)
     except ValueError as e:
         raise MinvertError(str(e)) from None
     return 0 if all(r.ok for r in rows) else 1
@@ -274,13 +303,20 @@ def _run_demo(args):
 def _add_exercise(sub):
     p = _cmd(sub, "exercise", "check your own backward passes (tutorials/exercises)")
     esub = p.add_subparsers(title="actions", metavar="ACTION")
-    e = _cmd(esub, "check", "gradient-check the functions in FILE", handler=_run_exercise)
+    e = _cmd(esub, "check", "check the exercise functions in FILE (or every ex*.py in a folder)",
+             handler=_run_exercise,
+             description="Run the exercise functions FILE defines on random float64 inputs (new "
+                         "shapes every run; --seed repeats one), compare forwards with minvert's, "
+                         "gradients with central differences (||yours - numerical|| / (||yours|| + "
+                         "||numerical||) < 1e-7), call each backward twice and fail it if it changes "
+                         "dout, its cache or its input in place. A failure names the usual mistake.")
     e.add_argument("file", metavar="FILE")
+    e.add_argument("--seed", type=int, help="repeat the inputs of an earlier run (it prints its seed)")
 
 
 def _run_exercise(args):
     from .exercises import check_file
-    return 0 if check_file(args.file) else 1
+    return 0 if check_file(args.file, seed=args.seed) else 1
 
 
 if __name__ == "__main__":

@@ -8,9 +8,14 @@ Two tools:
   ``<grad, r>`` against ``(L(x + h r) - L(x - h r)) / 2h``. Two forward passes, so it
   is affordable for whole networks.
 
-Why float64: the central difference has truncation error O(h^2) and rounding error
-O(eps/h). With h = 1e-5 in float64 both are ~1e-10, far below the 1e-7 we accept; in
-float32 the rounding term alone is ~1e-2, which would hide real bugs.
+The pass rule, the one used by ``minvert gradcheck``, tutorial 02, the exercise checker and
+the tests: ``rel_error(a, n) = ||a - n|| / (||a|| + ||n||)`` over the whole array, below
+TOLERANCE = 1e-7. Why float64: the central difference has truncation error O(h^2) and
+rounding error O(eps/h); with h = 1e-5 both are ~1e-10 relative to the gradient, so a correct
+backward lands at 1e-11..1e-9, while a gradient 0.1 % off reads ~5e-4. In float32 the rounding
+term alone is ~1e-2, which would hide real bugs. Why norms and not the element-wise maximum:
+an element whose true gradient is nearly zero has a relative error of rounding noise over
+nothing, up to 1 on correct code; the norm weighs every element by its size.
 
 Why a random upstream gradient: with ``dout = ones`` some wrong backward passes still
 agree (batch-norm's true dx is then exactly zero), so every check draws dout at random.
@@ -21,15 +26,37 @@ import numpy as np
 
 from .backend import to_numpy
 
+TOLERANCE = 1e-7  # accepted rel_error; correct float64 code lands near 1e-10 (h = 1e-5)
+
+
+def _host64(a):
+    return to_numpy(a).astype(np.float64)
+
 
 def rel_error(a, n):
-    """max|a - n| / max(1e-8, |a| + |n|), the error measure used everywhere in minvert."""
-    a, n = to_numpy(a).astype(np.float64), to_numpy(n).astype(np.float64)
+    """||a - n|| / (||a|| + ||n||), norms over the whole array: 0 when equal, 1 when either is
+    zero and the other is not, ~1e-10 for a correct float64 backward against numerical_vjp."""
+    a, n = _host64(a), _host64(n)
     if a.shape != n.shape:
         raise ValueError(f"gradient shapes differ: analytic {a.shape} vs numerical {n.shape}")
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
+    scale = np.linalg.norm(a) + np.linalg.norm(n)
+    return 0.0 if scale == 0 else float(np.linalg.norm(a - n) / scale)
+
+
+def where_wrong(a, n, name="dx"):
+    """One line saying where and how much analytic ``a`` and numerical ``n`` differ: the worst
+    element with both values, how many elements are off by more than 1e-6 of the largest
+    gradient, and the slice that holds them all when that is narrower than the array (a
+    forgotten border row shows as ``dx[:, :, 5, :]``, a wrong scale as every element)."""
+    a, n = _host64(a), _host64(n)
+    diff = np.abs(a - n)
+    i = tuple(int(k) for k in np.unravel_index(np.argmax(diff), diff.shape))  # plain ints to print
+    wrong = diff > 1e-6 * max(np.max(np.abs(n)), np.max(np.abs(a)), 1e-300)
+    at = [np.unique(ix) for ix in np.nonzero(wrong)]
+    span = ", ".join(str(int(u[0])) if len(u) == 1 else ":" for u in at)
+    inside = f", all in {name}[{span}]" if at and any(len(u) == 1 for u in at) else ""
+    return (f"worst at {name}[{', '.join(map(str, i))}]: analytic {a[i]:.6g}, numerical "
+            f"{n[i]:.6g}; {int(wrong.sum())} of {a.size} elements differ{inside}")
 
 
 def numerical_vjp(f, x, dout, h=1e-5):
@@ -94,33 +121,67 @@ def directional_check(loss, arrays, grads, h=1e-6, rng=None):
 
 
 # every layer at once ------------------------------------------------------------------
-Row = namedtuple("Row", "layer wrt error ok")  # one line of the check_layers table
+Row = namedtuple("Row", "layer wrt error ok where", defaults=("",))  # one table line
 
 
-TOLERANCE = 1e-7  # max relative error accepted away from kinks (float64, h = 1e-5)
-
-
-def vjp_errors(forward, vjp, arrays, rng, h=1e-5):
-    """Check one differentiable map on all of its arrays.
+def vjp_gradients(forward, vjp, arrays, rng, h=1e-5):
+    """Analytic and numerical gradients of one differentiable map, for each of its arrays.
 
     forward: () -> out, reading the current contents of ``arrays``.
     vjp: dout -> {name: analytic gradient}, valid for the last forward call.
     arrays: {name: float64 C-contiguous array} perturbed in place by the check.
-    Returns {name: relative error}; dout is random (never all ones).
+    Returns {name: (analytic, numerical)} as float64 host arrays; dout is random (never ones).
     """
     out = to_numpy(forward())
     dout = rng.standard_normal(np.shape(out))
-    analytic = {k: np.array(to_numpy(g), dtype=np.float64) for k, g in vjp(dout).items()}
-    return {k: rel_error(analytic[k], numerical_vjp(forward, a, dout, h))
-            for k, a in arrays.items()}
+    analytic = {k: None if g is None else _host64(g) for k, g in vjp(dout).items()}
+    return {k: (analytic[k], numerical_vjp(forward, a, dout, h)) for k, a in arrays.items()}
 
 
-def layer_errors(layer, x, rng, h=1e-5):
-    """Check a :class:`~minvert.layers.base.Layer` w.r.t. x and every parameter."""
+def vjp_errors(forward, vjp, arrays, rng, h=1e-5):
+    """{name: rel_error} of :func:`vjp_gradients`."""
+    return {k: rel_error(a, n) for k, (a, n) in vjp_gradients(forward, vjp, arrays, rng, h).items()}
+
+
+def layer_gradients(layer, x, rng, h=1e-5):
+    """:func:`vjp_gradients` of a :class:`~minvert.layers.base.Layer` w.r.t. x and every
+    parameter."""
     def vjp(dout):
         dx = layer.backward(dout)
         return {"x": dx, **{k: layer.grads.get(k) for k in layer.params}}
-    return vjp_errors(lambda: layer.forward(x), vjp, {"x": x, **layer.params}, rng, h)
+    return vjp_gradients(lambda: layer.forward(x), vjp, {"x": x, **layer.params}, rng, h)
+
+
+def layer_errors(layer, x, rng, h=1e-5):
+    """{name: rel_error} of :func:`layer_gradients`."""
+    return {k: rel_error(a, n) for k, (a, n) in layer_gradients(layer, x, rng, h).items()}
+
+
+def compare(name, analytic, numerical):
+    """A :class:`Row` for one gradient: pass when rel_error < TOLERANCE, else say where."""
+    if analytic is None:
+        return Row("", name, float("nan"), False, "the backward returned None")
+    if np.shape(analytic) != np.shape(numerical):
+        return Row("", name, float("nan"), False,
+                   f"shape {np.shape(analytic)}, expected {np.shape(numerical)}")
+    err = rel_error(analytic, numerical)
+    ok = bool(err < TOLERANCE)
+    return Row("", name, err, ok, "" if ok else where_wrong(analytic, numerical, "d" + name))
+
+
+def print_table(rows, say):
+    """The ``layer | wrt | rel. error | ok`` table, a line under each failure saying where, and
+    a summary line."""
+    width = max(len(r.layer) for r in rows)
+    say(f"{'layer':<{width}} | wrt    | rel. error | ok")
+    say(f"{'-' * width}-|--------|------------|----")
+    for r in rows:
+        say(f"{r.layer:<{width}} | {r.wrt:<6} | {r.error:10.2e} | {'ok' if r.ok else 'FAIL'}")
+        if r.where:
+            say(f"{'':<{width}}   {r.where}")
+    failed = sum(not r.ok for r in rows)
+    say(f"{len(rows) - failed} of {len(rows)} checks pass (rel. error = ||a - n|| / (||a|| + "
+        f"||n||) < {TOLERANCE:g})" + (f", {failed} FAIL" if failed else ""))
 
 
 def _cases(rng):
@@ -256,12 +317,13 @@ def _plant(key, thing):
 def check_layers(out=print, plant=None, seed=0):
     """Gradient-check every layer and loss w.r.t. every input and parameter.
 
-    Small random float64 shapes, random upstream gradients, h = 1e-5; a check passes when
-    the relative error (:func:`rel_error`) is below TOLERANCE = 1e-7.
+    Small random float64 shapes drawn from ``seed``, random upstream gradients, h = 1e-5; a
+    check passes when :func:`rel_error` is below TOLERANCE (any seed: the rule has no
+    element-wise ratios that rounding noise can blow up).
     out: where the table goes (``print``, or None for silence).
     plant: a case key (e.g. "relu", "maxpool", "batchnorm_train", "softmax_ce", any other
     key from the table) whose backward is replaced by a wrong one, to see the check fail.
-    Returns the rows, :class:`Row` (layer, wrt, error, ok) tuples.
+    Returns the rows, :class:`Row` (layer, wrt, error, ok, where) tuples.
     """
     from .layers import Layer
     say = out or (lambda *a: None)
@@ -280,19 +342,13 @@ def check_layers(out=print, plant=None, seed=0):
             say(f"planted bug in {name}: {what}")
         try:
             if isinstance(thing[0], Layer):
-                errors = layer_errors(thing[0], thing[1], rng)
+                grads = layer_gradients(thing[0], thing[1], rng)
             else:
-                errors = vjp_errors(*thing, rng)
+                grads = vjp_gradients(*thing, rng)
         except Exception as e:  # a crashing backward is a failed check, reported, not hidden
             say(f"{name}: {type(e).__name__}: {e}")
-            errors = {"-": float("nan")}
-        rows += [Row(name, wrt, err, bool(err < TOLERANCE)) for wrt, err in errors.items()]
-    width = max(len(r.layer) for r in rows)
-    say(f"{'layer':<{width}} | wrt    | rel. error | ok")
-    say(f"{'-' * width}-|--------|------------|----")
-    for r in rows:
-        say(f"{r.layer:<{width}} | {r.wrt:<6} | {r.error:10.2e} | {'ok' if r.ok else 'FAIL'}")
-    failed = sum(not r.ok for r in rows)
-    say(f"{len(rows) - failed} of {len(rows)} checks pass (tolerance {TOLERANCE:g})"
-        + (f", {failed} FAIL" if failed else ""))
+            rows.append(Row(name, "-", float("nan"), False))
+            continue
+        rows += [compare(wrt, a, n)._replace(layer=name) for wrt, (a, n) in grads.items()]
+    print_table(rows, say)
     return rows

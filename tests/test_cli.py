@@ -90,7 +90,24 @@ def test_dataset_writes_pngs_and_never_overwrites(tmp_path, capsys):
 def test_parser_builds_without_importing_heavy_modules():
     import subprocess
     import sys
+    import sys
     code = ("import sys; from minvert.cli import build_parser; build_parser(); "
             "print(sorted(m for m in sys.modules if m.startswith(('scipy', 'h5py', 'torch'))))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_blas_oversubscription_note():
+    from minvert.threads import oversubscription_note
+    assert "OPENBLAS_NUM_THREADS=1" in oversubscription_note(load=4.3, cores=2, environ={})
+    assert oversubscription_note(load=0.5, cores=2, environ={}) is None
+    assert oversubscription_note(load=9, cores=2, environ={"OPENBLAS_NUM_THREADS": "1"}) is None
+    assert oversubscription_note(load=9, cores=1, environ={}) is None  # one core: one thread
+
+
+def test_python_dash_m_minvert_runs_the_command():
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "minvert", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("minvert ")

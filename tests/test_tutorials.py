@@ -1,5 +1,6 @@
-"""The tutorials run: each script exits 0 as a subprocess, offline, and writes its pictures
-into $MINVERT_TUTORIAL_OUT. About 15 s for all four on 2 busy CPU cores (04 is most of it)."""
+"""The tutorials run: each script exits 0 as a subprocess, offline, writes its pictures into
+$MINVERT_TUTORIAL_OUT, and every claim its text makes holds on the numbers of the run: a
+tutorial states each one through claim(...), which prints "claim ok: ..." or stops it."""
 import os
 import subprocess
 import sys
@@ -13,6 +14,30 @@ WRITES = {"01_conv_by_hand": ["01_sobel.png"], "02_gradient_checking": [],
           "03_vgg_from_layers": ["03_gradient.png"],
           "04_class_inversion": ["04_class_inversion.png", "04_transform/summary.json"],
           "05_decoder_training": ["05_reconstructions.png"]}
+
+# the qualitative claims each tutorial's text makes, checked by the tutorial on its own numbers
+CLAIMS = {
+    "01_conv_by_hand": ["every output is -7.5", "the corners were under one patch",
+                        "the loops and minvert's fast code agree",
+                        "matches the numerical derivative to better than 1e-9"],
+    "02_gradient_checking": ["float64 is best near h = 1e-5", "float32 never gets below 1e-5",
+                             "in float32 even the correct dw fails the 1e-7 rule",
+                             "float32 cannot tell the planted bug from the correct dw",
+                             "over 1e5 times more", "with dout = ones all three are zero",
+                             "the correct backward passes and the planted one fails",
+                             "0.5 at x = 0", "at a tie the numerical derivative gives each maximum 0.5"],
+    "03_vgg_from_layers": ["computes exactly the same thing", "fc6 sees 16 x 8 x 8 = 1024",
+                           "max-pool passes the gradient's norm unchanged",
+                           "every ReLU lowers the gradient's norm",
+                           "the directional derivative from backward equals the finite difference"],
+    "04_class_inversion": ["the network sees stripes", "the network is convinced",
+                           "the masked gradient is zero on the right half",
+                           "the right half comes back bit-identical",
+                           "the class loss alone makes the image rougher",
+                           "with TV the probability still rises above 0.9",
+                           "with TV the pixels change less than half as much",
+                           "with TV the image ends much less rough"],
+}
 
 # imported first by the subprocess: any attempt to open a network connection fails loudly
 NO_NETWORK = """
@@ -39,6 +64,10 @@ def test_tutorial_runs_offline_and_writes_its_pictures(path, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.strip(), "a tutorial prints what it shows"
+    assert "CLAIM FAILS" not in proc.stdout
+    checked = [line for line in proc.stdout.splitlines() if line.startswith("claim ok: ")]
+    for text in CLAIMS.get(path.stem, []):
+        assert any(text in line for line in checked), f"{path.name} no longer checks: {text}"
     for name in WRITES[path.stem]:
         assert (out / name).is_file(), f"{path.name} did not write {name}"
 

@@ -35,6 +35,14 @@ OUT.mkdir(parents=True, exist_ok=True)
 np.set_printoptions(precision=3, suppress=True)
 rng = np.random.default_rng(0)
 
+
+def claim(holds, text):
+    """A sentence of this tutorial's text, checked on this run's numbers; tests/test_tutorials.py
+    reads these lines, so the text cannot drift from what the code shows."""
+    print(("claim ok: " if holds else "CLAIM FAILS: ") + text)
+    if not holds:
+        raise SystemExit(f"a claim of this tutorial does not hold: {text}")
+
 # %% [markdown]
 # ## 1. Forward: a 3x3 kernel on a 4x4 image
 #
@@ -65,9 +73,10 @@ print("out by loops =\n", out[0, 0])
 
 fast, cache = conv2d_forward(x, w, b)
 print("minvert conv2d_forward agrees: rel. error", rel_error(fast, out))
+claim(np.all(out == -7.5), "every output is -7.5")
 
 # %% [markdown]
-# Every output is -7.5: the left column is 2 darker than the right one, in each of the three
+# Every output is the same, -7.5 (the line above checks it): the left column is 2 darker than the right one, in each of the three
 # rows, weighted 1 + 2 + 1 = 4, so -8, plus the bias 0.5. A uniform slope gives a uniform
 # answer.
 #
@@ -100,6 +109,11 @@ print("db by loops =", db)
 fast_dx, fast_dw, fast_db = conv2d_backward(dout, cache)
 print("minvert conv2d_backward agrees: rel. errors",
       rel_error(fast_dx, dx), rel_error(fast_dw, dw), rel_error(fast_db, db))
+# how many patches covered each pixel: the backward of dout = ones through a kernel of ones
+covered = conv2d_backward(np.ones_like(dout), conv2d_forward(x, np.ones_like(w))[1])[0][0, 0]
+print("patches over each pixel =\n", covered)
+claim(covered[0, 0] == covered[-1, -1] == 1 and np.all(covered[1:3, 1:3] == 4),
+      "the corners were under one patch, the four centre pixels under all four")
 
 # %% [markdown]
 # Look at `dx`: the corners were under one patch only and got one copy of the kernel; the
@@ -124,6 +138,8 @@ dx_as_conv = np.array([[np.sum(dout_pad[y:y + 3, z:z + 3] * w_flipped) for z in 
                        for y in range(4)])
 print("dw as a correlation of x with dout: rel. error", rel_error(dw_as_conv, dw[0, 0]))
 print("dx as dout convolved with the flipped kernel: rel. error", rel_error(dx_as_conv, dx[0, 0]))
+claim(rel_error(dw_as_conv, dw[0, 0]) < 1e-12 and rel_error(dx_as_conv, dx[0, 0]) < 1e-12,
+      "dw is x correlated with dout, and dx is the padded dout correlated with the flipped kernel")
 
 # %% [markdown]
 # ## 4. All the sizes: batches, channels, filters, stride and padding
@@ -173,6 +189,7 @@ dout = rng.standard_normal(out.shape)
 for name, mine, theirs in zip(("dx", "dw", "db"), conv_loops_backward(dout, x, w, 2, 1),
                               conv2d_backward(dout, cache)):
     print(f"{name}, loops vs minvert: rel. error {rel_error(mine, theirs):.1e}")
+    claim(rel_error(mine, theirs) < 1e-12, f"{name}: the loops and minvert's fast code agree")
 
 # %% [markdown]
 # ## 5. Numerical derivatives: trust nobody's algebra
@@ -184,13 +201,15 @@ for name, mine, theirs in zip(("dx", "dw", "db"), conv_loops_backward(dout, x, w
 #     d/dx[k] sum(out * dout)  ~  (sum(out(x + h e_k) * dout) - sum(out(x - h e_k) * dout)) / 2h
 #
 # `minvert.gradcheck.numerical_vjp` does this for every element in turn. Its result must match
-# the backward pass to about 1e-10. (Tutorial 02 explains the float64, the h = 1e-5 and the
+# the backward pass far below minvert's tolerance of 1e-7 (the printed errors are ~1e-11). (Tutorial 02 explains the float64, the h = 1e-5 and the
 # random `dout`.)
 
 # %%
 for name, arr, analytic in zip(("dx", "dw", "db"), (x, w, b), conv2d_backward(dout, cache)):
     numerical = numerical_vjp(lambda: conv2d_forward(x, w, b, stride=2, pad=1)[0], arr, dout)
     print(f"{name}: analytic vs numerical rel. error {rel_error(analytic, numerical):.1e}")
+    claim(rel_error(analytic, numerical) < 1e-9, f"{name} matches the numerical derivative to "
+          "better than 1e-9")
 
 # %% [markdown]
 # ## 6. The Sobel kernel on a real image

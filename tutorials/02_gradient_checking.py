@@ -31,6 +31,14 @@ from minvert.layers.conv import conv2d_backward, conv2d_forward
 np.set_printoptions(precision=4, suppress=True)
 rng = np.random.default_rng(0)
 
+
+def claim(holds, text):
+    """A sentence of this tutorial's text, checked on this run's numbers; tests/test_tutorials.py
+    reads these lines, so the text cannot drift from what the code shows."""
+    print(("claim ok: " if holds else "CLAIM FAILS: ") + text)
+    if not holds:
+        raise SystemExit(f"a claim of this tutorial does not hold: {text}")
+
 # %% [markdown]
 # ## 1. Central differences, and the two errors they make
 #
@@ -43,17 +51,28 @@ rng = np.random.default_rng(0)
 
 # %%
 print("h       " + "".join(f"{10.0 ** -e:>9.0e}" for e in range(1, 10)))
+error_at = {}  # dtype -> {h exponent: relative error}
 for dtype in (np.float64, np.float32):
-    x, errors = dtype(1.0), []
+    x, errors = dtype(1.0), {}
     for e in range(1, 10):
         h = dtype(10.0 ** -e)
         slope = (np.sin(x + h) - np.sin(x - h)) / (dtype(2) * h)
-        errors.append(abs(float(slope) - np.cos(1.0)) / np.cos(1.0))
-    print(f"{dtype.__name__:<8}" + "".join(f"{err:9.0e}" for err in errors))
+        errors[e] = abs(float(slope) - np.cos(1.0)) / np.cos(1.0)
+    error_at[dtype] = errors
+    print(f"{dtype.__name__:<8}" + "".join(f"{err:9.0e}" for err in errors.values()))
+e64, e32 = error_at[np.float64], error_at[np.float32]
+claim(min(e64, key=e64.get) in (5, 6) and e64[5] < 1e-10 and e64[9] > 10 * e64[5],
+      "float64 is best near h = 1e-5, below 1e-10, and gets worse for smaller h")
+claim(min(e32.values()) > 1e-5 and e32[5] > 1e-3,
+      "float32 never gets below 1e-5, and at h = 1e-5 it is off by more than 0.1 %")
 
 # %% [markdown]
-# float64 reaches 1e-11 around h = 1e-5 and gets worse below that, as rounding takes over.
-# float32 never gets below about 2e-5, and at h = 1e-5 it is already off by 0.2 %.
+# float64 is best around h = 1e-5 and gets worse below that, as rounding takes over.
+# float32 never gets below 1e-5, and at h = 1e-5 it is already off by more than 0.1 %
+# (the `claim ok` lines check each sentence like these on the numbers just printed).
+#
+# Everywhere in minvert a gradient `a` is compared with the numerical one `n` by one rule,
+# `rel_error(a, n) = ||a - n|| / (||a|| + ||n||)` over the whole array, and passes below 1e-7.
 #
 # The same floor shows on a real layer. We plant a small bug, a `dw` that is 0.03 % too
 # large, and check it both ways. numerical_vjp refuses float32 on purpose, so the float32
@@ -84,20 +103,29 @@ def numerical_dw_float32(h):
 
 
 def show(label, numerical):
-    print(f"{label:<28} correct dw: {rel_error(dw, numerical):8.1e}   "
-          f"planted dw: {rel_error(dw_planted, numerical):8.1e}")
+    errors = rel_error(dw, numerical), rel_error(dw_planted, numerical)
+    print(f"{label:<28} correct dw: {errors[0]:8.1e}   planted dw: {errors[1]:8.1e}")
+    return errors
 
 
-print("relative error against the numerical gradient (minvert accepts < 1e-7):")
-for h in (1e-5, 1e-3, 1e-2):
-    show(f"float32, h = {h:g}", numerical_dw_float32(h))
-show("float64, h = 1e-5", numerical_vjp(lambda: conv2d_forward(x, w, b, 1, 1)[0], w, dout))
+print("rel_error against the numerical gradient (minvert accepts < 1e-7):")
+f32 = {h: show(f"float32, h = {h:g}", numerical_dw_float32(h)) for h in (1e-5, 1e-3, 1e-2)}
+f64 = show("float64, h = 1e-5", numerical_vjp(lambda: conv2d_forward(x, w, b, 1, 1)[0], w, dout))
+claim(min(c for c, _ in f32.values()) > 1e-7,
+      "in float32 even the correct dw fails the 1e-7 rule, whatever h is")
+claim(f32[1e-5][1] < 1.5 * f32[1e-5][0],
+      "at h = 1e-5 float32 cannot tell the planted bug from the correct dw")
+claim(f64[0] < 1e-9 and f64[1] > 1e-5 and f64[1] > 1e5 * f64[0],
+      f"in float64 the correct dw is off by {f64[0]:.0e}, the planted one by {f64[1]:.1e}, "
+      f"over 1e5 times more")
 
 # %% [markdown]
-# In float32 the correct and the planted gradient look about equally wrong, whatever h is:
-# the check is blind below its noise. In float64 the correct gradient is off by 1e-9 or so, and
-# the planted one by 1.5e-4, a hundred thousand times more. **Check in float64.** Networks
-# run in float32; their float64 copies (`layer.astype(np.float64)`) exist for checking.
+# In float32 the correct gradient is never within 1e-7, and at h = 1e-5 it looks as wrong
+# as the planted one: the check is blind below its own noise, and any tolerance loose enough
+# for float32 lets small bugs through. In float64 the correct gradient is off by rounding
+# noise, the planted one (0.03 % too large reads 1.5e-4 by the norm rule) far more.
+# **Check in float64.** Networks run in float32; their float64 copies
+# (`layer.astype(np.float64)`) exist for checking.
 #
 # ## 2. Why the upstream gradient must be random: batch-norm
 #
@@ -111,7 +139,7 @@ show("float64, h = 1e-5", numerical_vjp(lambda: conv2d_forward(x, w, b, 1, 1)[0]
 # constant `dout` passes.
 #
 # Here is such a wrong backward. It treats the batch **variance as a constant**, a real
-# mistake (exercise 5 asks you to avoid it). It keeps the mean's path, which makes its dx
+# mistake (exercise 10 asks you to avoid it). It keeps the mean's path, which makes its dx
 # zero for a constant dout, just like the truth:
 
 # %%
@@ -136,13 +164,19 @@ print("dout = ones:")
 print(f"  largest |dx|: numerical {np.abs(numerical).max():.1e}, correct backward "
       f"{np.abs(batchnorm2d_backward(ones, cache)[0]).max():.1e}, planted backward "
       f"{np.abs(planted_backward(ones, cache)).max():.1e}")
-print("  all three are zero up to rounding noise: the check cannot tell them apart")
+largest = [np.abs(a).max() for a in (numerical, batchnorm2d_backward(ones, cache)[0],
+                                      planted_backward(ones, cache))]
+claim(max(largest) < 1e-8, "with dout = ones all three are zero up to rounding noise: the check "
+      "cannot tell them apart")
 
 dout = rng.standard_normal(out.shape)
 numerical = numerical_vjp(lambda: forward()[0], x, dout)
 print("random dout:")
-print(f"  correct backward rel. error {rel_error(batchnorm2d_backward(dout, cache)[0], numerical):.1e}")
-print(f"  planted backward rel. error {rel_error(planted_backward(dout, cache), numerical):.1e}")
+good, bad = (rel_error(g, numerical) for g in (batchnorm2d_backward(dout, cache)[0],
+                                              planted_backward(dout, cache)))
+print(f"  correct backward rel. error {good:.1e}")
+print(f"  planted backward rel. error {bad:.1e}")
+claim(good < 1e-7 < bad, "with a random dout the correct backward passes and the planted one fails")
 
 # %% [markdown]
 # A random `dout` tests the Jacobian along a direction that has no special structure, so a
@@ -164,6 +198,9 @@ numerical = numerical_vjp(lambda: relu_forward(x)[0], x, dout)  # h = 1e-5
 for label, values in (("x", x), ("analytic dx", relu_backward(dout, cache)),
                       ("numerical dx", numerical)):
     print(f"{label:<13}" + "".join(f"{v:9.2g}" for v in values))
+claim(relu_backward(dout, cache)[2] == 0 and abs(numerical[2] - 0.5) < 1e-9
+      and 0 < numerical[1] < 0.5 < numerical[3] < 1,
+      "within h of the kink the numerical derivative is in between: 0.5 at x = 0, where backward says 0")
 
 # %% [markdown]
 # Within `h` of the kink the two disagree completely, and neither is "wrong". Max pooling
@@ -175,8 +212,12 @@ for label, values in (("x", x), ("analytic dx", relu_backward(dout, cache)),
 x = np.array([[[[1.0, 3.0], [3.0, 2.0]]]])  # two maxima in one 2x2 window
 out, cache = maxpool2d_forward(x, 2)
 dout = np.ones_like(out)
-print("analytic dx  ", maxpool2d_backward(dout, cache).ravel())
-print("numerical dx ", numerical_vjp(lambda: maxpool2d_forward(x, 2)[0], x, dout).ravel())
+analytic = maxpool2d_backward(dout, cache).ravel()
+numerical = numerical_vjp(lambda: maxpool2d_forward(x, 2)[0], x, dout).ravel()
+print("analytic dx  ", analytic)
+print("numerical dx ", numerical)
+claim(list(analytic) == [0, 1, 0, 0] and np.allclose(numerical, [0, 0.5, 0.5, 0]),
+      "at a tie the numerical derivative gives each maximum 0.5, backward gives the first 1")
 
 # %% [markdown]
 # The cure is in the test data, not in the layer: ReLU inputs are drawn at least 0.1 away
@@ -185,7 +226,8 @@ print("numerical dx ", numerical_vjp(lambda: maxpool2d_forward(x, 2)[0], x, dout
 #
 # ## Checklist
 #
-# * float64, `h = 1e-5`, relative error below about 1e-7;
+# * float64, `h = 1e-5`, `||a - n|| / (||a|| + ||n||)` below 1e-7 (the norm over the whole
+#   array: an element-wise ratio blows up on elements whose gradient is nearly zero);
 # * a random upstream gradient, never ones;
 # * inputs away from kinks and ties;
 # * small shapes, but not symmetric ones: `N != C != H != W` catches axes mixed up;

@@ -35,6 +35,14 @@ OUT = Path(os.environ.get("MINVERT_TUTORIAL_OUT") or tempfile.mkdtemp(prefix="mi
 OUT.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
 
+
+def claim(holds, text):
+    """A sentence of this tutorial's text, checked on this run's numbers; tests/test_tutorials.py
+    reads these lines, so the text cannot drift from what the code shows."""
+    print(("claim ok: " if holds else "CLAIM FAILS: ") + text)
+    if not holds:
+        raise SystemExit(f"a claim of this tutorial does not hold: {text}")
+
 # %% [markdown]
 # ## 1. A two-stage VGG, by hand
 #
@@ -65,16 +73,17 @@ print(net)
 config = {"depth": None, "convs": [1, 1], "widths": [8, 16], "fc": [32], "num_classes": 4,
           "input_size": 32}
 built = build_vgg(config)
-print("same layer names:", built.names == net.names)
+claim(built.names == net.names, "build_vgg gives the same layer names")
 for name, layer in net.children():
     for key, value in layer.params.items():
         built[name].params[key][...] = value
 x = rng.uniform(0, 1, (2, 3, 32, 32)).astype(np.float32)
-print("same output:", np.array_equal(built.forward(x), net.forward(x)))
+claim(np.array_equal(built.forward(x), net.forward(x)), "and computes exactly the same thing")
 
 stages = CONVS_PER_STAGE[19]
 names = [f"conv{s}_{k}" for s, n in enumerate(stages, 1) for k in range(1, n + 1)]
 print(f"VGG-19 has {len(names)} convolutions ({names[0]} ... {names[-1]}) and 3 fc layers")
+claim(list(stages) == [2, 2, 4, 4, 4], "VGG-19 has five stages of [2, 2, 4, 4, 4] convolutions")
 
 # %% [markdown]
 # ## 2. Forward, one layer at a time
@@ -91,13 +100,16 @@ print(f"{'layer':<8} {'output shape':<16} {'mean':>8} {'std':>8}")
 for name, layer in net.children():
     a = layer.forward(a)
     print(f"{name:<8} {str(a.shape):<16} {a.mean():8.3f} {a.std():8.3f}")
+    if name == "pool2":
+        claim(a.shape[2:] == (8, 8) and a[0].size == 1024,
+              "a 32x32 input is 8x8 after two stages, and fc6 sees 16 x 8 x 8 = 1024 numbers")
 logits = a
 
 # %% [markdown]
 # ## 3. Backward, one layer at a time
 #
 # The loss is softmax cross-entropy towards class 2: `-log p_2`. Its gradient w.r.t. the
-# logits is `p - onehot(2)` (exercise 2). Then each layer, in reverse order, turns the
+# logits is `p - onehot(2)` (exercise 4). Then each layer, in reverse order, turns the
 # gradient w.r.t. its output into the gradient w.r.t. its input, the chain rule one link at a
 # time. Layers with weights also store `d loss / d weights` in `layer.grads` on the way.
 # The last gradient is the one w.r.t. the pixels: same shape as the image.
@@ -107,19 +119,26 @@ loss, dlogits = softmax_cross_entropy(logits, np.array([2]))
 print(f"loss {float(loss):.4f}, dlogits {dlogits.ravel()}")
 d = dlogits
 print(f"{'layer':<8} {'gradient w.r.t. its input':<28} {'norm':>9}")
+norms = {}  # layer -> norm of the gradient w.r.t. its input
 for name in reversed(net.names):
+    before = np.linalg.norm(d)
     d = net[name].backward(d)
+    norms[name] = (before, np.linalg.norm(d))
     print(f"{name:<8} {str(d.shape):<28} {np.linalg.norm(d):9.2e}")
+claim(all(abs(a - b) < 1e-5 * a for a, b in (norms["pool1"], norms["pool2"])),
+      "a 2x2/2 max-pool passes the gradient's norm unchanged")
+claim(all(b < a for a, b in (norms[k] for k in ("relu1_1", "relu2_1", "relu6"))),
+      "every ReLU lowers the gradient's norm")
 dx_by_hand = d
 print("conv1_1 weight gradient:", net["conv1_1"].grads["w"].shape)
 net.forward(x)
-print("Sequential.backward gives the same:", rel_error(net.backward(dlogits), dx_by_hand))
+claim(rel_error(net.backward(dlogits), dx_by_hand) == 0, "Sequential.backward gives exactly the same")
 
 # %% [markdown]
 # Look at the norms. ReLU and max-pool have no weights; they only *route* the gradient.
-# A max-pool sends each window's gradient to its one winner, so the norm passes unchanged
-# (compare the rows around `pool2`). A ReLU zeroes the gradient wherever its unit was off, so
-# the norm drops. Those on/off switches, set by this particular image, shape most of the
+# A max-pool whose windows do not overlap sends each window's gradient to its one winner, so
+# the norm passes unchanged (compare the rows around `pool2`). A ReLU zeroes the gradient
+# wherever its unit was off, so the norm drops (the claims above check both on this run). Those on/off switches, set by this particular image, shape most of the
 # pixel gradient.
 #
 # ## 4. Taps: injecting a gradient in the middle
@@ -173,3 +192,4 @@ dF[:, 3] = 1 / dF[:, 3].size
 grad = net.backward(softmax_cross_entropy(logits, np.array([2]))[1], tap_grads={"relu2_1": dF})
 analytic, numerical, err = directional_check(total_loss, [x64], [grad])
 print(f"<dx, r> = {analytic:.10f}   finite difference = {numerical:.10f}   rel. error {err:.1e}")
+claim(err < 1e-6, "the directional derivative from backward equals the finite difference")

@@ -11,6 +11,10 @@ the output:
 At the kink x = 0 the derivative used is the left one (0 for ReLU, alpha for LeakyReLU),
 like PyTorch. Backward never modifies dout in place (a residual add hands the same dout
 to two branches).
+
+Reference: minvert/layers/reference/activation.py. This version adds memory (the cache holds
+the output, alive in the next layer anyway, instead of x), speed (leaky ReLU as max(x, alpha x)
+in place, not where()) and a sigmoid that never overflows.
 """
 from ..backend import get_array_module
 from .base import Layer, check_floating

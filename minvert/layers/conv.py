@@ -2,7 +2,7 @@
 
     x: (N, C, H, W)   w: (F, C, KH, KW)   b: (F,)   out: (N, F, H_out, W_out)
     H_out = (H + top + bottom - KH) // SH + 1,   W_out = (W + left + right - KW) // SW + 1
-    out[n, f, h, w] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, SH*h + i, SW*w + j]
+    out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * x_pad[n, c, SH*oh + i, SW*ow + j]
 
 How it is computed (im2col): ``cols`` (C*KH*KW, H_out*W_out) holds in column p = (h, w)
 the input window under output pixel p, so a sample's output is ONE matrix product
@@ -13,6 +13,10 @@ faults as the copy. Small images go side by side into one ``cols``, a large one 
 of rows (see MATMUL_COLUMNS), and only those rows are padded at a time. Backward
 rebuilds ``cols`` for dw instead of keeping it (KH*KW times the memory of x per layer).
 ``minvert.bench.bench_layers()`` compares each pass with a bare matmul of the same shape.
+
+Reference: minvert/layers/reference/conv.py (a loop over output pixels, one einsum each). This
+version adds speed (one BLAS matmul per band of rows instead of H_out*W_out small products) and
+memory (scratch buffers reused, cols rebuilt in backward instead of kept).
 """
 import importlib
 

@@ -8,6 +8,9 @@ the 1/N (or 1/size) factor. Derivations in docs/layers.md.
     binary_cross_entropy(p, target, eps=1e-7)  probabilities, Keras clipping -> mean over all
     bce_with_logits(z, target)                 logits, stable form -> mean over all
     mse(pred, target)                          -> mean over all
+
+Reference: minvert/layers/reference/loss.py (row by row). This version adds stability
+(log-softmax), soft targets, Keras' clipping and no Python loop.
 """
 import numpy as np
 

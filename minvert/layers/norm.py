@@ -20,6 +20,9 @@ Backward (derivations in docs/layers.md), sums over (n, h, w) per channel:
     dbeta  = sum dout            dgamma = sum dout * x_hat
     training:  dx = gamma / (M sqrt(var + eps)) * (M dout - dbeta - x_hat * dgamma)
     inference: dx = dout * gamma / sqrt(running_var + eps)
+
+Reference: minvert/layers/reference/norm.py (the graph backwards, node by node). This version
+adds speed and memory (one fused dx formula, in-place buffers) and inference mode.
 """
 import numpy as np
 

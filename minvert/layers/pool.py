@@ -25,6 +25,9 @@ Average-pool padding counts as zeros; by default they count in the divisor
 (``count_include_pad=True``, PyTorch's default, divisor KH*KW everywhere). With
 ``count_include_pad=False`` the divisor is the number of real elements in each window
 (Keras' padding='same' behaviour).
+
+Reference: minvert/layers/reference/pool.py (a loop over windows). This version adds speed: a
+loop over the KH*KW kernel offsets instead of the H_out*W_out windows, separable max.
 """
 
 import numpy as np

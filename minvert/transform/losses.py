@@ -86,7 +86,7 @@ def content_loss(F, P):
 def gram(F):
     """Gram matrix G = Fm Fmᵀ with Fm = F reshaped to (C, M), M = H*W.
 
-    F: (1, C, H, W) or (C, H, W). Returns (C, C), not normalised (the 1/(N²M²) factor
+    F: (1, C, H, W) or (C, H, W). Returns (C, C), not normalised (the 1/(C²M²) factor
     lives in :func:`style_layer_loss`).
     """
     Fm = _as_matrix(F, "style features")
@@ -94,12 +94,12 @@ def gram(F):
 
 
 def style_layer_loss(F, A):
-    """Gatys' style loss at one layer: E = 1/(4 N² M²) Σ (G - A)², G = gram(F).
+    """Gatys' style loss at one layer: E = 1/(4 C² M²) Σ (G - A)², G = gram(F).
 
-    F: (1, C, H, W) (or (C, H, W)) features of the current image; N = C channels,
-    M = H*W. A: (C, C) Gram matrix of the ORIGINAL image's features at that layer
+    F: (1, C, H, W) (or (C, H, W)) features of the current image; C channels,
+    M = H*W (Gatys writes N for C; minvert keeps N for the batch). A: (C, C) Gram matrix of the ORIGINAL image's features at that layer
     (paper A keeps the image's own texture). Returns (value, dF shaped like F) with
-    dF = 1/(N² M²) (G - A) Fm, reshaped (G - A is symmetric, so the two halves of
+    dF = 1/(C² M²) (G - A) Fm, reshaped (G - A is symmetric, so the two halves of
     d(FmFmᵀ) coincide and the 4 cancels).
     """
     Fm = _as_matrix(F, "style features")

@@ -1,4 +1,4 @@
-"""Exercise 3 (solution): the backward pass of max pooling.
+"""Exercise 5 (solution): the backward pass of max pooling.
 
     out[n, c, oh, ow] = max of x[n, c, oh*stride : oh*stride+size, ow*stride : ow*stride+size]
 """

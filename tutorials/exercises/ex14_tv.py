@@ -1,12 +1,12 @@
-"""Exercise 7: the total-variation loss of paper 000 (absolute differences).
+"""Exercise 14: the total-variation loss of paper 000 (absolute differences).
 
     loss = sum |x[..., :, 1:] - x[..., :, :-1]| + sum |x[..., 1:, :] - x[..., :-1, :]|
 
 The forward pass below is complete; keep it as it is. Write ``tv_backward`` and check it:
 
-    minvert exercise check tutorials/exercises/ex7_tv.py
+    minvert exercise check tutorials/exercises/ex14_tv.py
 
-(or ``python tutorials/exercises/ex7_tv.py``). The checker compares your gradient with a
+(or ``python tutorials/exercises/ex14_tv.py``). The checker compares your gradient with a
 numerical one on small random inputs and, when they differ, names the usual mistake.
 """
 import numpy as np
@@ -34,7 +34,7 @@ def tv_backward(dloss, cache):
     raise NotImplementedError("write tv_backward")
 
 
-if __name__ == "__main__":  # `python ex7_tv.py` checks this file
+if __name__ == "__main__":  # `python ex14_tv.py` checks this file
     try:
         from minvert.exercises import check_file
     except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in

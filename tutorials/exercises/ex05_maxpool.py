@@ -1,12 +1,12 @@
-"""Exercise 3: the backward pass of max pooling.
+"""Exercise 5: the backward pass of max pooling.
 
     out[n, c, oh, ow] = max of x[n, c, oh*stride : oh*stride+size, ow*stride : ow*stride+size]
 
 The forward pass below is complete; keep it as it is. Write ``maxpool_backward`` and check it:
 
-    minvert exercise check tutorials/exercises/ex3_maxpool.py
+    minvert exercise check tutorials/exercises/ex05_maxpool.py
 
-(or ``python tutorials/exercises/ex3_maxpool.py``). The checker compares your gradient with a
+(or ``python tutorials/exercises/ex05_maxpool.py``). The checker compares your gradient with a
 numerical one on small random inputs and, when they differ, names the usual mistake.
 """
 import numpy as np
@@ -47,7 +47,7 @@ def maxpool_backward(dout, cache):
     raise NotImplementedError("write maxpool_backward")
 
 
-if __name__ == "__main__":  # `python ex3_maxpool.py` checks this file
+if __name__ == "__main__":  # `python ex05_maxpool.py` checks this file
     try:
         from minvert.exercises import check_file
     except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in

@@ -1,13 +1,13 @@
-"""Exercise 6: the Gram-matrix style loss of paper 000 (Gatys et al.), one layer.
+"""Exercise 13: the Gram-matrix style loss of paper 000 (Gatys et al.), one layer.
 
     Fm = F reshaped to (C, M), M = H*W;   G = Fm Fm^T  (C, C)
     loss = 1 / (4 C^2 M^2) * sum_{i, j} (G - A)[i, j]^2
 
 The forward pass below is complete; keep it as it is. Write ``style_backward`` and check it:
 
-    minvert exercise check tutorials/exercises/ex6_style.py
+    minvert exercise check tutorials/exercises/ex13_style.py
 
-(or ``python tutorials/exercises/ex6_style.py``). The checker compares your gradient with a
+(or ``python tutorials/exercises/ex13_style.py``). The checker compares your gradient with a
 numerical one on small random inputs and, when they differ, names the usual mistake.
 """
 import numpy as np
@@ -38,7 +38,7 @@ def style_backward(dloss, cache):
     raise NotImplementedError("write style_backward")
 
 
-if __name__ == "__main__":  # `python ex6_style.py` checks this file
+if __name__ == "__main__":  # `python ex13_style.py` checks this file
     try:
         from minvert.exercises import check_file
     except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in

@@ -1,12 +1,12 @@
-"""Exercise 1: the backward pass of ReLU.
+"""Exercise 2: the backward pass of ReLU.
 
     out = max(x, 0)          x, out: any shape, e.g. (N, C, H, W)
 
 The forward pass below is complete; keep it as it is. Write ``relu_backward`` and check it:
 
-    minvert exercise check tutorials/exercises/ex1_relu.py
+    minvert exercise check tutorials/exercises/ex02_relu.py
 
-(or ``python tutorials/exercises/ex1_relu.py``). The checker compares your gradient with a
+(or ``python tutorials/exercises/ex02_relu.py``). The checker compares your gradient with a
 numerical one on small random inputs and, when they differ, names the usual mistake.
 """
 import numpy as np
@@ -32,7 +32,7 @@ def relu_backward(dout, cache):
     raise NotImplementedError("write relu_backward")
 
 
-if __name__ == "__main__":  # `python ex1_relu.py` checks this file
+if __name__ == "__main__":  # `python ex02_relu.py` checks this file
     try:
         from minvert.exercises import check_file
     except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in

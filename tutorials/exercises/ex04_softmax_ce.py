@@ -1,12 +1,12 @@
-"""Exercise 2: softmax cross-entropy, the loss of every classifier here.
+"""Exercise 4: softmax cross-entropy, the loss of every classifier here.
 
     p = softmax(logits) row by row;   loss = -1/N sum_n log p[n, y[n]]
 
 The forward pass below is complete; keep it as it is. Write ``softmax_ce_backward`` and check it:
 
-    minvert exercise check tutorials/exercises/ex2_softmax_ce.py
+    minvert exercise check tutorials/exercises/ex04_softmax_ce.py
 
-(or ``python tutorials/exercises/ex2_softmax_ce.py``). The checker compares your gradient with a
+(or ``python tutorials/exercises/ex04_softmax_ce.py``). The checker compares your gradient with a
 numerical one on small random inputs and, when they differ, names the usual mistake.
 """
 import numpy as np
@@ -40,7 +40,7 @@ def softmax_ce_backward(dloss, cache):
     raise NotImplementedError("write softmax_ce_backward")
 
 
-if __name__ == "__main__":  # `python ex2_softmax_ce.py` checks this file
+if __name__ == "__main__":  # `python ex04_softmax_ce.py` checks this file
     try:
         from minvert.exercises import check_file
     except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in

@@ -1,4 +1,4 @@
-"""Exercise 5: the backward pass of batch normalisation, training mode.
+"""Exercise 10: the backward pass of batch normalisation, training mode.
 
 Per channel c, over the M = N*H*W values x[:, c, :, :]:
     mean = sum x / M,   var = sum (x - mean)^2 / M,   x_hat = (x - mean) / sqrt(var + eps)
@@ -6,9 +6,9 @@ Per channel c, over the M = N*H*W values x[:, c, :, :]:
 
 The forward pass below is complete; keep it as it is. Write ``batchnorm_backward`` and check it:
 
-    minvert exercise check tutorials/exercises/ex5_batchnorm.py
+    minvert exercise check tutorials/exercises/ex10_batchnorm.py
 
-(or ``python tutorials/exercises/ex5_batchnorm.py``). The checker compares your gradient with a
+(or ``python tutorials/exercises/ex10_batchnorm.py``). The checker compares your gradient with a
 numerical one on small random inputs and, when they differ, names the usual mistake.
 """
 import numpy as np
@@ -47,7 +47,7 @@ def batchnorm_backward(dout, cache):
     raise NotImplementedError("write batchnorm_backward")
 
 
-if __name__ == "__main__":  # `python ex5_batchnorm.py` checks this file
+if __name__ == "__main__":  # `python ex10_batchnorm.py` checks this file
     try:
         from minvert.exercises import check_file
     except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in

@@ -1,4 +1,4 @@
-"""Exercise 7 (solution): the total-variation loss of paper 000 (absolute differences).
+"""Exercise 14 (solution): the total-variation loss of paper 000 (absolute differences).
 
     loss = sum |x[..., :, 1:] - x[..., :, :-1]| + sum |x[..., 1:, :] - x[..., :-1, :]|
 """

@@ -1,4 +1,4 @@
-"""Exercise 5 (solution): the backward pass of batch normalisation, training mode.
+"""Exercise 10 (solution): the backward pass of batch normalisation, training mode.
 
 Per channel c, over the M = N*H*W values x[:, c, :, :]:
     mean = sum x / M,   var = sum (x - mean)^2 / M,   x_hat = (x - mean) / sqrt(var + eps)

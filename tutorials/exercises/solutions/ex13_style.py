@@ -1,4 +1,4 @@
-"""Exercise 6 (solution): the Gram-matrix style loss of paper 000 (Gatys et al.), one layer.
+"""Exercise 13 (solution): the Gram-matrix style loss of paper 000 (Gatys et al.), one layer.
 
     Fm = F reshaped to (C, M), M = H*W;   G = Fm Fm^T  (C, C)
     loss = 1 / (4 C^2 M^2) * sum_{i, j} (G - A)[i, j]^2

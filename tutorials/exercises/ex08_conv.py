@@ -1,12 +1,12 @@
-"""Exercise 4: the backward pass of a 2-D convolution.
+"""Exercise 8: the backward pass of a 2-D convolution.
 
     out[n, f, oh, ow] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, oh*stride + i, ow*stride + j]
 
 The forward pass below is complete; keep it as it is. Write ``conv_backward`` and check it:
 
-    minvert exercise check tutorials/exercises/ex4_conv.py
+    minvert exercise check tutorials/exercises/ex08_conv.py
 
-(or ``python tutorials/exercises/ex4_conv.py``). The checker compares your gradient with a
+(or ``python tutorials/exercises/ex08_conv.py``). The checker compares your gradient with a
 numerical one on small random inputs and, when they differ, names the usual mistake.
 """
 import numpy as np
@@ -53,7 +53,7 @@ def conv_backward(dout, cache):
     raise NotImplementedError("write conv_backward")
 
 
-if __name__ == "__main__":  # `python ex4_conv.py` checks this file
+if __name__ == "__main__":  # `python ex08_conv.py` checks this file
     try:
         from minvert.exercises import check_file
     except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in

@@ -1,4 +1,4 @@
-"""Exercise 4 (solution): the backward pass of a 2-D convolution.
+"""Exercise 8 (solution): the backward pass of a 2-D convolution.
 
     out[n, f, oh, ow] = b[f] + sum_{c, i, j} w[f, c, i, j] * x_pad[n, c, oh*stride + i, ow*stride + j]
 """

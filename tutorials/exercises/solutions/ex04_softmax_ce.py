@@ -1,4 +1,4 @@
-"""Exercise 2 (solution): softmax cross-entropy, the loss of every classifier here.
+"""Exercise 4 (solution): softmax cross-entropy, the loss of every classifier here.
 
     p = softmax(logits) row by row;   loss = -1/N sum_n log p[n, y[n]]
 """

@@ -1,4 +1,4 @@
-"""Exercise 1 (solution): the backward pass of ReLU.
+"""Exercise 2 (solution): the backward pass of ReLU.
 
     out = max(x, 0)          x, out: any shape, e.g. (N, C, H, W)
 """

@@ -1,0 +1,21 @@
+"""The simple version of every layer: what a student writes first, beside each fast one.
+
+Each function here is the textbook definition as a loop over output pixels (or one einsum)
+with its backward derived step by step, in the same contract as ``minvert.layers``:
+``*_forward(...) -> (out, cache)`` and ``*_backward(dout, cache) -> gradients``. They are
+slow and obviously right; ``tests/test_reference_layers.py`` proves each fast layer equal to
+its reference and gradient-checks the references themselves. Read these first, then the
+fast file next to it to see what speed and memory cost in clarity.
+
+| family | reference | fast version |
+|---|---|---|
+| convolution | :mod:`.conv` | ``minvert/layers/conv.py`` |
+| max / average pooling | :mod:`.pool` | ``minvert/layers/pool.py`` |
+| ReLU, leaky ReLU, sigmoid | :mod:`.activation` | ``minvert/layers/activation.py`` |
+| dense | :mod:`.dense` | ``minvert/layers/dense.py`` |
+| batch-norm | :mod:`.norm` | ``minvert/layers/norm.py`` |
+| nearest upsampling | :mod:`.upsample` | ``minvert/layers/upsample.py`` |
+| softmax CE, BCE, MSE | :mod:`.loss` | ``minvert/layers/loss.py`` |
+
+NumPy and CuPy alike: every array is made with ``xp = get_array_module(x)``.
+"""
