@@ -1,7 +1,8 @@
 """The ``minvert`` command. Each subcommand parses its arguments here and calls the library.
 
-Errors the user can fix (MinvertError: missing or corrupt files, wrong shapes, unknown
-names) print one line and exit 1; set MINVERT_DEBUG=1 to see tracebacks.
+Any failure prints one line ``minvert: error: ...`` and exits 1 (MinvertError carries a message
+written for the user; other exceptions are described without their class name); usage errors
+exit 2, Ctrl-C 130. Set MINVERT_DEBUG=1 to see tracebacks.
 """
 import argparse
 import json
@@ -16,27 +17,57 @@ EPILOG = """first steps:
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    from .errors import MinvertError
+    """Run the command; the exit status follows docs/architecture.md's table (0 ok, 1 error,
+    2 usage, 130 interrupted). Every failure is one ``minvert: error: ...`` line."""
+    import warnings
+    warnings.showwarning = _one_line_warning
     try:
-        return args.handler(args) or 0
-    except MinvertError as e:
-        if os.environ.get("MINVERT_DEBUG"):
-            raise
-        print(f"minvert: error: {e}", file=sys.stderr)
-        return 1
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        status = args.handler(args) or 0
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return status
+    except SystemExit:
+        raise  # argparse: --help (0) or a usage error (2), already printed
     except KeyboardInterrupt:
         print("minvert: interrupted", file=sys.stderr)
         return 130
-    except (OSError, RuntimeError, ValueError) as e:
+    except BrokenPipeError:
+        # the reader went away (`minvert bench ... | head`): no message, no traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except BaseException as e:  # noqa: BLE001 - the one place that turns any failure into a line
         if os.environ.get("MINVERT_DEBUG"):
             raise
-        print(f"minvert: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"minvert: error: {describe_error(e)}", file=sys.stderr)
         return 1
+
+
+def describe_error(e):
+    """One bounded line for the user: MinvertError's own message, else what the built-in
+    exception says, never its class name, never an unbounded object (a huge dict key, say)."""
+    from .errors import MinvertError
+    if isinstance(e, MinvertError):
+        text = str(e)
+    elif isinstance(e, MemoryError):
+        text = "out of memory; the input asks for more than this machine has (or is damaged)"
+    elif isinstance(e, RecursionError):
+        text = "the input is nested too deeply to process; it is damaged or hostile"
+    elif isinstance(e, OSError) and e.strerror:
+        where = " ".join(f"{f}:" for f in (e.filename, e.filename2) if f)
+        text = f"{where} {e.strerror.lower()}".strip()
+    else:
+        words = [a for a in e.args if isinstance(a, str)]  # formatting other args may never end
+        text = (f"unexpected failure ({words[0][:300]})" if words else "unexpected failure")
+        text += "; rerun with MINVERT_DEBUG=1 for the traceback and please report it"
+    return " ".join(text.split())[:2000]
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"minvert: warning: {' '.join(str(message).split())[:500]}", file=file or sys.stderr)
 
 
 def build_parser():

@@ -16,7 +16,8 @@ import numpy as np
 
 from .errors import FormatError, MinvertError
 from .layers.loss import softmax_cross_entropy
-from .weights.project import assign_weights, network_weights
+from .weights.hdf5 import open_h5, read_array, read_json_attr, read_text_attr
+from .weights.project import assign_weights, atomic_write, network_weights, read_weights
 
 CHECKPOINT_FORMAT = "minvert-checkpoint"
 
@@ -24,47 +25,77 @@ CHECKPOINT_FORMAT = "minvert-checkpoint"
 def save_checkpoint(path, net, optimizer, progress):
     """Write net weights, optimizer state and ``progress`` (JSON-able dict) to ``path``."""
     import h5py
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = CHECKPOINT_FORMAT
-            f.attrs["config"] = json.dumps(net.config)
-            f.attrs["progress"] = json.dumps(progress)
-            weights = f.create_group("weights")
-            for name, arrays in network_weights(net).items():
-                group = weights.create_group(name)
-                for k, v in arrays.items():
-                    group.create_dataset(k, data=v)
-            opt = f.create_group("optimizer")
-            for k, v in optimizer.state_dict().items():
-                opt.create_dataset(k.replace("/", "|"), data=v)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = CHECKPOINT_FORMAT
+        f.attrs["config"] = json.dumps(net.config)
+        f.attrs["progress"] = json.dumps(progress)
+        weights = f.create_group("weights")
+        for name, arrays in network_weights(net).items():
+            group = weights.create_group(name)
+            for k, v in arrays.items():
+                group.create_dataset(k, data=v)
+        opt = f.create_group("optimizer")
+        for k, v in optimizer.state_dict().items():
+            opt.create_dataset(k.replace("/", "|"), data=v)
 
 
 def load_checkpoint(path, net, optimizer):
     """Restore ``net`` and ``optimizer`` from ``path``; returns the saved progress dict."""
     import h5py
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise FormatError(f"{path} is not a readable checkpoint (truncated or another format)") from None
-    with f:
-        if f.attrs.get("format") != CHECKPOINT_FORMAT:
+    with open_h5(path, "a minvert checkpoint") as f:
+        if read_text_attr(f, "format", path) != CHECKPOINT_FORMAT:
             raise FormatError(f"{path} is not a minvert checkpoint")
-        config = json.loads(f.attrs["config"])
+        config = read_json_attr(f, "config", path)
         if config != json.loads(json.dumps(net.config)):
+            if not isinstance(config, dict):
+                raise FormatError(f"{path}: damaged checkpoint (its config is not an object)")
             raise MinvertError(f"{path} was saved from a different architecture "
                                f"({config.get('arch')} {_describe(config)}) than this run "
                                f"({net.config.get('arch')} {_describe(net.config)}); use another --out folder")
-        weights = {n: {k: g[k][()] for k in g} for n, g in f["weights"].items()}
-        state = {k.replace("|", "/"): v[()] for k, v in f["optimizer"].items()}
-        progress = json.loads(f.attrs["progress"])
+        for key in ("weights", "optimizer"):
+            if not isinstance(f.get(key), h5py.Group):
+                raise FormatError(f"{path}: damaged checkpoint (no '{key}' group)")
+        weights = read_weights(f["weights"], net, path)
+        state = _optimizer_state(f["optimizer"], optimizer, net, path)
+        progress = _progress(read_json_attr(f, "progress", path), path)
     assign_weights(net, weights, what=str(path))
     optimizer.load_state_dict(state)
+    return progress
+
+
+def _optimizer_state(group, optimizer, net, path):
+    """The optimizer's saved arrays, each slot checked against its parameter's shape before it
+    is read; scalars (type, step, hyper-parameters) bounded."""
+    shapes = {name: tuple(p.shape) for name, p, _ in net.parameters()}
+    state = {}
+    for key in group:
+        name = key.replace("|", "/")
+        slot, sep, param = name.partition("/")
+        if sep:
+            if slot not in optimizer.slots or param not in shapes:
+                raise FormatError(f"{path}: optimizer state has an unexpected entry {name[:80]!r}")
+            state[name] = read_array(group[key], path, f"optimizer/{name}", shape=shapes[param])
+        elif name == "type":
+            state[name] = read_array(group[key], path, "optimizer/type", kinds="SO", max_bytes=256)[()]
+        else:
+            state[name] = read_array(group[key], path, f"optimizer/{name}", kinds="fiub", shape=())[()]
+    if "type" not in state or "t" not in state:
+        raise FormatError(f"{path}: damaged checkpoint (the optimizer state has no type or step)")
+    return state
+
+
+def _progress(progress, path):
+    keys = {"epoch": int, "batch": int, "step": int, "history": list, "rng": dict}
+    if not isinstance(progress, dict) or any(not isinstance(progress.get(k), t) or isinstance(
+            progress.get(k), bool) for k, t in keys.items()) or min(
+            progress["epoch"], progress["batch"], progress["step"]) < 0:
+        raise FormatError(f"{path}: damaged checkpoint (its progress record is not what minvert "
+                          "writes); start again in another --out folder")
+    try:
+        np.random.default_rng().bit_generator.state = progress["rng"]
+    except Exception:  # noqa: BLE001 - whatever numpy says about a foreign state
+        raise FormatError(f"{path}: damaged checkpoint (its random generator state is not "
+                          "numpy's); start again in another --out folder") from None
     return progress
 
 

@@ -179,6 +179,8 @@ def _detect_vgg(w):
         raise FormatError(f"VGG-style layer names with {counts} convolutions per block, which is "
                           "neither VGG16 [2, 2, 3, 3, 3] nor VGG19 [2, 2, 4, 4, 4]")
     widths = [int(_kernel_shape(w, f"block{b}_conv1", 4)[3]) for b in range(1, 6)]
+    if min(widths) < 1:
+        raise ShapeError(f"VGG block widths {widths}: a block without filters")
     config = {"arch": "vgg", "depth": depth, "widths": widths, "fc": None, "num_classes": None,
               "include_top": "fc1" in w, "pool": "max", "input_size": 224}
     if config["include_top"]:
