@@ -17,6 +17,7 @@ and refuses NaN/inf in float data. :func:`read_json_attr` bounds and parses a te
 """
 import json
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -38,19 +39,36 @@ def read_budget():
         raise MinvertError(f"MINVERT_MAX_READ_MB={text!r} is not a number of megabytes") from None
 
 
+@contextmanager
 def open_h5(path, what, hint=""):
-    """``h5py.File(path, "r")`` after the audit above; FormatError (one line) for a file that
-    is missing, not HDF5, damaged, or reaches outside itself. ``what`` names the expected
-    content in messages ("a minvert weight file"); ``hint`` says what to do instead."""
+    """``with open_h5(path, what) as f``: ``h5py.File(path, "r")`` after the audit above.
+
+    FormatError (one line) for a file that is missing, not HDF5, damaged, or reaches outside
+    itself, also when HDF5 fails later inside the block. ``what`` names the expected content
+    in messages ("a minvert weight file"); ``hint`` says what to do instead."""
+    f = _open_audited(path, what, hint)
+    try:
+        with f:
+            yield f
+    except MinvertError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError):
+        raise FormatError(f"{path}: HDF5 data truncated or corrupt; it is not readable as "
+                          f"{what}{hint}") from None
+
+
+def _open_audited(path, what, hint):
     import h5py
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise MinvertError(f"{path}: no such file")
+        raise FormatError(f"{path}: no such file")
+    if not h5py.is_hdf5(path):
+        raise FormatError(f"{path} is not an HDF5 file, so not {what}{hint}")
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise FormatError(f"{path} is not {what}: not a readable HDF5 file (truncated or "
-                          f"another format){hint}") from None
+        raise FormatError(f"{path}: HDF5 file truncated or corrupt; it is not readable as "
+                          f"{what}{hint}") from None
     try:
         _audit(f, path)
     except FormatError:
@@ -58,7 +76,8 @@ def open_h5(path, what, hint=""):
         raise
     except Exception:  # noqa: BLE001 - HDF5 raises many types on damaged metadata
         f.close()
-        raise FormatError(f"{path}: damaged HDF5 structure; it is not {what}{hint}") from None
+        raise FormatError(f"{path}: HDF5 structure truncated or corrupt; it is not readable as "
+                          f"{what}{hint}") from None
     return f
 
 
@@ -117,6 +136,8 @@ def read_array(dset, path, name, shape=None, kinds="f", max_bytes=None, rows=Non
         want = {"f": "floating point", "u": "unsigned integers", "i": "integers", "S": "text"}
         raise FormatError(f"{path}: '{name}' holds {_dtype_text(dt)} values, expected "
                           + " or ".join(want[k] for k in kinds if k in want))
+    if dt.kind == "O" and h5py.check_string_dtype(dt) is None:
+        raise FormatError(f"{path}: '{name}' holds variable-length values that are not text")
     declared = tuple(dset.shape) if dset.shape is not None else None
     if declared is None:
         raise FormatError(f"{path}: '{name}' is an empty (null) dataset")
@@ -136,7 +157,7 @@ def read_array(dset, path, name, shape=None, kinds="f", max_bytes=None, rows=Non
         data = dset[()] if rows is None else dset[:rows]
     except Exception:  # noqa: BLE001 - truncated chunks, failed decompression
         raise FormatError(f"{path}: cannot read '{name}'; the file is truncated or "
-                          "damaged") from None
+                          "corrupt") from None
     data = np.asarray(data)
     if dt.kind == "f" and not np.isfinite(data).all():
         raise FormatError(f"{path}: '{name}' holds NaN or infinite values; the file is damaged")
@@ -161,9 +182,7 @@ def read_text_attr(obj, key, path, default=None):
     """``obj.attrs[key]`` as a bounded str (``default`` when absent)."""
     if key not in obj.attrs:
         return default
-    if obj.attrs.get_id(key).get_storage_size() > MAX_ATTR_BYTES:
-        raise FormatError(f"{path}: attribute '{key}' is larger than "
-                          f"{MAX_ATTR_BYTES >> 20} MB; refused")
+    check_attr_size(obj, key, path)
     try:
         value = obj.attrs[key]
     except Exception:  # noqa: BLE001 - unreadable type
@@ -175,6 +194,17 @@ def read_text_attr(obj, key, path, default=None):
     if not isinstance(value, str):
         raise FormatError(f"{path}: attribute '{key}' is not text; the file is damaged")
     return value
+
+
+def check_attr_size(obj, key, path):
+    """FormatError if attribute ``key`` stores more than MAX_ATTR_BYTES."""
+    try:
+        size = obj.attrs.get_id(key).get_storage_size()
+    except RuntimeError:  # HDF5 reports an empty attribute's size 0 as an error
+        size = 0
+    if size > MAX_ATTR_BYTES:
+        raise FormatError(f"{path}: attribute '{key}' is larger than {MAX_ATTR_BYTES >> 20} MB; "
+                          "refused")
 
 
 def json_text(text, where):
