@@ -16,16 +16,25 @@ torch.FloatStorage, key, location, numel[, view_metadata])``; torch >= 2.x uses
 ``_rebuild_tensor_v3(..., dtype)`` over a ``torch.storage.UntypedStorage`` (numel in bytes) for
 the newer dtypes (uint16/32/64). Offsets, sizes and strides count elements.
 
-Safety: ``find_class`` resolves only the globals a state dict needs (table ``_ALLOWED``) to
-stand-ins written here; any other global raises FormatError before anything is called. The
-stand-ins are instances whose ``__setstate__`` refuses, so BUILD can only touch the one
-OrderedDict subclass (whose BUILD state, ``_metadata``, is ignored), and REDUCE can only call
-the stand-ins, which check their arguments. Tensors stay placeholders until the pickle is done
-and every stride is bounds-checked against its storage before ``as_strided``.
+Safety (docs/weights.md, "Reader policy"): ``find_class`` resolves only the globals a state
+dict needs (table ``_ALLOWED``) to stand-ins written here; any other global raises FormatError
+before anything is called. The stand-ins are instances whose ``__setstate__`` refuses, so BUILD
+can only touch the one OrderedDict subclass (whose BUILD state, ``_metadata``, is ignored), and
+REDUCE can only call the stand-ins, which check their arguments. Before CPython's unpickler sees
+a pickle, :func:`_prescan` runs through its opcodes without building anything and bounds the
+memo index, the stack, the nesting depth and the number of objects any one object reaches
+(a "billion laughs" tuple graph is tiny on disk but endless to format or hash). Messages never
+format an object from the file beyond a few dozen characters (:func:`_short`). Zip archives
+must hold only STORED entries (what torch writes) with sizes inside the file and no duplicate
+names. Tensors stay placeholders until the pickle is done; every stride is bounds-checked
+against its storage before ``as_strided``, the same placeholder is materialised once, and all
+tensors together may not exceed their storages' bytes by more than :data:`_SLACK_BYTES`.
 """
 import collections
+import io
 import os
 import pickle
+import pickletools
 import struct
 import zipfile
 
@@ -51,12 +60,102 @@ _TORCH_DTYPES = {
 }
 
 
+# Bounds no state dict comes near (ResNet-152: a 70 KB pickle, ~25,000 opcodes, depth 5)
+_MAX_PICKLE_BYTES = 64 << 20
+_MAX_OPCODES = 5_000_000
+_MAX_MEMO = 1 << 20          # memo index: CPython allocates an array that long
+_MAX_STACK = 1_000_000
+_MAX_DEPTH = 64              # containers inside containers
+_MAX_REACH = 5_000_000       # objects one object reaches, shared ones counted per path
+_MAX_ZIP_ENTRIES = 100_000
+_SLACK_BYTES = 16 << 20      # tensors may exceed their storages (broadcasts) by this much
+_MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}
+_MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
+_MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
 class _Refused(pickle.UnpicklingError):
     """Something a state dict never contains, or a tensor that does not add up."""
 
 
 def _bad(msg):
     raise _Refused(msg)
+
+
+def _short(v):
+    """A few dozen characters about ``v``, whatever it is (never formats it whole)."""
+    if isinstance(v, bool) or v is None or type(v) is float:
+        return repr(v)
+    if type(v) is int:
+        return repr(v) if v.bit_length() <= 64 else "a huge integer"
+    if isinstance(v, (str, bytes)):
+        return repr(v[:40]) + ("..." if len(v) > 40 else "")
+    return f"a {type(v).__name__.strip('_')}"
+
+
+def _prescan(f):
+    """Walk one pickle's opcodes from ``f``'s position to STOP, building nothing; refuse what
+    would exhaust memory or time in CPython's unpickler or later; rewind ``f``.
+
+    A symbolic stack holds (depth, reach) per object: depth = nesting of containers, reach =
+    objects reachable counting shared ones once per path, the cost of formatting or hashing it.
+    """
+    start, stack, marks, memo = f.tell(), [], [], {}
+    for count, (op, arg, pos) in enumerate(pickletools.genops(f)):
+        if count > _MAX_OPCODES or (pos or 0) - start > _MAX_PICKLE_BYTES:
+            _bad("the pickle is far larger than any state dict")
+        name = op.name
+        if name == "STOP":
+            break
+        if name == "MARK":
+            marks.append(len(stack))
+        elif name in _MEMO_PUT or name == "MEMOIZE":
+            index = len(memo) if name == "MEMOIZE" else arg
+            if not stack or type(index) is not int or not 0 <= index < _MAX_MEMO:
+                _bad(f"memo index {_short(index)} out of range")
+            memo[index] = stack[-1]
+        elif name in _MEMO_GET:
+            if arg not in memo:
+                _bad(f"memo index {_short(arg)} was never stored")
+            stack.append(memo[arg])
+        elif name == "DUP":
+            stack.append(stack[-1] if stack else _bad("DUP on an empty stack"))
+        else:
+            before, taken = op.stack_before, []
+            explicit = len(before)
+            if pickletools.markobject in before:
+                if not marks:
+                    _bad(f"{name} without a MARK")
+                mark = marks.pop()
+                taken, stack[mark:] = stack[mark:], []
+                explicit = before.index(pickletools.markobject)
+            if explicit > len(stack):
+                _bad(f"{name} on a stack too short")
+            if explicit:
+                taken, stack[-explicit:] = stack[-explicit:] + taken, []
+            if op.stack_after:
+                if name in _MUTATORS:  # the target stays the same object, now holding more
+                    depth = max([taken[0][0]] + [d + 1 for d, _ in taken[1:]])
+                    reach = taken[0][1] + sum(r for _, r in taken[1:])
+                else:
+                    depth = 1 + max((d for d, _ in taken), default=0)
+                    reach = 1 + sum(r for _, r in taken)
+                if depth > _MAX_DEPTH or reach > _MAX_REACH:
+                    _bad("objects nested too deeply or sharing too much (a 'billion laughs' "
+                         "graph?)")
+                stack.extend([(depth, reach)] * len(op.stack_after))
+        if len(stack) > _MAX_STACK or len(marks) > _MAX_STACK:
+            _bad("the unpickler stack grows beyond any state dict's")
+    else:
+        raise EOFError("the pickle ends before its STOP opcode")
+    f.seek(start)
+
+
+def _load(f, legacy):
+    """One pickle from ``f`` through :func:`_prescan`, then the allow-listed unpickler."""
+    _prescan(f)
+    unpickler = _SafeUnpickler(f, legacy)
+    return unpickler.load(), unpickler
 
 
 class _Inert:
@@ -109,8 +208,9 @@ class _StateDict(collections.OrderedDict):
 
 
 def _ints(t, what):
-    if not isinstance(t, tuple) or not all(type(v) is int and v >= 0 for v in t):
-        _bad(f"tensor {what} {t!r} is not a tuple of non-negative ints")
+    if not isinstance(t, tuple) or len(t) > 32 or not all(type(v) is int and 0 <= v < 2**62
+                                                          for v in t):
+        _bad(f"tensor {what} ({_short(t)}) is not a tuple of at most 32 non-negative ints")
     return t
 
 
@@ -118,11 +218,11 @@ def _tensor(storage, offset, size, stride, code=None, metadata=None):
     if not isinstance(storage, _StorageRef):
         _bad(f"tensor storage is a {type(storage).__name__}, not a storage")
     if type(offset) is not int or offset < 0:
-        _bad(f"tensor storage offset {offset!r} is not a non-negative int")
+        _bad(f"tensor storage offset {_short(offset)} is not a non-negative int")
     if len(_ints(size, "size")) != len(_ints(stride, "stride")):
         _bad(f"tensor size {size} and stride {stride} differ in length")
     if metadata and (not isinstance(metadata, dict) or set(metadata) - {"conj", "neg"}):
-        _bad(f"unsupported tensor metadata {metadata!r}")
+        _bad(f"unsupported tensor metadata ({_short(metadata)})")
     t = _Tensor()
     t.storage, t.offset, t.size, t.stride = storage, offset, size, stride
     t.code = code or storage.code
@@ -140,7 +240,7 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, meta
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None):
     if not isinstance(dtype, _Marker) or dtype.code is None or dtype.name.endswith("Storage"):
-        _bad(f"tensor dtype {dtype!r} is not a torch dtype")
+        _bad(f"tensor dtype ({_short(dtype)}) is not a torch dtype")
     return _tensor(storage, offset, size, stride, dtype.code, metadata)
 
 
@@ -151,7 +251,9 @@ def _rebuild_parameter(data, requires_grad, hooks, state=None):
 _ALLOWED = {
     ("collections", "OrderedDict"): _Call("collections.OrderedDict", _StateDict),
     ("torch", "Size"): _Call("torch.Size", tuple),
-    ("torch", "device"): _Call("torch.device", lambda *a: ":".join(str(v) for v in a)),
+    ("torch", "device"): _Call("torch.device", lambda *a: ":".join(
+        str(v) if type(v) in (str, int) and len(str(v)) < 64 else _bad("bad torch.device")
+        for v in a)),
     ("torch.storage", "UntypedStorage"): _Marker("torch.UntypedStorage", "u1"),
     ("torch", "UntypedStorage"): _Marker("torch.UntypedStorage", "u1"),
 }
@@ -185,20 +287,22 @@ class _SafeUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         sizes = (5, 6) if self.legacy else (5,)  # legacy adds view_metadata
         if not (isinstance(pid, tuple) and len(pid) in sizes and pid[0] == "storage"):
-            _bad(f"unsupported persistent id {str(pid)[:80]} (a pickled module or object?)")
+            _bad(f"unsupported persistent id ({_short(pid)}; a pickled module or object?)")
         stype, key, numel = pid[1], pid[2], pid[4]
         if not (isinstance(stype, _Marker) and stype.name.endswith("Storage")):
-            _bad(f"storage type {stype!r} is not a torch storage class")
-        if not isinstance(key, str) or type(numel) is not int or numel < 0:
-            _bad(f"bad storage key {key!r} or size {numel!r}")
+            _bad(f"storage type ({_short(stype)}) is not a torch storage class")
+        if not isinstance(key, str) or len(key) > 256 or type(numel) is not int or not 0 <= numel < 2**62:
+            _bad(f"bad storage key {_short(key)} or size {_short(numel)}")
         if self.storages.setdefault(key, (stype.code, numel)) != (stype.code, numel):
             _bad(f"storage '{key}' is declared twice with different types or sizes")
         view = pid[5] if len(pid) == 6 else None
         if view is None:
             return _StorageRef(key, stype.code, numel)
+        if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str)):
+            _bad(f"storage view ({_short(view)}) is not (key, offset, size)")
         vkey, off, vnumel = view
         if type(off) is not int or type(vnumel) is not int or not 0 <= off <= off + vnumel <= numel:
-            _bad(f"storage view {view!r} is outside storage '{key}'")
+            _bad(f"storage view ({_short(off)}, {_short(vnumel)}) is outside storage '{key}'")
         return _StorageRef(vkey, stype.code, vnumel, (key, off, vnumel))
 
 
@@ -249,8 +353,10 @@ def _storage_arrays(read_raw, byteorder):
             raise FormatError(f"tensor of type {code} over a storage of type {ref.code}")
         if (key, code) not in cache:
             cache[key, code] = _flat(read_raw(key, ref), code, byteorder)
+            storage_array.bytes_read += cache[key, code].nbytes
         flat = cache[key, code]
         return flat if code != ref.code else flat[off:off + numel]
+    storage_array.bytes_read = 0
     return storage_array
 
 
@@ -258,28 +364,55 @@ def _unwrap(obj):
     """Find the state dict: the object itself, or under 'state_dict' / 'model'."""
     for _ in range(3):
         if not isinstance(obj, dict):
-            raise FormatError(f"it holds a {type(obj).__name__}, not a state dict of tensors")
+            raise FormatError(f"it holds {_short(obj)}, not a state dict of tensors")
         if obj and all(isinstance(v, _Tensor) for v in obj.values()):
             break
         inner = [k for k in ("state_dict", "model", "model_state_dict") if k in obj]
         if not inner:
             bad = next((k for k, v in obj.items() if not isinstance(v, _Tensor)), None)
-            what = (f"'{bad}' is a {type(obj[bad]).__name__}" if bad is not None else "it is empty")
+            what = (f"{_short(bad)} is a {type(obj[bad]).__name__.strip('_')}" if bad is not None
+                    else "it is empty")
             raise FormatError(f"not a state dict of tensors: {what} (keys: "
-                              f"{', '.join(map(repr, list(obj)[:5]))})")
+                              f"{', '.join(_short(k) for k in list(obj)[:5])})")
         obj = obj[inner[0]]
     else:
         raise FormatError("no state dict found in nested checkpoint")
     keys = list(obj)
-    if not all(isinstance(k, str) for k in keys):
-        raise FormatError("state dict keys are not all strings")
+    if not all(isinstance(k, str) and len(k) < 1000 for k in keys):
+        raise FormatError("state dict keys are not all names (strings under 1000 characters)")
     if all(k.startswith("module.") for k in keys):  # DataParallel
         keys = [k[len("module."):] for k in keys]
     return dict(zip(keys, obj.values()))
 
 
-def _read_zip(f):
+def _checked_zip(f, size):
+    """The zip archive in ``f`` if every entry is as torch writes it: STORED (uncompressed),
+    sizes inside the file, each name once (torch would read the first, a zip tool the last)."""
     zf = zipfile.ZipFile(f)
+    infos, seen = zf.infolist(), set()
+    if any(i.filename.endswith("/constants.pkl") for i in infos[:_MAX_ZIP_ENTRIES]):
+        raise FormatError("a TorchScript archive (torch.jit.save), not a state dict; "
+                          "save model.state_dict() with torch.save")
+    if len(infos) > _MAX_ZIP_ENTRIES:
+        raise FormatError(f"a zip archive with {len(infos):,} entries; no torch.save file has that many")
+    for info in infos:
+        name = _short(info.filename)
+        if info.filename in seen:
+            raise FormatError(f"zip entry {name} appears twice; refused (readers disagree on which "
+                              "one counts)")
+        seen.add(info.filename)
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise FormatError(f"zip entry {name} is compressed (method {info.compress_type}); "
+                              "torch.save stores entries uncompressed, so this file was not "
+                              "written by torch")
+        if info.file_size != info.compress_size or info.header_offset + info.file_size > size:
+            raise FormatError(f"zip entry {name} declares {info.file_size:,} bytes, which do not "
+                              "fit in the file")
+    return zf
+
+
+def _read_zip(f, size):
+    zf = _checked_zip(f, size)
     names = zf.namelist()
     if not names or "/" not in names[0]:
         raise FormatError("a zip archive but not a torch.save file (no top-level folder)")
@@ -289,14 +422,15 @@ def _read_zip(f):
                           "save model.state_dict() with torch.save")
     if f"{prefix}/data.pkl" not in names:
         raise FormatError(f"a zip archive but not a torch.save file: no '{prefix}/data.pkl' "
-                          f"(entries: {', '.join(names[:3])})")
+                          f"(entries: {', '.join(_short(n) for n in names[:3])})")
     byteorder = "little"
     if f"{prefix}/byteorder" in names:
         byteorder = zf.read(f"{prefix}/byteorder").decode("ascii", "replace").strip()
         if byteorder not in ("little", "big"):
             raise FormatError(f"unknown byteorder record {byteorder!r}")
-    with zf.open(f"{prefix}/data.pkl") as p:
-        obj = _SafeUnpickler(p, legacy=False).load()
+    if zf.getinfo(f"{prefix}/data.pkl").file_size > _MAX_PICKLE_BYTES:
+        _bad("data.pkl is far larger than any state dict's")
+    obj, _ = _load(io.BytesIO(zf.read(f"{prefix}/data.pkl")), legacy=False)
     state, members = _unwrap(obj), set(names)
 
     def read_raw(key, ref):
@@ -307,21 +441,20 @@ def _read_zip(f):
             raise FormatError(f"storage record '{name}' has {zf.getinfo(name).file_size} bytes, "
                               f"expected {ref.numel} x {_itemsize(ref.code)}")
         return zf.read(name)
-    arrays = _storage_arrays(read_raw, "<" if byteorder == "little" else ">")
-    return {k: _materialize(t, arrays) for k, t in state.items()}
+    return _materialize_all(state, _storage_arrays(read_raw, "<" if byteorder == "little" else ">"))
 
 
 def _read_legacy(f, size):
-    if _SafeUnpickler(f, True).load() != MAGIC_NUMBER:
+    if _load(f, True)[0] != MAGIC_NUMBER:
         raise FormatError("a pickle file, but not one written by torch.save (no magic number)")
-    if _SafeUnpickler(f, True).load() != PROTOCOL_VERSION:
+    if _load(f, True)[0] != PROTOCOL_VERSION:
         raise FormatError("unsupported legacy torch protocol version")
-    if not isinstance(_SafeUnpickler(f, True).load(), dict):
+    if not isinstance(_load(f, True)[0], dict):
         raise FormatError("legacy torch file without sys_info")
-    unpickler = _SafeUnpickler(f, legacy=True)
-    obj = unpickler.load()
-    keys = _SafeUnpickler(f, True).load()
-    if not isinstance(keys, list) or set(keys) != set(unpickler.storages):
+    obj, unpickler = _load(f, True)
+    keys = _load(f, True)[0]
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) \
+            or len(keys) != len(set(keys)) or set(keys) != set(unpickler.storages):
         raise FormatError("storage key list does not match the storages the object uses")
     raw = {}
     for key in keys:  # records follow in key-list order: int64 LE count, then LE data
@@ -333,9 +466,24 @@ def _read_legacy(f, size):
             raise FormatError(f"truncated file: storage '{key}' needs {count * _itemsize(code)} "
                               f"bytes, {size - f.tell()} are left")
         raw[key] = f.read(count * _itemsize(code))
-    state = _unwrap(obj)
-    arrays = _storage_arrays(lambda key, ref: raw[key], "<")
-    return {k: _materialize(t, arrays) for k, t in state.items()}
+    return _materialize_all(_unwrap(obj), _storage_arrays(lambda key, ref: raw[key], "<"))
+
+
+def _materialize_all(state, storage_array):
+    """{key: array} of the placeholders in ``state``. One placeholder shared by many keys is
+    materialised once (the keys share the array); all tensors together may exceed the bytes of
+    the storages they read by at most _SLACK_BYTES (stride-0 broadcasts)."""
+    done, out, tensor_bytes = {}, {}, 0
+    for key, t in state.items():
+        if id(t) not in done:
+            done[id(t)] = _materialize(t, storage_array)
+            tensor_bytes += done[id(t)].nbytes
+            if tensor_bytes > storage_array.bytes_read + _SLACK_BYTES:
+                raise FormatError(f"the tensors would take {tensor_bytes / 2**20:,.0f} MB, far more "
+                                  f"than the {storage_array.bytes_read / 2**20:,.0f} MB of data "
+                                  "stored; refused (shared or broadcast storages)")
+        out[key] = done[id(t)]
+    return out
 
 
 def read_pth(path):
@@ -353,7 +501,7 @@ def read_pth(path):
             head = f.read(512)
             f.seek(0)
             if head[:4] == b"PK\x03\x04":
-                return _read_zip(f)
+                return _read_zip(f, os.fstat(f.fileno()).st_size)
             if head[257:262] == b"ustar":
                 raise FormatError("the pre-2017 tar torch format is not supported; re-save it")
             if head[:1] == b"\x80":
@@ -370,6 +518,6 @@ def read_pth(path):
     except zipfile.BadZipFile as e:
         raise FormatError(f"{name}: truncated or corrupt zip archive ({e})") from None
     except Exception as e:  # noqa: BLE001 - anything else the parser trips on is a bad file
-        msg = " ".join(str(e).split())[:200]
-        raise FormatError(f"{name}: corrupt or truncated torch file ({type(e).__name__}: {msg})"
-                          ) from None
+        words = [a for a in e.args if isinstance(a, str)]  # other args may be endless to format
+        msg = f" ({' '.join(words[0].split())[:200]})" if words else ""
+        raise FormatError(f"{name}: corrupt or truncated torch file{msg}") from None
