@@ -477,6 +477,9 @@ def _materialize_all(state, storage_array):
     for key, t in state.items():
         if id(t) not in done:
             done[id(t)] = _materialize(t, storage_array)
+            if done[id(t)].dtype.kind in "fc" and not np.isfinite(done[id(t)]).all():
+                raise FormatError(f"tensor {_short(key)} holds NaN or infinite values; the "
+                                  "weights are damaged")
             tensor_bytes += done[id(t)].nbytes
             if tensor_bytes > storage_array.bytes_read + _SLACK_BYTES:
                 raise FormatError(f"the tensors would take {tensor_bytes / 2**20:,.0f} MB, far more "
