@@ -9,13 +9,14 @@ A network sees ``(N, 3, H, W)`` floats in the convention of its weights (:class:
   ``(0.229, 0.224, 0.225)``;
 - ``"unit"`` (the small bundled models): RGB / 255, nothing else.
 
-Reading: any file Pillow decodes. The EXIF orientation is applied; the first frame of an animation
+Reading: PNG, JPEG, BMP, TIFF, GIF and WebP files only (READ_FORMATS). The EXIF orientation is applied; the first frame of an animation
 is used; colour profiles (ICC) are ignored. Transparent images are composited on white (a dropped
 alpha channel exposes whatever colour happens to sit under transparent pixels, often black).
 16-bit greyscale is scaled (65535 -> 255), float images in [0, 1] are multiplied by 255.
 """
 import os
 import secrets
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BI
             "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
             "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")  # JPEG includes MPO (camera files)
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
@@ -37,12 +39,19 @@ def _one_line(e):
 
 
 def _open(path):
-    """Open, decode and EXIF-orient ``path``; every failure becomes a one-line MinvertError."""
+    """Open, decode and EXIF-orient ``path``; every failure becomes a one-line MinvertError.
+
+    Only the formats in READ_FORMATS are tried, whatever the file name or content claims (Pillow
+    would otherwise hand e.g. a PostScript file to Ghostscript). Pillow's decompression-bomb
+    warning (over ``Image.MAX_IMAGE_PIXELS``, ~89 M pixels) is an error here, raised from the
+    header before any pixel is decoded."""
     path = os.fspath(path)
     try:
-        im = Image.open(path)
-        im.load()  # decode now: truncation only shows up here
-        return ImageOps.exif_transpose(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path, formats=READ_FORMATS)
+            im.load()  # decode now: truncation only shows up here
+            return ImageOps.exif_transpose(im)
     except FileNotFoundError:
         raise MinvertError(f"no such image file: {path}; check the path") from None
     except IsADirectoryError:
@@ -50,9 +59,9 @@ def _open(path):
     except PermissionError:
         raise MinvertError(f"cannot read {path}: permission denied") from None
     except UnidentifiedImageError:
-        raise FormatError(f"{path} is not an image file Pillow can read; "
-                          "give a PNG, JPEG, BMP, TIFF, GIF or WebP file") from None
-    except Image.DecompressionBombError as e:
+        raise FormatError(f"{path} is not an image minvert reads, whatever its name says; give "
+                          "a PNG, JPEG, BMP, TIFF, GIF or WebP file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise FormatError(f"{path} is too large to decode safely ({_one_line(e)})") from None
     except Exception as e:  # truncated or corrupt data: OSError, SyntaxError, zlib/struct errors
         raise FormatError(f"{path} is truncated or corrupt ({_one_line(e)}); "
@@ -205,7 +214,11 @@ def load_mask(path, shape):
     h, w = _pair(shape, "mask shape")
     rgb = load_image(path)
     grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float64) / 255.0
-    return np.clip(resize_exact(grey, (h, w)), 0.0, 1.0)
+    mask = np.clip(resize_exact(grey, (h, w)), 0.0, 1.0)
+    if not mask.any():
+        raise MinvertError(f"mask {path} is black everywhere, so no pixel may change; paint white "
+                           "where the image may change")
+    return mask
 
 
 _MODES = {  # mode -> (channel order, divisor of the 0..255 values, mean, std), per net channel
@@ -231,9 +244,11 @@ class Preprocessing:
     resample: str = "bilinear"
 
     def __post_init__(self):
-        if self.input_size < 1 or (self.resize is not None and self.resize < self.input_size):
+        if not (1 <= self.input_size <= 2048
+                and (self.resize is None or self.input_size <= self.resize <= 4096)):
             raise MinvertError(f"preprocessing input_size={self.input_size}, resize={self.resize}: "
-                               "need input_size >= 1 and resize >= input_size (or resize None)")
+                               "need 1 <= input_size <= 2048 and input_size <= resize <= 4096 "
+                               "(or resize None)")
         if self.mode not in _MODES:
             raise MinvertError(f"unknown preprocessing mode {self.mode!r}; "
                                f"choose one of {', '.join(_MODES)}")
