@@ -140,25 +140,29 @@ def _add_reconstruct(sub):
 def _add_train(sub):
     p = _cmd(sub, "train", "train a small classifier with minvert's own backprop", handler=_run_train,
              description="Train tiny-vgg or tiny-resnet on the generated textures or on a folder of "
-                         "images (one sub-folder per class). Writes checkpoint.h5 (resumable), "
+                         "images (one sub-folder per class). Writes run.json (the settings), "
+                         "checkpoint.h5 (resumable), "
                          "log.jsonl and model.h5 into --out.")
-    p.add_argument("--data", default="textures", help="'textures' (generated) or a folder of class sub-folders")
-    p.add_argument("--arch", choices=["tiny-vgg", "tiny-resnet"], default="tiny-vgg")
+    p.add_argument("--data", help="'textures' (generated, default) or a folder of class sub-folders")
+    p.add_argument("--arch", choices=["tiny-vgg", "tiny-resnet"], help="default tiny-vgg")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--optimizer", choices=["adam", "sgd", "adadelta"], default="adam")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: adam 1e-3, sgd 0.05, adadelta 1.0)")
-    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+    p.add_argument("--epochs", type=int, help="epochs in total (default 8; may grow on --resume)")
+    p.add_argument("--batch", type=int, help="batch size (default 32)")
+    p.add_argument("--optimizer", choices=["adam", "sgd", "adadelta"], help="default adam")
+    p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, sgd 0.05, adadelta 1.0)")
+    p.add_argument("--schedule", choices=["cosine", "constant"],
                    help="learning rate over the epochs (default cosine annealing)")
-    p.add_argument("--n", type=int, default=300, help="generated images per class for training (textures)")
-    p.add_argument("--val-n", type=int, default=50, help="generated validation images per class (textures)")
-    p.add_argument("--test-n", type=int, default=100,
-                   help="after training, accuracy on this many new generated images per class (textures)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction of a folder")
-    p.add_argument("--size", type=int, default=64, help="image side (default 64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--n", type=int, help="generated images per class for training (textures; default 300)")
+    p.add_argument("--val-n", type=int, help="generated validation images per class (textures; default 50)")
+    p.add_argument("--test-n", type=int,
+                   help="after training, accuracy on this many new generated images per class "
+                        "(textures; default 100)")
+    p.add_argument("--val-fraction", type=float, help="held-out fraction of a folder (default 0.1)")
+    p.add_argument("--size", type=int, help="image side (default 64)")
+    p.add_argument("--seed", type=int, help="weights, data and shuffling (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with the settings in its "
+                        "run.json (options given must agree with them, except --epochs, --test-n)")
     _device_args(p)
 
 

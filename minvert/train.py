@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FormatError, MinvertError
+from .errors import FormatError, MinvertError, check_options
 from .layers.loss import softmax_cross_entropy
-from .weights.hdf5 import open_h5, read_array, read_json_attr, read_text_attr
+from .weights.hdf5 import json_text, open_h5, read_array, read_json_attr, read_text_attr
 from .weights.project import assign_weights, atomic_write, network_weights, read_weights
 
 CHECKPOINT_FORMAT = "minvert-checkpoint"
@@ -250,11 +250,54 @@ def load_training_data(data, n, val_n, val_fraction, size, seed, log=print):
     return x[tr], y[tr], x[val], y[val], list(names)
 
 
+TRAIN_DEFAULTS = {"data": "textures", "arch": "tiny-vgg", "epochs": 8, "batch": 32,
+                  "optimizer": "adam", "lr": None, "schedule": "cosine", "n": 300, "val_n": 50,
+                  "test_n": 100, "val_fraction": 0.1, "size": 64, "seed": 0}
+FREE_ON_RESUME = ("epochs", "test_n")  # everything else defines the data, the net or the steps
+
+
+def train_settings(args):
+    """The run's settings: defaults (or, with --resume, the run's run.json) overridden by the
+    options given; options are checked before any work, and a resumed run may change only
+    FREE_ON_RESUME (as ``reconstruct train`` does)."""
+    import argparse
+    given = {k: getattr(args, k, None) for k in TRAIN_DEFAULTS}
+    check_options(argparse.Namespace(**given), minimum={"epochs": 1, "batch": 1, "n": 1, "val_n": 0,
+                                                         "test_n": 0, "size": 8, "seed": 0,
+                                                         "val_fraction": 0},
+                  positive=("lr",))
+    if given["val_fraction"] is not None and not given["val_fraction"] < 1:
+        raise MinvertError(f"--val-fraction {given['val_fraction']}: must be below 1")
+    if given["size"] is not None and given["size"] > 1024:
+        raise MinvertError(f"--size {given['size']}: at most 1024 pixels")
+    run_file = Path(args.out) / "run.json"
+    if not args.resume:
+        return {k: TRAIN_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    if not run_file.is_file():
+        raise MinvertError(f"--resume: {args.out} holds no run.json, so its settings are unknown; "
+                           "start a new run in another --out folder")
+    saved = json_text(run_file.read_text(errors="replace"), str(run_file))
+    if not isinstance(saved, dict) or set(saved) != set(TRAIN_DEFAULTS):
+        raise FormatError(f"{run_file} is damaged (not the settings minvert train writes); start a "
+                          "new run in another --out folder")
+    for k, v in given.items():
+        if v is not None and k not in FREE_ON_RESUME and v != saved[k]:
+            raise MinvertError(f"--{k.replace('_', '-')} {v}: the run in {args.out} was trained "
+                               f"with {saved[k]!r}; resume with its settings (leave the option out)")
+    settings = {k: saved[k] if v is None else v for k, v in given.items()}
+    return train_settings(argparse.Namespace(**settings, out=args.out, resume=False))
+
+
 def train_command(args, log=print, on_step=None):
     """Body of ``minvert train`` (see ``minvert train --help``)."""
+    import argparse
     from .nets.tiny import build_tiny
     from .weights.project import save
     out = Path(args.out)
+    if not args.resume and (out / "checkpoint.h5").exists():
+        raise MinvertError(f"{out} already holds a run (checkpoint.h5); pass --resume to continue "
+                           "it or choose another --out folder")
+    args = argparse.Namespace(**train_settings(args), out=args.out, resume=args.resume)
     xtr, ytr, xval, yval, names = load_training_data(args.data, args.n, args.val_n, args.val_fraction,
                                                      args.size, args.seed, log)
     net = build_tiny(args.arch, len(names), labels=names, rng=np.random.default_rng(args.seed),
@@ -262,6 +305,11 @@ def train_command(args, log=print, on_step=None):
     pre = net.preprocessing
     x_train, x_val = pre.preprocess(xtr), pre.preprocess(xval)
     optimizer = make_optimizer(args.optimizer, args.lr)
+    args.lr = optimizer.lr  # recorded resolved, so a resumed run uses the same
+    if not args.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / "run.json") as tmp:
+            tmp.write_text(json.dumps({k: getattr(args, k) for k in TRAIN_DEFAULTS}, indent=1))
     log(f"training {args.arch} ({net.num_params():,} parameters) on {len(x_train)} images, "
         f"{len(names)} classes, {args.optimizer}, batch {args.batch}, {args.epochs} epochs -> {out}")
     start = time.perf_counter()
