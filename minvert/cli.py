@@ -112,6 +112,8 @@ def _add_classify(sub):
 
 def _run_classify(args):
     from .classify import classify_files
+    from .errors import check_options
+    check_options(args, minimum={"top": 1})
     results = classify_files(args.images, args.model, top=args.top, device=args.device)
     for r in results:
         if args.json:
@@ -182,6 +184,8 @@ def _add_dataset(sub):
 
 def _run_dataset(args):
     from .datasets import write_dataset
+    from .errors import check_options
+    check_options(args, minimum={"n": 1, "size": 8, "seed": 0})
     write_dataset(args.out, args.n, size=args.size, seed=args.seed)
 
 
@@ -243,8 +247,8 @@ def _run_weights_info(args):
     print(f"  labels         {len(labels)} classes{': ' + ', '.join(labels[:5]) + ' ...' if labels else ''}")
     source = dict(h["source"] or {})
     history = source.pop("history", None)
-    print(f"  source         {json.dumps(source)}")
-    if history:
+    print(f"  source         {json.dumps(source)[:2000]}")
+    if isinstance(history, list) and history and isinstance(history[-1], dict):
         last = history[-1]
         print(f"  training       {len(history)} epochs; last: " + ", ".join(
             f"{k} {v:.4g}" for k, v in last.items() if k != "epoch" and isinstance(v, float)))
@@ -287,6 +291,8 @@ def _add_bench(sub):
 
 def _run_bench(args):
     from . import bench
+    from .errors import check_options
+    check_options(args, minimum={"repeats": 1})
     if args.what == "layers":
         bench.bench_layers(repeats=args.repeats)
     elif args.what == "nets":
