@@ -51,8 +51,12 @@ def _number(config, key, lo, hi):
 
 
 def _short(v):
-    text = repr(v) if isinstance(v, (int, float, str, bool, type(None))) else type(v).__name__
-    return text[:40]
+    plain = (int, float, str, bool, type(None))
+    if isinstance(v, plain) or (isinstance(v, (list, tuple)) and len(v) <= 16
+                                and all(isinstance(x, plain) for x in v)):
+        text = repr(v)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return type(v).__name__
 
 
 def check_config(config):

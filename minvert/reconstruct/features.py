@@ -297,8 +297,10 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
             if created and rows == 0:
                 out_cache.unlink(missing_ok=True)  # never leave an empty cache behind
         if added == 0:
+            nested = any(os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)) for p in images)
             raise MinvertError(f"none of the {len(todo)} file(s) could be read as images "
-                               f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added")
+                               f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added"
+                               + ("; sub-folders are not searched, give them" if nested else ""))
     total = len(done) + added
     if skipped:
         shown = ", ".join(skipped[:20]) + (f" ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")

@@ -82,6 +82,8 @@ def _open_audited(path, what, hint):
 
 
 def _audit(f, path):
+    """Raise FormatError for the first refused link or dataset. (h5py's visitors stop when
+    the callback returns a value; an exception raised inside one breaks h5py.)"""
     import h5py
     count = 0
 
@@ -89,19 +91,25 @@ def _audit(f, path):
         nonlocal count
         count += 1
         if count > MAX_OBJECTS:
-            raise FormatError(f"{path}: more than {MAX_OBJECTS:,} HDF5 objects; refused")
+            return f"{path}: more than {MAX_OBJECTS:,} HDF5 objects; refused"
         if isinstance(link, h5py.ExternalLink):
-            raise FormatError(f"{path}: '{name[:100]}' is a link to another file "
-                              f"({link.filename[:100]}); minvert reads only the file it is given")
+            return (f"{path}: '{name[:100]}' is a link to another file; minvert reads only the "
+                    "file it is given")
         if not isinstance(link, (h5py.HardLink, h5py.SoftLink)):
-            raise FormatError(f"{path}: '{name[:100]}' is a user-defined HDF5 link; refused")
+            return f"{path}: '{name[:100]}' is a user-defined HDF5 link; refused"
+        return None
 
     def check_object(name, obj):
         if isinstance(obj, h5py.Dataset):
-            check_dataset(obj, path, name)
+            try:
+                check_dataset(obj, path, name)
+            except FormatError as e:
+                return str(e)
+        return None
 
-    f.visititems_links(check_link)
-    f.visititems(check_object)
+    problem = f.visititems_links(check_link) or f.visititems(check_object)
+    if problem:
+        raise FormatError(problem)
 
 
 def check_dataset(dset, path, name=None):

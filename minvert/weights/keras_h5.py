@@ -26,7 +26,7 @@ import re
 import h5py
 import numpy as np
 
-from ..errors import FormatError, ShapeError
+from ..errors import FormatError, MinvertError, ShapeError
 from .hdf5 import check_attr_size, open_h5, read_array, read_budget
 
 VGG_CONVS = {16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}
@@ -387,7 +387,10 @@ def load_keras_h5(path, arch=None):
     with _open(path) as f:
         declared = _read_layers(f, path)
         config = detect_keras_arch(declared, arch)
-        (vgg_config if config["arch"] == "vgg" else resnet_config)(**config)  # limits
+        try:
+            (vgg_config if config["arch"] == "vgg" else resnet_config)(**config)  # limits
+        except MinvertError as e:
+            raise FormatError(f"{path}: {e}") from None
         _match(declared, config)
         layers = _read_arrays(declared, path)
     return config, keras_to_minvert(layers, config)

@@ -185,11 +185,15 @@ def load(path, dtype="float32", device=None):
         pre = header["preprocessing"]
         try:
             pre = Preprocessing.from_dict(pre) if pre else None
-        except (TypeError, ValueError, KeyError) as e:
-            if isinstance(e, MinvertError):
-                raise
+        except MinvertError as e:
+            raise FormatError(f"{path}: {e}") from None
+        except (TypeError, ValueError, KeyError):
             raise FormatError(f"{path}: damaged preprocessing record; convert or download it again") from None
-        net = build(header["config"], dtype=np.dtype(dtype), preprocessing=pre, labels=header["labels"])
+        try:
+            net = build(header["config"], dtype=np.dtype(dtype), preprocessing=pre,
+                        labels=header["labels"])
+        except MinvertError as e:
+            raise FormatError(f"{path}: {e}") from None
         classes = net.config.get("num_classes") if net.config.get("include_top") else None
         if net.labels is not None and classes is not None and len(net.labels) != classes:
             raise FormatError(f"{path}: {len(net.labels)} labels for {classes} classes; the file is damaged")
