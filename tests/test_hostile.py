@@ -130,7 +130,7 @@ def test_shared_stride0_placeholder_is_materialised_once(tmp_path):
 
 def test_distinct_broadcasts_beyond_the_stored_bytes_are_refused(tmp_path):
     items = [_s(f"k{i}") + _tensor("0", 1, 0, (1 << 20, i + 1), (0, 0)) for i in range(40)]
-    with pytest.raises(FormatError, match="far more than the"):
+    with pytest.raises(FormatError, match="far larger than the"):
         read_pth(_zip(tmp_path, b"\x80\x02}(" + b"".join(items) + b"u.", {"0": bytes(4)}))
 
 

@@ -476,15 +476,17 @@ def _materialize_all(state, storage_array):
     done, out, tensor_bytes = {}, {}, 0
     for key, t in state.items():
         if id(t) not in done:
+            storage_array(t.storage, t.code)  # read (once) and counted before the budget check
+            itemsize = 4 if t.code == "bf16" else np.dtype(t.code).itemsize  # bf16 -> float32
+            tensor_bytes += int(np.prod(t.size, dtype=np.float64)) * itemsize
+            if tensor_bytes > storage_array.bytes_read + _SLACK_BYTES:
+                raise FormatError(f"the tensors would take {tensor_bytes / 2**20:,.0f} MB, far larger "
+                                  f"than the {storage_array.bytes_read / 2**20:,.0f} MB of data "
+                                  "stored; refused (shared or broadcast storages)")
             done[id(t)] = _materialize(t, storage_array)
             if done[id(t)].dtype.kind in "fc" and not np.isfinite(done[id(t)]).all():
                 raise FormatError(f"tensor {_short(key)} holds NaN or infinite values; the "
                                   "weights are damaged")
-            tensor_bytes += done[id(t)].nbytes
-            if tensor_bytes > storage_array.bytes_read + _SLACK_BYTES:
-                raise FormatError(f"the tensors would take {tensor_bytes / 2**20:,.0f} MB, far more "
-                                  f"than the {storage_array.bytes_read / 2**20:,.0f} MB of data "
-                                  "stored; refused (shared or broadcast storages)")
         out[key] = done[id(t)]
     return out
 
