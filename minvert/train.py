@@ -8,7 +8,6 @@ already done, so an interrupted run ends with exactly the weights of an uninterr
 Ctrl-C (KeyboardInterrupt) saves such a checkpoint and stops cleanly.
 """
 import json
-import os
 import time
 from pathlib import Path
 

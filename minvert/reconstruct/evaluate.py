@@ -20,7 +20,6 @@ It writes evaluation.json (every number, with counts) and contact_sheet.png (rec
 original pairs for up to 8 training and 8 held-out images, then the random decodes) into the run
 folder. ``decode(run_dir, inputs, out_dir)`` turns .npy feature vectors or images into PNGs.
 """
-import json
 from pathlib import Path
 
 import numpy as np

@@ -233,7 +233,18 @@ def download(url, dest, expected_hash=None, hash_kind="md5", expected_size=None,
     dest = Path(dest)
     max_size = max_size or expected_size or 1 << 31
     end = time.monotonic() + (deadline if deadline is not None else 600 + max_size / 50_000)
+    made = _made_dirs(dest.parent, dest.anchor)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download(url, dest, expected_hash, hash_kind, expected_size, progress, chunk,
+                         timeout, out, retries, max_size, end)
+    except BaseException:
+        _remove_if_empty(made)  # nothing kept: no folder of ours is left behind either
+        raise
+
+
+def _download(url, dest, expected_hash, hash_kind, expected_size, progress, chunk, timeout, out,
+              retries, max_size, end):
     part = dest.with_name(dest.name + ".part")
     attempt = 0
     while True:

@@ -16,13 +16,13 @@ torch.FloatStorage, key, location, numel[, view_metadata])``; torch >= 2.x uses
 ``_rebuild_tensor_v3(..., dtype)`` over a ``torch.storage.UntypedStorage`` (numel in bytes) for
 the newer dtypes (uint16/32/64). Offsets, sizes and strides count elements.
 
-Safety (docs/weights.md, "Reader policy"): ``find_class`` resolves only the globals a state
+Safety (docs/weights.md, section 8, "Reader policy"): ``find_class`` resolves only the globals a state
 dict needs (table ``_ALLOWED``) to stand-ins written here; any other global raises FormatError
 before anything is called. The stand-ins are instances whose ``__setstate__`` refuses, so BUILD
 can only touch the one OrderedDict subclass (whose BUILD state, ``_metadata``, is ignored), and
-REDUCE can only call the stand-ins, which check their arguments. Before CPython's unpickler sees
-a pickle, :func:`_prescan` runs through its opcodes without building anything and bounds the
-memo index, the stack, the nesting depth and the number of objects any one object reaches
+REDUCE can only call the stand-ins, which check their arguments. Before CPython's unpickler
+sees a pickle, ``pickle_scan.prescan`` walks its opcodes without building anything and bounds
+the memo index, the stack, the nesting depth and the number of objects any one object reaches
 (a "billion laughs" tuple graph is tiny on disk but endless to format or hash). Messages never
 format an object from the file beyond a few dozen characters (:func:`_short`). Zip archives
 must hold only STORED entries (what torch writes) with sizes inside the file and no duplicate
@@ -34,13 +34,14 @@ import collections
 import io
 import os
 import pickle
-import pickletools
 import struct
 import zipfile
 
 import numpy as np
 
 from ..errors import FormatError
+from .pickle_scan import MAX_PICKLE_BYTES as _MAX_PICKLE_BYTES, Refused as _Refused, \
+    prescan as _prescan, refuse as _bad, short as _short
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -60,95 +61,8 @@ _TORCH_DTYPES = {
 }
 
 
-# Bounds no state dict comes near (ResNet-152: a 70 KB pickle, ~25,000 opcodes, depth 5)
-_MAX_PICKLE_BYTES = 64 << 20
-_MAX_OPCODES = 5_000_000
-_MAX_MEMO = 1 << 20          # memo index: CPython allocates an array that long
-_MAX_STACK = 1_000_000
-_MAX_DEPTH = 64              # containers inside containers
-_MAX_REACH = 5_000_000       # objects one object reaches, shared ones counted per path
 _MAX_ZIP_ENTRIES = 100_000
 _SLACK_BYTES = 16 << 20      # tensors may exceed their storages (broadcasts) by this much
-_MUTATORS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}
-_MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
-_MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
-
-
-class _Refused(pickle.UnpicklingError):
-    """Something a state dict never contains, or a tensor that does not add up."""
-
-
-def _bad(msg):
-    raise _Refused(msg)
-
-
-def _short(v):
-    """A few dozen characters about ``v``, whatever it is (never formats it whole)."""
-    if isinstance(v, bool) or v is None or type(v) is float:
-        return repr(v)
-    if type(v) is int:
-        return repr(v) if v.bit_length() <= 64 else "a huge integer"
-    if isinstance(v, (str, bytes)):
-        return repr(v[:40]) + ("..." if len(v) > 40 else "")
-    return f"a {type(v).__name__.strip('_')}"
-
-
-def _prescan(f):
-    """Walk one pickle's opcodes from ``f``'s position to STOP, building nothing; refuse what
-    would exhaust memory or time in CPython's unpickler or later; rewind ``f``.
-
-    A symbolic stack holds (depth, reach) per object: depth = nesting of containers, reach =
-    objects reachable counting shared ones once per path, the cost of formatting or hashing it.
-    """
-    start, stack, marks, memo = f.tell(), [], [], {}
-    for count, (op, arg, pos) in enumerate(pickletools.genops(f)):
-        if count > _MAX_OPCODES or (pos or 0) - start > _MAX_PICKLE_BYTES:
-            _bad("the pickle is far larger than any state dict")
-        name = op.name
-        if name == "STOP":
-            break
-        if name == "MARK":
-            marks.append(len(stack))
-        elif name in _MEMO_PUT or name == "MEMOIZE":
-            index = len(memo) if name == "MEMOIZE" else arg
-            if not stack or type(index) is not int or not 0 <= index < _MAX_MEMO:
-                _bad(f"memo index {_short(index)} out of range")
-            memo[index] = stack[-1]
-        elif name in _MEMO_GET:
-            if arg not in memo:
-                _bad(f"memo index {_short(arg)} was never stored")
-            stack.append(memo[arg])
-        elif name == "DUP":
-            stack.append(stack[-1] if stack else _bad("DUP on an empty stack"))
-        else:
-            before, taken = op.stack_before, []
-            explicit = len(before)
-            if pickletools.markobject in before:
-                if not marks:
-                    _bad(f"{name} without a MARK")
-                mark = marks.pop()
-                taken, stack[mark:] = stack[mark:], []
-                explicit = before.index(pickletools.markobject)
-            if explicit > len(stack):
-                _bad(f"{name} on a stack too short")
-            if explicit:
-                taken, stack[-explicit:] = stack[-explicit:] + taken, []
-            if op.stack_after:
-                if name in _MUTATORS:  # the target stays the same object, now holding more
-                    depth = max([taken[0][0]] + [d + 1 for d, _ in taken[1:]])
-                    reach = taken[0][1] + sum(r for _, r in taken[1:])
-                else:
-                    depth = 1 + max((d for d, _ in taken), default=0)
-                    reach = 1 + sum(r for _, r in taken)
-                if depth > _MAX_DEPTH or reach > _MAX_REACH:
-                    _bad("objects nested too deeply or sharing too much (a 'billion laughs' "
-                         "graph?)")
-                stack.extend([(depth, reach)] * len(op.stack_after))
-        if len(stack) > _MAX_STACK or len(marks) > _MAX_STACK:
-            _bad("the unpickler stack grows beyond any state dict's")
-    else:
-        raise EOFError("the pickle ends before its STOP opcode")
-    f.seek(start)
 
 
 def _load(f, legacy):
