@@ -46,6 +46,8 @@ def _open(path):
     warning (over ``Image.MAX_IMAGE_PIXELS``, ~89 M pixels) is an error here, raised from the
     header before any pixel is decoded."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise MinvertError(f"{path} is not a regular file (a pipe or device?); give an image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

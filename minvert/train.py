@@ -87,7 +87,8 @@ def _progress(progress, path):
     keys = {"epoch": int, "batch": int, "step": int, "history": list, "rng": dict}
     if not isinstance(progress, dict) or any(not isinstance(progress.get(k), t) or isinstance(
             progress.get(k), bool) for k, t in keys.items()) or min(
-            progress["epoch"], progress["batch"], progress["step"]) < 0:
+            progress["epoch"], progress["batch"], progress["step"]) < 0 or not all(
+            isinstance(r, dict) for r in progress["history"]):
         raise FormatError(f"{path}: damaged checkpoint (its progress record is not what minvert "
                           "writes); start again in another --out folder")
     try:
@@ -127,6 +128,9 @@ def run_epochs(net, optimizer, step, n_train, out_dir, epochs, batch_size, seed,
         if not ckpt.exists():
             raise MinvertError(f"--resume: no checkpoint at {ckpt}")
         progress = load_checkpoint(ckpt, net, optimizer)
+        if progress["epoch"] >= epochs:
+            raise MinvertError(f"the run in {out_dir} has already trained {progress['epoch']} "
+                               f"epoch(s); pass --epochs above {progress['epoch']} to continue it")
         log(f"resumed from {ckpt} at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
     elif ckpt.exists():
         raise MinvertError(f"{out_dir} already holds a run (checkpoint.h5); pass --resume to continue it "

@@ -391,3 +391,28 @@ def test_failed_zoo_download_leaves_no_empty_folders(srv, tmp_path, monkeypatch,
     dest = tmp_path / "w"
     fails_with_one_line(["weights", "download", "big", "--dir", dest], capsys, "sent more than")
     assert not dest.exists()
+
+
+def test_resuming_a_finished_run_says_so(tmp_path, capsys):
+    out = _trained(tmp_path)
+    capsys.readouterr()
+    fails_with_one_line(["train", "--out", out, "--epochs", "1", "--resume"], capsys,
+                        "already trained 1 epoch")
+
+
+def test_damaged_reconstruct_run_json(tmp_path, capsys):
+    cache = _cache(tmp_path)
+    run = tmp_path / "r"
+    assert main(["reconstruct", "train", str(cache), "--out", str(run), "--epochs", "1",
+                 "--split", "none", "--widths", "8"]) == 0
+    capsys.readouterr()
+    good = json.loads((run / "run.json").read_text())
+    for damage in ("[1, 2]", json.dumps({**good, "split": {"train": ["x"], "test": []}}), "{"):
+        (run / "run.json").write_text(damage)
+        fails_with_one_line(["reconstruct", "evaluate", run, cache], capsys, "run.json")
+
+
+def test_a_pipe_is_not_an_image(tmp_path, model, capsys):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    fails_with_one_line(["classify", fifo, "--model", model], capsys, "not a regular file")

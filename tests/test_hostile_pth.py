@@ -116,3 +116,12 @@ def test_nan_and_int_weights_refused_on_convert(tmp_path, capsys):
     path = _zip(tmp_path, pkl, {"0": struct.pack("<f", float("nan"))})
     fails_with_one_line(["convert", path, tmp_path / "out.h5"], capsys, "NaN", "conv1.weight")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_storages_beyond_the_read_budget_are_refused(tmp_path, monkeypatch):
+    path = _zip(tmp_path, _dict(("a", _tensor("0", 1 << 18, 0, (1 << 18,), (1,)))),
+                {"0": bytes(1 << 20)})
+    assert read_pth(path)["a"].shape == (1 << 18,)
+    monkeypatch.setenv("MINVERT_MAX_READ_MB", "0.5")
+    with pytest.raises(FormatError, match="read budget"):
+        read_pth(path)

@@ -122,6 +122,12 @@ def read_run(run_dir):
             run = json.load(f)
         missing = [k for k in ("decoder", "cache", "split", "settings")
                    if not isinstance(run.get(k), dict)]
+        rows = [] if missing else [run["split"].get(k) for k in ("train", "test")]
+        if rows and not all(isinstance(r, list) and all(type(i) is int and i >= 0 for i in r)
+                            for r in rows):
+            missing = ["split rows"]
+        if not missing and not isinstance(run["cache"].get("feature_size"), int):
+            missing = ["cache feature_size"]
     except (ValueError, TypeError, AttributeError, RecursionError, UnicodeDecodeError):
         missing = ["valid JSON"]
     if missing:

@@ -391,6 +391,6 @@ def load_keras_h5(path, arch=None):
             (vgg_config if config["arch"] == "vgg" else resnet_config)(**config)  # limits
         except MinvertError as e:
             raise FormatError(f"{path}: {e}") from None
-        _match(declared, config)
-        layers = _read_arrays(declared, path)
+        wanted = {kname for _, kname, _, _ in _match(declared, config)}
+        layers = _read_arrays([(n, ds if n in wanted else [], w) for n, ds, w in declared], path)
     return config, keras_to_minvert(layers, config)

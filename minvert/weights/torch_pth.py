@@ -345,7 +345,7 @@ def _read_zip(f, size):
     if zf.getinfo(f"{prefix}/data.pkl").file_size > _MAX_PICKLE_BYTES:
         _bad("data.pkl is far larger than any state dict's")
     obj, _ = _load(io.BytesIO(zf.read(f"{prefix}/data.pkl")), legacy=False)
-    state, members = _unwrap(obj), set(names)
+    state, members, budget = _unwrap(obj), set(names), _Budget()
 
     def read_raw(key, ref):
         name = f"{prefix}/data/{key}"
@@ -354,6 +354,7 @@ def _read_zip(f, size):
         if zf.getinfo(name).file_size != ref.numel * _itemsize(ref.code):
             raise FormatError(f"storage record '{name}' has {zf.getinfo(name).file_size} bytes, "
                               f"expected {ref.numel} x {_itemsize(ref.code)}")
+        budget.charge(zf.getinfo(name).file_size)
         return zf.read(name)
     return _materialize_all(state, _storage_arrays(read_raw, "<" if byteorder == "little" else ">"))
 
@@ -370,7 +371,7 @@ def _read_legacy(f, size):
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) \
             or len(keys) != len(set(keys)) or set(keys) != set(unpickler.storages):
         raise FormatError("storage key list does not match the storages the object uses")
-    raw = {}
+    raw, budget = {}, _Budget()
     for key in keys:  # records follow in key-list order: int64 LE count, then LE data
         code, numel = unpickler.storages[key]
         count = struct.unpack("<q", f.read(8))[0]
@@ -379,8 +380,23 @@ def _read_legacy(f, size):
         if count * _itemsize(code) > size - f.tell():
             raise FormatError(f"truncated file: storage '{key}' needs {count * _itemsize(code)} "
                               f"bytes, {size - f.tell()} are left")
+        budget.charge(count * _itemsize(code))
         raw[key] = f.read(count * _itemsize(code))
     return _materialize_all(_unwrap(obj), _storage_arrays(lambda key, ref: raw[key], "<"))
+
+
+class _Budget:
+    """Bytes of storage read so far, against the read budget (MINVERT_MAX_READ_MB)."""
+
+    def __init__(self):
+        from .hdf5 import read_budget
+        self.used, self.limit = 0, read_budget()
+
+    def charge(self, nbytes):
+        self.used += nbytes
+        if self.used > self.limit:
+            raise FormatError(f"the storages hold more than the read budget of "
+                              f"{self.limit / 2**20:,.0f} MB (MINVERT_MAX_READ_MB); refused")
 
 
 def _materialize_all(state, storage_array):
@@ -415,6 +431,8 @@ def read_pth(path):
     pickle global outside the allow-list.
     """
     name = os.path.basename(str(path))
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise FormatError(f"{name}: not a regular file (a folder, pipe or device)")
     try:
         with open(path, "rb") as f:
             head = f.read(512)
