@@ -56,9 +56,9 @@ def describe_error(e):
         text = "out of memory; the input asks for more than this machine has (or is damaged)"
     elif isinstance(e, RecursionError):
         text = "the input is nested too deeply to process; it is damaged or hostile"
-    elif isinstance(e, OSError) and e.strerror:
+    elif isinstance(e, OSError) and (e.strerror or (e.args and isinstance(e.args[0], str))):
         where = " ".join(f"{f}:" for f in (e.filename, e.filename2) if f)
-        text = f"{where} {e.strerror.lower()}".strip()
+        text = f"{where} {(e.strerror or e.args[0])[:300]}".strip()
     else:
         words = [a for a in e.args if isinstance(a, str)]  # formatting other args may never end
         text = (f"unexpected failure ({words[0][:300]})" if words else "unexpected failure")
