@@ -418,7 +418,10 @@ def test_a_pipe_is_not_an_image(tmp_path, model, capsys):
     fails_with_one_line(["classify", fifo, "--model", model], capsys, "not a regular file")
 
 
-def test_weights_too_large_to_compute_with_are_reported(model, image, capsys):
+def test_weights_too_large_to_compute_with_are_reported(tmp_path, model, capsys):
+    from PIL import Image
+    image = tmp_path / "white.png"
+    Image.fromarray(np.full((20, 20, 3), 255, np.uint8)).save(image)
     with h5py.File(model, "a") as f:
         for name in ("conv1_1", "conv2_1"):
             f[f"{name}/w"][...] = 3e38  # finite, but the second conv overflows to inf
