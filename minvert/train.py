@@ -280,7 +280,7 @@ def train_settings(args):
         raise MinvertError(f"--resume: {args.out} holds no run.json, so its settings are unknown; "
                            "start a new run in another --out folder")
     saved = json_text(run_file.read_text(errors="replace"), str(run_file))
-    if not isinstance(saved, dict) or set(saved) != set(TRAIN_DEFAULTS):
+    if not _recorded_settings_ok(saved):
         raise FormatError(f"{run_file} is damaged (not the settings minvert train writes); start a "
                           "new run in another --out folder")
     for k, v in given.items():
@@ -289,6 +289,23 @@ def train_settings(args):
                                f"with {saved[k]!r}; resume with its settings (leave the option out)")
     settings = {k: saved[k] if v is None else v for k, v in given.items()}
     return train_settings(argparse.Namespace(**settings, out=args.out, resume=False))
+
+
+def _recorded_settings_ok(saved):
+    """True if ``saved`` (a run.json) holds every setting with its type and a known choice."""
+    kinds = {"data": str, "arch": str, "optimizer": str, "schedule": str, "lr": float,
+             "val_fraction": float}  # the others are ints
+    choices = {"arch": ("tiny-vgg", "tiny-resnet"), "optimizer": tuple(DEFAULT_LR),
+               "schedule": ("cosine", "constant")}
+    if not isinstance(saved, dict) or set(saved) != set(TRAIN_DEFAULTS):
+        return False
+    for k, v in saved.items():
+        kind = kinds.get(k, int)
+        if not (type(v) is kind or (kind is float and type(v) is int)):
+            return False
+        if k in choices and v not in choices[k]:
+            return False
+    return True
 
 
 def train_command(args, log=print, on_step=None):

@@ -189,8 +189,12 @@ def test_damaged_checkpoints(tmp_path, capsys):
         ckpt.write_bytes(good)
         edit()
         fails_with_one_line(resume, capsys, *words)
-    (out / "run.json").write_text('{"arch": ')
-    fails_with_one_line(resume, capsys, "run.json")
+    ckpt.write_bytes(good)
+    settings = json.loads((out / "run.json").read_text())
+    for damage in ('{"arch": ', json.dumps({**settings, "arch": "nope"}),
+                   json.dumps({**settings, "batch": "8"}), "[]"):
+        (out / "run.json").write_text(damage)
+        fails_with_one_line(resume, capsys, "run.json")
 
 
 def _cache(tmp_path):
