@@ -9,7 +9,7 @@ A network sees ``(N, 3, H, W)`` floats in the convention of its weights (:class:
   ``(0.229, 0.224, 0.225)``;
 - ``"unit"`` (the small bundled models): RGB / 255, nothing else.
 
-Reading: PNG, JPEG, BMP, TIFF, GIF and WebP files only (READ_FORMATS). The EXIF orientation is applied; the first frame of an animation
+Reading: PNG, JPEG, BMP, TIFF, GIF and WebP files only (READ_FORMATS), up to MAX_PIXELS. The EXIF orientation is applied; the first frame of an animation
 is used; colour profiles (ICC) are ignored. Transparent images are composited on white (a dropped
 alpha channel exposes whatever colour happens to sit under transparent pixels, often black).
 16-bit greyscale is scaled (65535 -> 255), float images in [0, 1] are multiplied by 255.
@@ -31,6 +31,7 @@ RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BI
             "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")  # JPEG includes MPO (camera files)
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes, converts and resizes well under 1 GB
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
@@ -52,8 +53,13 @@ def _open(path):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(path, formats=READ_FORMATS)
+            if im.width * im.height > MAX_PIXELS:  # from the header, before decoding
+                raise FormatError(f"{path} has {im.width}x{im.height} pixels, more than minvert "
+                                  f"reads ({MAX_PIXELS // 10**6} megapixels); scale it down first")
             im.load()  # decode now: truncation only shows up here
-            return ImageOps.exif_transpose(im)
+            return ImageOps.exif_transpose(im, in_place=True) or im
+    except MinvertError:
+        raise
     except FileNotFoundError:
         raise MinvertError(f"no such image file: {path}; check the path") from None
     except IsADirectoryError:
@@ -82,7 +88,7 @@ def _to_rgb(im):
         grey = _scale_to_8bit(np.asarray(im), im.mode)
         return np.repeat(grey[:, :, None], 3, axis=2)  # (H, W, 3)
     try:
-        return np.array(im.convert("RGB"))
+        return np.array(im if im.mode == "RGB" else im.convert("RGB"))  # one copy, not two
     except ValueError as e:
         raise FormatError(f"cannot convert colour mode {im.mode} to RGB ({_one_line(e)}); "
                           "save the image as RGB first") from None
@@ -95,11 +101,12 @@ def _scale_to_8bit(a, mode):
     opened as I), else its min..max is stretched to 0..255. F: x * 255 when in [0, 1], as is
     when in [0, 255], else stretched.
     """
-    a = a.astype(np.float64)
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     if mode.startswith("I;16") or (mode == "I" and lo >= 0 and hi <= 65535):
-        a = a / 257.0
-    elif mode == "F" and lo >= 0 and hi <= 1:
+        # round(x / 257) in integers (no ties: 65535 = 255 * 257), half the memory of float64
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    a = a.astype(np.float64)
+    if mode == "F" and lo >= 0 and hi <= 1:
         a = a * 255.0
     elif not (mode == "F" and lo >= 0 and hi <= 255):
         a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)

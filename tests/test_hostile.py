@@ -4,6 +4,7 @@ the file it was given. The reader policy they exercise is in docs/weights.md, se
 hostile .pth pickles are in test_hostile_pth.py."""
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -430,3 +431,19 @@ def test_weights_too_large_to_compute_with_are_reported(tmp_path, model, capsys)
         for name in ("conv1_1", "conv2_1"):
             f[f"{name}/w"][...] = 3e38  # finite, but the second conv overflows to inf
     fails_with_one_line(["classify", image, "--model", model], capsys, "non-finite outputs")
+
+
+@pytest.mark.parametrize("side, words", [(8000, ("megapixels",)), (60000, ("too large",))])
+def test_images_declaring_huge_sizes_are_refused_from_the_header(tmp_path, model, capsys, side,
+                                                                  words):
+    """A 100-byte PNG whose header claims side x side pixels: refused before decoding."""
+    import zlib
+    from PIL import Image
+    path = tmp_path / "bomb.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", side, side)
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    path.write_bytes(bytes(data))
+    fails_with_one_line(["classify", path, "--model", model], capsys, "bomb.png", *words)
