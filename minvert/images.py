@@ -9,8 +9,9 @@ A network sees ``(N, 3, H, W)`` floats in the convention of its weights (:class:
   ``(0.229, 0.224, 0.225)``;
 - ``"unit"`` (the small bundled models): RGB / 255, nothing else.
 
-Reading: PNG, JPEG, BMP, TIFF, GIF and WebP files only (READ_FORMATS), up to MAX_PIXELS. The EXIF orientation is applied; the first frame of an animation
-is used; colour profiles (ICC) are ignored. Transparent images are composited on white (a dropped
+Reading: PNG, JPEG, BMP, TIFF, GIF and WebP files only (READ_FORMATS), up to MAX_PIXELS. The
+EXIF orientation is applied; the first frame of an animation is used; colour profiles (ICC) are
+ignored. Transparent images are composited on white (a dropped
 alpha channel exposes whatever colour happens to sit under transparent pixels, often black).
 16-bit greyscale is scaled (65535 -> 255), float images in [0, 1] are multiplied by 255.
 """
