@@ -298,7 +298,8 @@ def test_transform_refuses_a_resnet_and_a_black_mask(tmp_path, model, image, cap
 
 @pytest.mark.parametrize("extra, words", [
     (["--epochs", "0"], ("--epochs 0",)), (["--lr", "-1"], ("--lr -1",)),
-    (["--batch", "0"], ("--batch",)), (["--n", "0"], ("--n",)), (["--val-fraction", "1.5"], ("--val-fraction",)),
+    (["--batch", "0"], ("--batch",)), (["--n", "0"], ("--n",)),
+    (["--val-fraction", "1.5"], ("--val-fraction",)),
 ])
 def test_train_options_checked_before_any_work(tmp_path, capsys, extra, words):
     fails_with_one_line(["train", "--out", tmp_path / "run", *extra], capsys, *words)

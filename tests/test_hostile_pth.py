@@ -125,3 +125,18 @@ def test_storages_beyond_the_read_budget_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("MINVERT_MAX_READ_MB", "0.5")
     with pytest.raises(FormatError, match="read budget"):
         read_pth(path)
+
+
+def test_overlapping_zip_entries_are_refused(tmp_path):
+    """Two storage records pointing at the same bytes: more data than the file holds."""
+    pkl = _dict(("a", _tensor("0", 1 << 16, 0, (1 << 16,), (1,))),
+                ("b", _tensor("1", 1 << 16, 0, (1 << 16,), (1,))))
+    path = _zip(tmp_path, pkl, {"0": bytes(1 << 18), "1": b""})
+    data = bytearray(path.read_bytes())
+    cd0 = data.rfind(b"PK\x01\x02", 0, data.rfind(b"PK\x01\x02"))  # central record of data/0
+    cd1 = data.rfind(b"PK\x01\x02")                                   # ... and of data/1
+    data[cd1 + 16:cd1 + 28] = data[cd0 + 16:cd0 + 28]  # same CRC and sizes
+    data[cd1 + 42:cd1 + 46] = data[cd0 + 42:cd0 + 46]  # same local header: the same bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="overlap"):
+        read_pth(path)

@@ -155,7 +155,8 @@ def read_cache(path):
             raise FormatError(f"{path}: {n} rows of {D}-d features and {S}px targets need "
                               f"{need / 2**20:,.0f} MB, more than the read budget of "
                               f"{budget / 2**20:,.0f} MB (raise MINVERT_MAX_READ_MB to load it)")
-        features = read_array(f["features"], path, "features", (n, D), rows=n).astype(np.float32)
+        features = read_array(f["features"], path, "features", (n, D), rows=n)
+        features = features.astype(np.float32, copy=False)
         targets = read_array(f["targets"], path, "targets", (n, S, S, 3), kinds="u", rows=n)
         names = read_array(f["names"], path, "names", (n,), kinds="O", rows=n)
     if targets.dtype != np.uint8 or not all(isinstance(v, bytes) and len(v) < 4096 for v in names):

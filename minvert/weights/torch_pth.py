@@ -322,6 +322,8 @@ def _checked_zip(f, size):
         if info.file_size != info.compress_size or info.header_offset + info.file_size > size:
             raise FormatError(f"zip entry {name} declares {info.file_size:,} bytes, which do not "
                               "fit in the file")
+    if sum(i.file_size for i in infos) > size:  # entries sharing bytes: a zip bomb's trick
+        raise FormatError("zip entries overlap (together they hold more bytes than the file)")
     return zf
 
 
@@ -339,6 +341,8 @@ def _read_zip(f, size):
                           f"(entries: {', '.join(_short(n) for n in names[:3])})")
     byteorder = "little"
     if f"{prefix}/byteorder" in names:
+        if zf.getinfo(f"{prefix}/byteorder").file_size > 16:
+            raise FormatError("the byteorder record is not 'little' or 'big'")
         byteorder = zf.read(f"{prefix}/byteorder").decode("ascii", "replace").strip()
         if byteorder not in ("little", "big"):
             raise FormatError(f"unknown byteorder record {byteorder!r}")
