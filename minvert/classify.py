@@ -29,5 +29,8 @@ def classify_files(paths, model, top=5, device=None):
     for path, img in zip(paths, images):
         x = net.xp.asarray(net.preprocessing.prepare(img, dtype=net.dtype))
         logits = net.predict(x)
+        if not np.isfinite(to_numpy(logits)).all():
+            raise MinvertError(f"{model} gives non-finite outputs for {path}; its weights are "
+                               "damaged or far out of range")
         results.append({"image": str(path), "top": top_classes(net, logits, top)})
     return results

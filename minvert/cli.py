@@ -1,7 +1,8 @@
 """The ``minvert`` command. Each subcommand parses its arguments here and calls the library.
 
-Errors the user can fix (MinvertError: missing or corrupt files, wrong shapes, unknown
-names) print one line and exit 1; set MINVERT_DEBUG=1 to see tracebacks.
+Any failure prints one line ``minvert: error: ...`` and exits 1 (MinvertError carries a message
+written for the user; other exceptions are described without their class name); usage errors
+exit 2, Ctrl-C 130. Set MINVERT_DEBUG=1 to see tracebacks.
 """
 import argparse
 import json
@@ -19,33 +20,63 @@ LONG_COMMANDS = ("demo", "transform", "reconstruct", "train", "bench")  # where 
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    from .errors import MinvertError
-    command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
-    if command in LONG_COMMANDS and sys.stderr.isatty():  # a note for a person, not for a log
-        from .threads import oversubscription_note
-        note = oversubscription_note()
-        if note:
-            print(note, file=sys.stderr)
+    """Run the command; the exit status follows docs/architecture.md's table (0 ok, 1 error,
+    2 usage, 130 interrupted). Every failure is one ``minvert: error: ...`` line."""
+    import warnings
+    warnings.showwarning = _one_line_warning
     try:
-        return args.handler(args) or 0
-    except MinvertError as e:
-        if os.environ.get("MINVERT_DEBUG"):
-            raise
-        print(f"minvert: error: {e}", file=sys.stderr)
-        return 1
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
+        if command in LONG_COMMANDS and sys.stderr.isatty():  # a note for a person, not for a log
+            from .threads import oversubscription_note
+            note = oversubscription_note()
+            if note:
+                print(note, file=sys.stderr)
+        status = args.handler(args) or 0
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return status
+    except SystemExit:
+        raise  # argparse: --help (0) or a usage error (2), already printed
     except KeyboardInterrupt:
         print("minvert: interrupted", file=sys.stderr)
         return 130
-    except (OSError, RuntimeError, ValueError) as e:
+    except BrokenPipeError:
+        # the reader went away (`minvert bench ... | head`): no message, no traceback at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except BaseException as e:  # noqa: BLE001 - the one place that turns any failure into a line
         if os.environ.get("MINVERT_DEBUG"):
             raise
-        print(f"minvert: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"minvert: error: {describe_error(e)}", file=sys.stderr)
         return 1
+
+
+def describe_error(e):
+    """One bounded line for the user: MinvertError's own message, else what the built-in
+    exception says, never its class name, never an unbounded object (a huge dict key, say)."""
+    from .errors import MinvertError
+    if isinstance(e, MinvertError):
+        text = str(e)
+    elif isinstance(e, MemoryError):
+        text = "out of memory; the input asks for more than this machine has (or is damaged)"
+    elif isinstance(e, RecursionError):
+        text = "the input is nested too deeply to process; it is damaged or hostile"
+    elif isinstance(e, OSError) and (e.strerror or (e.args and isinstance(e.args[0], str))):
+        where = " ".join(f"{f}:" for f in (e.filename, e.filename2) if f)
+        text = f"{where} {(e.strerror or e.args[0])[:300]}".strip()
+    else:
+        words = [a for a in e.args if isinstance(a, str)]  # formatting other args may never end
+        text = (f"unexpected failure ({words[0][:300]})" if words else "unexpected failure")
+        text += "; rerun with MINVERT_DEBUG=1 for the traceback and please report it"
+    return " ".join(text.split())[:2000]
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"minvert: warning: {' '.join(str(message).split())[:500]}", file=file or sys.stderr)
 
 
 def build_parser():
@@ -90,6 +121,8 @@ def _add_classify(sub):
 
 def _run_classify(args):
     from .classify import classify_files
+    from .errors import check_options
+    check_options(args, minimum={"top": 1})
     results = classify_files(args.images, args.model, top=args.top, device=args.device)
     for r in results:
         if args.json:
@@ -118,25 +151,29 @@ def _add_reconstruct(sub):
 def _add_train(sub):
     p = _cmd(sub, "train", "train a small classifier with minvert's own backprop", handler=_run_train,
              description="Train tiny-vgg or tiny-resnet on the generated textures or on a folder of "
-                         "images (one sub-folder per class). Writes checkpoint.h5 (resumable), "
+                         "images (one sub-folder per class). Writes run.json (the settings), "
+                         "checkpoint.h5 (resumable), "
                          "log.jsonl and model.h5 into --out.")
-    p.add_argument("--data", default="textures", help="'textures' (generated) or a folder of class sub-folders")
-    p.add_argument("--arch", choices=["tiny-vgg", "tiny-resnet"], default="tiny-vgg")
+    p.add_argument("--data", help="'textures' (generated, default) or a folder of class sub-folders")
+    p.add_argument("--arch", choices=["tiny-vgg", "tiny-resnet"], help="default tiny-vgg")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--optimizer", choices=["adam", "sgd", "adadelta"], default="adam")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: adam 1e-3, sgd 0.05, adadelta 1.0)")
-    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+    p.add_argument("--epochs", type=int, help="epochs in total (default 8; may grow on --resume)")
+    p.add_argument("--batch", type=int, help="batch size (default 32)")
+    p.add_argument("--optimizer", choices=["adam", "sgd", "adadelta"], help="default adam")
+    p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, sgd 0.05, adadelta 1.0)")
+    p.add_argument("--schedule", choices=["cosine", "constant"],
                    help="learning rate over the epochs (default cosine annealing)")
-    p.add_argument("--n", type=int, default=300, help="generated images per class for training (textures)")
-    p.add_argument("--val-n", type=int, default=50, help="generated validation images per class (textures)")
-    p.add_argument("--test-n", type=int, default=100,
-                   help="after training, accuracy on this many new generated images per class (textures)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="held-out fraction of a folder")
-    p.add_argument("--size", type=int, default=64, help="image side (default 64)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--n", type=int, help="generated images per class for training (textures; default 300)")
+    p.add_argument("--val-n", type=int, help="generated validation images per class (textures; default 50)")
+    p.add_argument("--test-n", type=int,
+                   help="after training, accuracy on this many new generated images per class "
+                        "(textures; default 100)")
+    p.add_argument("--val-fraction", type=float, help="held-out fraction of a folder (default 0.1)")
+    p.add_argument("--size", type=int, help="image side (default 64)")
+    p.add_argument("--seed", type=int, help="weights, data and shuffling (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint, with the settings in its "
+                        "run.json (options given must agree with them, except --epochs, --test-n)")
     _device_args(p)
 
 
@@ -156,6 +193,8 @@ def _add_dataset(sub):
 
 def _run_dataset(args):
     from .datasets import write_dataset
+    from .errors import check_options
+    check_options(args, minimum={"n": 1, "size": 8, "seed": 0})
     write_dataset(args.out, args.n, size=args.size, seed=args.seed)
 
 
@@ -217,8 +256,8 @@ def _run_weights_info(args):
     print(f"  labels         {len(labels)} classes{': ' + ', '.join(labels[:5]) + ' ...' if labels else ''}")
     source = dict(h["source"] or {})
     history = source.pop("history", None)
-    print(f"  source         {json.dumps(source)}")
-    if history:
+    print(f"  source         {json.dumps(source)[:2000]}")
+    if isinstance(history, list) and history and isinstance(history[-1], dict):
         last = history[-1]
         print(f"  training       {len(history)} epochs; last: " + ", ".join(
             f"{k} {v:.4g}" for k, v in last.items() if k != "epoch" and isinstance(v, float)))
@@ -281,6 +320,8 @@ def _add_bench(sub):
 
 def _run_bench(args):
     from . import bench
+    from .errors import check_options
+    check_options(args, minimum={"repeats": 1})
     if args.what == "layers":
         bench.bench_layers(repeats=args.repeats)
     elif args.what == "nets":

@@ -19,3 +19,24 @@ class DTypeError(MinvertError, TypeError):
 
 class FormatError(MinvertError, ValueError):
     """A file is not in the format expected (corrupt, truncated, another kind of file)."""
+
+
+def check_options(args, minimum=(), positive=(), finite=()):
+    """Refuse option values no run can use, before any work (``minvert: error: --iters 0: ...``).
+
+    minimum: {attribute: lowest allowed value}; positive: attributes that must be > 0 and finite;
+    finite: attributes that must be finite numbers. Attributes that are None are not given.
+    """
+    import math
+    for name, low in dict(minimum).items():
+        value = getattr(args, name, None)
+        if value is not None and not value >= low:
+            raise MinvertError(f"--{name.replace('_', '-')} {value}: must be at least {low}")
+    for name in positive:
+        value = getattr(args, name, None)
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise MinvertError(f"--{name.replace('_', '-')} {value}: must be a positive number")
+    for name in finite:
+        value = getattr(args, name, None)
+        if value is not None and not math.isfinite(value):
+            raise MinvertError(f"--{name.replace('_', '-')} {value}: must be a finite number")

@@ -9,13 +9,15 @@ A network sees ``(N, 3, H, W)`` floats in the convention of its weights (:class:
   ``(0.229, 0.224, 0.225)``;
 - ``"unit"`` (the small bundled models): RGB / 255, nothing else.
 
-Reading: any file Pillow decodes. The EXIF orientation is applied; the first frame of an animation
-is used; colour profiles (ICC) are ignored. Transparent images are composited on white (a dropped
+Reading: PNG, JPEG, BMP, TIFF, GIF and WebP files only (READ_FORMATS), up to MAX_PIXELS. The
+EXIF orientation is applied; the first frame of an animation is used; colour profiles (ICC) are
+ignored. Transparent images are composited on white (a dropped
 alpha channel exposes whatever colour happens to sit under transparent pixels, often black).
 16-bit greyscale is scaled (65535 -> 255), float images in [0, 1] are multiplied by 255.
 """
 import os
 import secrets
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,8 @@ RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BI
             "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
             "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+READ_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "GIF", "WEBP")  # JPEG includes MPO (camera files)
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo decodes, converts and resizes well under 1 GB
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
@@ -37,12 +41,26 @@ def _one_line(e):
 
 
 def _open(path):
-    """Open, decode and EXIF-orient ``path``; every failure becomes a one-line MinvertError."""
+    """Open, decode and EXIF-orient ``path``; every failure becomes a one-line MinvertError.
+
+    Only the formats in READ_FORMATS are tried, whatever the file name or content claims (Pillow
+    would otherwise hand e.g. a PostScript file to Ghostscript). Pillow's decompression-bomb
+    warning (over ``Image.MAX_IMAGE_PIXELS``, ~89 M pixels) is an error here, raised from the
+    header before any pixel is decoded."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise MinvertError(f"{path} is not a regular file (a pipe or device?); give an image file")
     try:
-        im = Image.open(path)
-        im.load()  # decode now: truncation only shows up here
-        return ImageOps.exif_transpose(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path, formats=READ_FORMATS)
+            if im.width * im.height > MAX_PIXELS:  # from the header, before decoding
+                raise FormatError(f"{path} has {im.width}x{im.height} pixels, more than minvert "
+                                  f"reads ({MAX_PIXELS // 10**6} megapixels); scale it down first")
+            im.load()  # decode now: truncation only shows up here
+            return ImageOps.exif_transpose(im, in_place=True) or im
+    except MinvertError:
+        raise
     except FileNotFoundError:
         raise MinvertError(f"no such image file: {path}; check the path") from None
     except IsADirectoryError:
@@ -50,9 +68,9 @@ def _open(path):
     except PermissionError:
         raise MinvertError(f"cannot read {path}: permission denied") from None
     except UnidentifiedImageError:
-        raise FormatError(f"{path} is not an image file Pillow can read; "
-                          "give a PNG, JPEG, BMP, TIFF, GIF or WebP file") from None
-    except Image.DecompressionBombError as e:
+        raise FormatError(f"{path} is not an image minvert reads, whatever its name says; give "
+                          "a PNG, JPEG, BMP, TIFF, GIF or WebP file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise FormatError(f"{path} is too large to decode safely ({_one_line(e)})") from None
     except Exception as e:  # truncated or corrupt data: OSError, SyntaxError, zlib/struct errors
         raise FormatError(f"{path} is truncated or corrupt ({_one_line(e)}); "
@@ -71,7 +89,7 @@ def _to_rgb(im):
         grey = _scale_to_8bit(np.asarray(im), im.mode)
         return np.repeat(grey[:, :, None], 3, axis=2)  # (H, W, 3)
     try:
-        return np.array(im.convert("RGB"))
+        return np.array(im if im.mode == "RGB" else im.convert("RGB"))  # one copy, not two
     except ValueError as e:
         raise FormatError(f"cannot convert colour mode {im.mode} to RGB ({_one_line(e)}); "
                           "save the image as RGB first") from None
@@ -84,11 +102,12 @@ def _scale_to_8bit(a, mode):
     opened as I), else its min..max is stretched to 0..255. F: x * 255 when in [0, 1], as is
     when in [0, 255], else stretched.
     """
-    a = a.astype(np.float64)
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     if mode.startswith("I;16") or (mode == "I" and lo >= 0 and hi <= 65535):
-        a = a / 257.0
-    elif mode == "F" and lo >= 0 and hi <= 1:
+        # round(x / 257) in integers (no ties: 65535 = 255 * 257), half the memory of float64
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    a = a.astype(np.float64)
+    if mode == "F" and lo >= 0 and hi <= 1:
         a = a * 255.0
     elif not (mode == "F" and lo >= 0 and hi <= 255):
         a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
@@ -205,7 +224,11 @@ def load_mask(path, shape):
     h, w = _pair(shape, "mask shape")
     rgb = load_image(path)
     grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float64) / 255.0
-    return np.clip(resize_exact(grey, (h, w)), 0.0, 1.0)
+    mask = np.clip(resize_exact(grey, (h, w)), 0.0, 1.0)
+    if not mask.any():
+        raise MinvertError(f"mask {path} is black everywhere, so no pixel may change; paint white "
+                           "where the image may change")
+    return mask
 
 
 _MODES = {  # mode -> (channel order, divisor of the 0..255 values, mean, std), per net channel
@@ -231,9 +254,11 @@ class Preprocessing:
     resample: str = "bilinear"
 
     def __post_init__(self):
-        if self.input_size < 1 or (self.resize is not None and self.resize < self.input_size):
+        if not (1 <= self.input_size <= 2048
+                and (self.resize is None or self.input_size <= self.resize <= 4096)):
             raise MinvertError(f"preprocessing input_size={self.input_size}, resize={self.resize}: "
-                               "need input_size >= 1 and resize >= input_size (or resize None)")
+                               "need 1 <= input_size <= 2048 and input_size <= resize <= 4096 "
+                               "(or resize None)")
         if self.mode not in _MODES:
             raise MinvertError(f"unknown preprocessing mode {self.mode!r}; "
                                f"choose one of {', '.join(_MODES)}")

@@ -8,15 +8,15 @@ already done, so an interrupted run ends with exactly the weights of an uninterr
 Ctrl-C (KeyboardInterrupt) saves such a checkpoint and stops cleanly.
 """
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .errors import FormatError, MinvertError
+from .errors import FormatError, MinvertError, check_options
 from .layers.loss import softmax_cross_entropy
-from .weights.project import assign_weights, network_weights
+from .weights.hdf5 import json_text, open_h5, read_array, read_json_attr, read_text_attr
+from .weights.project import assign_weights, atomic_write, network_weights, read_weights
 
 CHECKPOINT_FORMAT = "minvert-checkpoint"
 
@@ -24,47 +24,78 @@ CHECKPOINT_FORMAT = "minvert-checkpoint"
 def save_checkpoint(path, net, optimizer, progress):
     """Write net weights, optimizer state and ``progress`` (JSON-able dict) to ``path``."""
     import h5py
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = CHECKPOINT_FORMAT
-            f.attrs["config"] = json.dumps(net.config)
-            f.attrs["progress"] = json.dumps(progress)
-            weights = f.create_group("weights")
-            for name, arrays in network_weights(net).items():
-                group = weights.create_group(name)
-                for k, v in arrays.items():
-                    group.create_dataset(k, data=v)
-            opt = f.create_group("optimizer")
-            for k, v in optimizer.state_dict().items():
-                opt.create_dataset(k.replace("/", "|"), data=v)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = CHECKPOINT_FORMAT
+        f.attrs["config"] = json.dumps(net.config)
+        f.attrs["progress"] = json.dumps(progress)
+        weights = f.create_group("weights")
+        for name, arrays in network_weights(net).items():
+            group = weights.create_group(name)
+            for k, v in arrays.items():
+                group.create_dataset(k, data=v)
+        opt = f.create_group("optimizer")
+        for k, v in optimizer.state_dict().items():
+            opt.create_dataset(k.replace("/", "|"), data=v)
 
 
 def load_checkpoint(path, net, optimizer):
     """Restore ``net`` and ``optimizer`` from ``path``; returns the saved progress dict."""
     import h5py
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise FormatError(f"{path} is not a readable checkpoint (truncated or another format)") from None
-    with f:
-        if f.attrs.get("format") != CHECKPOINT_FORMAT:
+    with open_h5(path, "a minvert checkpoint") as f:
+        if read_text_attr(f, "format", path) != CHECKPOINT_FORMAT:
             raise FormatError(f"{path} is not a minvert checkpoint")
-        config = json.loads(f.attrs["config"])
+        config = read_json_attr(f, "config", path)
         if config != json.loads(json.dumps(net.config)):
+            if not isinstance(config, dict):
+                raise FormatError(f"{path}: damaged checkpoint (its config is not an object)")
             raise MinvertError(f"{path} was saved from a different architecture "
                                f"({config.get('arch')} {_describe(config)}) than this run "
                                f"({net.config.get('arch')} {_describe(net.config)}); use another --out folder")
-        weights = {n: {k: g[k][()] for k in g} for n, g in f["weights"].items()}
-        state = {k.replace("|", "/"): v[()] for k, v in f["optimizer"].items()}
-        progress = json.loads(f.attrs["progress"])
+        for key in ("weights", "optimizer"):
+            if not isinstance(f.get(key), h5py.Group):
+                raise FormatError(f"{path}: damaged checkpoint (no '{key}' group)")
+        weights = read_weights(f["weights"], net, path)
+        state = _optimizer_state(f["optimizer"], optimizer, net, path)
+        progress = _progress(read_json_attr(f, "progress", path), path)
     assign_weights(net, weights, what=str(path))
     optimizer.load_state_dict(state)
+    return progress
+
+
+def _optimizer_state(group, optimizer, net, path):
+    """The optimizer's saved arrays, each slot checked against its parameter's shape before it
+    is read; scalars (type, step, hyper-parameters) bounded."""
+    shapes = {name: tuple(p.shape) for name, p, _ in net.parameters()}
+    state = {}
+    for key in group:
+        name = key.replace("|", "/")
+        slot, sep, param = name.partition("/")
+        if sep:
+            if slot not in optimizer.slots or param not in shapes:
+                raise FormatError(f"{path}: optimizer state has an unexpected entry {name[:80]!r}")
+            state[name] = read_array(group[key], path, f"optimizer/{name}", shape=shapes[param])
+        elif name == "type":
+            state[name] = read_array(group[key], path, "optimizer/type", kinds="SO", max_bytes=256)[()]
+        else:
+            state[name] = read_array(group[key], path, f"optimizer/{name}", kinds="fiub", shape=())[()]
+    if "type" not in state or "t" not in state:
+        raise FormatError(f"{path}: damaged checkpoint (the optimizer state has no type or step)")
+    return state
+
+
+def _progress(progress, path):
+    keys = {"epoch": int, "batch": int, "step": int, "history": list, "rng": dict}
+    if not isinstance(progress, dict) or any(not isinstance(progress.get(k), t) or isinstance(
+            progress.get(k), bool) for k, t in keys.items()) or min(
+            progress["epoch"], progress["batch"], progress["step"]) < 0 or not all(
+            isinstance(r, dict) for r in progress["history"]):
+        raise FormatError(f"{path}: damaged checkpoint (its progress record is not what minvert "
+                          "writes); start again in another --out folder")
+    try:
+        np.random.default_rng().bit_generator.state = progress["rng"]
+    except Exception:  # noqa: BLE001 - whatever numpy says about a foreign state
+        raise FormatError(f"{path}: damaged checkpoint (its random generator state is not "
+                          "numpy's); start again in another --out folder") from None
     return progress
 
 
@@ -97,6 +128,9 @@ def run_epochs(net, optimizer, step, n_train, out_dir, epochs, batch_size, seed,
         if not ckpt.exists():
             raise MinvertError(f"--resume: no checkpoint at {ckpt}")
         progress = load_checkpoint(ckpt, net, optimizer)
+        if progress["epoch"] >= epochs:
+            raise MinvertError(f"the run in {out_dir} has already trained {progress['epoch']} "
+                               f"epoch(s); pass --epochs above {progress['epoch']} to continue it")
         log(f"resumed from {ckpt} at epoch {progress['epoch'] + 1}, batch {progress['batch']}")
     elif ckpt.exists():
         raise MinvertError(f"{out_dir} already holds a run (checkpoint.h5); pass --resume to continue it "
@@ -219,11 +253,71 @@ def load_training_data(data, n, val_n, val_fraction, size, seed, log=print):
     return x[tr], y[tr], x[val], y[val], list(names)
 
 
+TRAIN_DEFAULTS = {"data": "textures", "arch": "tiny-vgg", "epochs": 8, "batch": 32,
+                  "optimizer": "adam", "lr": None, "schedule": "cosine", "n": 300, "val_n": 50,
+                  "test_n": 100, "val_fraction": 0.1, "size": 64, "seed": 0}
+FREE_ON_RESUME = ("epochs", "test_n")  # everything else defines the data, the net or the steps
+
+
+def train_settings(args):
+    """The run's settings: defaults (or, with --resume, the run's run.json) overridden by the
+    options given; options are checked before any work, and a resumed run may change only
+    FREE_ON_RESUME (as ``reconstruct train`` does)."""
+    import argparse
+    given = {k: getattr(args, k, None) for k in TRAIN_DEFAULTS}
+    check_options(argparse.Namespace(**given), minimum={"epochs": 1, "batch": 1, "n": 1, "val_n": 0,
+                                                         "test_n": 0, "size": 8, "seed": 0,
+                                                         "val_fraction": 0},
+                  positive=("lr",))
+    if given["val_fraction"] is not None and not given["val_fraction"] < 1:
+        raise MinvertError(f"--val-fraction {given['val_fraction']}: must be below 1")
+    if given["size"] is not None and given["size"] > 1024:
+        raise MinvertError(f"--size {given['size']}: at most 1024 pixels")
+    run_file = Path(args.out) / "run.json"
+    if not args.resume:
+        return {k: TRAIN_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    if not run_file.is_file():
+        raise MinvertError(f"--resume: {args.out} holds no run.json, so its settings are unknown; "
+                           "start a new run in another --out folder")
+    saved = json_text(run_file.read_text(errors="replace"), str(run_file))
+    if not _recorded_settings_ok(saved):
+        raise FormatError(f"{run_file} is damaged (not the settings minvert train writes); start a "
+                          "new run in another --out folder")
+    for k, v in given.items():
+        if v is not None and k not in FREE_ON_RESUME and v != saved[k]:
+            raise MinvertError(f"--{k.replace('_', '-')} {v}: the run in {args.out} was trained "
+                               f"with {saved[k]!r}; resume with its settings (leave the option out)")
+    settings = {k: saved[k] if v is None else v for k, v in given.items()}
+    return train_settings(argparse.Namespace(**settings, out=args.out, resume=False))
+
+
+def _recorded_settings_ok(saved):
+    """True if ``saved`` (a run.json) holds every setting with its type and a known choice."""
+    kinds = {"data": str, "arch": str, "optimizer": str, "schedule": str, "lr": float,
+             "val_fraction": float}  # the others are ints
+    choices = {"arch": ("tiny-vgg", "tiny-resnet"), "optimizer": tuple(DEFAULT_LR),
+               "schedule": ("cosine", "constant")}
+    if not isinstance(saved, dict) or set(saved) != set(TRAIN_DEFAULTS):
+        return False
+    for k, v in saved.items():
+        kind = kinds.get(k, int)
+        if not (type(v) is kind or (kind is float and type(v) is int)):
+            return False
+        if k in choices and v not in choices[k]:
+            return False
+    return True
+
+
 def train_command(args, log=print, on_step=None):
     """Body of ``minvert train`` (see ``minvert train --help``)."""
+    import argparse
     from .nets.tiny import build_tiny
     from .weights.project import save
     out = Path(args.out)
+    if not args.resume and (out / "checkpoint.h5").exists():
+        raise MinvertError(f"{out} already holds a run (checkpoint.h5); pass --resume to continue "
+                           "it or choose another --out folder")
+    args = argparse.Namespace(**train_settings(args), out=args.out, resume=args.resume)
     xtr, ytr, xval, yval, names = load_training_data(args.data, args.n, args.val_n, args.val_fraction,
                                                      args.size, args.seed, log)
     net = build_tiny(args.arch, len(names), labels=names, rng=np.random.default_rng(args.seed),
@@ -231,6 +325,11 @@ def train_command(args, log=print, on_step=None):
     pre = net.preprocessing
     x_train, x_val = pre.preprocess(xtr), pre.preprocess(xval)
     optimizer = make_optimizer(args.optimizer, args.lr)
+    args.lr = optimizer.lr  # recorded resolved, so a resumed run uses the same
+    if not args.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / "run.json") as tmp:
+            tmp.write_text(json.dumps({k: getattr(args, k) for k in TRAIN_DEFAULTS}, indent=1))
     log(f"training {args.arch} ({net.num_params():,} parameters) on {len(x_train)} images, "
         f"{len(names)} classes, {args.optimizer}, batch {args.batch}, {args.epochs} epochs -> {out}")
     start = time.perf_counter()

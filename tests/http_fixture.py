@@ -5,11 +5,15 @@
         srv.add("/cut.bin", data, truncate_at=1000)        # 1st request: close after 1000 body bytes
         srv.add("/norange.bin", data, ignore_range=True)   # always 200 with the whole file
         srv.add("/boom", b"", status=500)                  # error status
+        srv.add("/endless", b"x" * 65536, endless=True)    # no length, the data repeated forever
+        srv.add("/slow", data, trickle_s=0.5)              # one byte every 0.5 s
+        srv.add("/stall", data, trickle_s=3600)            # headers, then (almost) nothing
         download(srv.url("/f.bin"), ...)
         srv.requests                                       # [(path, {header: value}), ...]
 """
 import re
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -21,6 +25,8 @@ class Route:
     ignore_range: bool = False
     truncate_at: int | None = None  # body bytes sent before closing, on the first `truncate_times`
     truncate_times: int = 1
+    endless: bool = False  # hostile: 200 without Content-Length, data repeated until disconnect
+    trickle_s: float = 0.0  # hostile: seconds between single body bytes
     hits: int = 0
 
 
@@ -42,6 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_error(404, "Not Found")
         if route.status != 200:
             return self._send_error(route.status, "Simulated error")
+        if route.endless or route.trickle_s:
+            return self._hostile(route)
         data, start = route.data, 0
         m = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "") or "")
         if m and not route.ignore_range:
@@ -67,6 +75,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.wfile.flush()
 
+    def _hostile(self, route):
+        self.send_response(200)
+        if not route.endless:
+            self.send_header("Content-Length", str(len(route.data)))
+        self.end_headers()
+        try:
+            for i in range(1 << 40):
+                if route.endless:
+                    self.wfile.write(route.data)
+                else:
+                    self.wfile.write(route.data[i % len(route.data):][:1])
+                    self.wfile.flush()
+                    time.sleep(route.trickle_s)
+                if self.server.owner.closing.is_set():
+                    return
+        except OSError:  # the client gave up: what the test wants
+            return
+
     def _send_error(self, code, reason):
         body = f"<html>{code} {reason}</html>".encode()
         self.send_response(code, reason)
@@ -81,6 +107,7 @@ class FileServer:
 
     def __init__(self):
         self.routes, self.requests, self.lock = {}, [], threading.Lock()
+        self.closing = threading.Event()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.owner = self
@@ -103,6 +130,7 @@ class FileServer:
         return self
 
     def __exit__(self, *exc):
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)

@@ -56,10 +56,27 @@ def test_model_file_classifies_and_a_second_run_refuses_the_folder(tmp_path, cap
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     train_command(_args(tmp_path / "r", epochs=1), log=lambda *_: None)
     before = (tmp_path / "r" / "checkpoint.h5").read_bytes()
-    with pytest.raises(MinvertError, match="different architecture"):
+    with pytest.raises(MinvertError, match="--arch tiny-resnet: .* trained with 'tiny-vgg'"):
         train_command(_args(tmp_path / "r", arch="tiny-resnet", size=32, epochs=2, resume=True),
                       log=lambda *_: None)
+    run = tmp_path / "r" / "run.json"  # a run.json that disagrees with its checkpoint
+    run.write_text(run.read_text().replace('"tiny-vgg"', '"tiny-resnet"').replace('"size": 16', '"size": 32'))
+    with pytest.raises(MinvertError, match="different architecture"):
+        train_command(_args(tmp_path / "r", epochs=2, resume=True, **{k: None for k in (
+            "arch", "size", "data", "n", "val_n", "batch", "optimizer", "lr", "seed", "schedule",
+            "val_fraction")}), log=lambda *_: None)
     assert (tmp_path / "r" / "checkpoint.h5").read_bytes() == before
+
+
+def test_resume_takes_the_settings_of_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--epochs", "1", "--n", "4", "--val-n", "1",
+                 "--size", "16", "--batch", "8", "--test-n", "0"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--epochs", "2", "--resume"]) == 0  # --n 4 from run.json
+    assert "on 32 images" in capsys.readouterr().out  # 8 classes x 4, not the default 300
+    assert main(["train", "--out", str(out), "--epochs", "3", "--n", "5", "--resume"]) == 1
+    assert "--n 5: the run" in capsys.readouterr().err
 
 
 def _folder(root, classes, n=3, junk=()):

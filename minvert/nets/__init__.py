@@ -4,6 +4,9 @@ from ..errors import MinvertError
 
 def build(config, **kwargs):
     """Build the network an arch ``config`` dict describes (as stored in weight files)."""
+    if not isinstance(config, dict):
+        raise MinvertError(f"the model config is a {type(config).__name__}, not an object; "
+                           "the file is damaged")
     arch = config.get("arch")
     if arch == "vgg":
         from .vgg import build_vgg

@@ -31,6 +31,7 @@ from ..layers.activation import LeakyReLU, Sigmoid
 from ..layers.base import Layer
 from ..layers.conv import Conv2D, same_padding
 from ..layers.upsample import UpsampleNearest
+from .limits import check_config
 from .sequential import Network
 
 PAPER_CONFIG = {"arch": "decoder", "feature_size": 2048, "start": [4, 4, 128],
@@ -58,7 +59,7 @@ class FeatureToMap(Layer):
 
 
 def decoder_config(**overrides):
-    config = dict(PAPER_CONFIG, **overrides)
+    config = check_config(dict(PAPER_CONFIG, **overrides))
     h, w, c = config["start"]
     if h * w * c != config["feature_size"]:
         raise MinvertError(f"decoder start {h}x{w}x{c} holds {h * w * c} values but the feature "

@@ -29,6 +29,7 @@ from ..layers.conv import Conv2D
 from ..layers.dense import Dense
 from ..layers.norm import BatchNorm2D
 from ..layers.pool import GlobalAvgPool, MaxPool2D
+from .limits import check_config
 from .sequential import Network, Sequential
 
 BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
@@ -83,15 +84,15 @@ class ResidualBlock(Layer):
 def resnet_config(**overrides):
     depth = overrides.get("depth", 50)
     variant = overrides.get("variant", "v1.5")
-    if depth not in BLOCKS:
+    if depth not in tuple(BLOCKS):
         raise MinvertError(f"ResNet depth {depth} is not known; use one of {sorted(BLOCKS)}")
-    if variant not in VARIANT_DEFAULTS:
+    if variant not in tuple(VARIANT_DEFAULTS):
         raise MinvertError(f"ResNet variant {variant!r} is not known; use 'v1' or 'v1.5'")
     config = {"arch": "resnet", "depth": depth, "variant": variant, "width": 64,
               "num_classes": 1000, "include_top": True, "blocks": BLOCKS[depth],
               "bottleneck": depth >= 50, **VARIANT_DEFAULTS[variant]}
     config.update(overrides)
-    return config
+    return check_config(config)
 
 
 def _conv_bn(name, c_in, c_out, k, stride, config, rng, dtype):

@@ -24,6 +24,7 @@ from ..layers.conv import Conv2D
 from ..layers.dense import Dense
 from ..layers.pool import AvgPool2D, MaxPool2D
 from ..layers.shape import Flatten
+from .limits import check_config
 from .sequential import Network
 
 CONVS_PER_STAGE = {16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}
@@ -36,9 +37,10 @@ DEFAULT_CONFIG = {"arch": "vgg", "depth": 19, "widths": [64, 128, 256, 512, 512]
 def vgg_config(**overrides):
     config = dict(DEFAULT_CONFIG, **overrides)
     if "convs" not in config:
-        if config["depth"] not in CONVS_PER_STAGE:
+        if config["depth"] not in tuple(CONVS_PER_STAGE):
             raise MinvertError(f"VGG depth {config['depth']} is not known; use 16 or 19")
         config["convs"] = CONVS_PER_STAGE[config["depth"]]
+    check_config(config)  # types and sizes, before anything reads them
     if len(config["convs"]) != len(config["widths"]):
         raise MinvertError(f"VGG config: {len(config['convs'])} stages of convs but {len(config['widths'])} widths")
     if config["pool"] not in ("max", "avg"):

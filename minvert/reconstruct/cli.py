@@ -1,6 +1,7 @@
 """The command line of paper 003: ``minvert reconstruct extract | train | evaluate | decode``."""
 import argparse
 
+from ..errors import MinvertError, check_options
 from .features import extract
 
 
@@ -98,6 +99,7 @@ def add_cli(parser, device_args):
 
 
 def _run_extract(args):
+    check_options(args, minimum={"batch": 1, "target_size": 4})
     r = extract(args.images, args.model, args.out, batch_size=args.batch, target_size=args.target_size,
                 device=args.device)
     return 1 if r["total"] == 0 else 0
@@ -105,6 +107,10 @@ def _run_extract(args):
 
 def _run_train(args):
     from .train import train
+    check_options(args, minimum={"epochs": 1, "batch_size": 1, "n_train": 1, "seed": 0,
+                                 "checkpoint_every": 1}, positive=("lr", "rho", "eps"))
+    if args.rho is not None and not args.rho < 1:
+        raise MinvertError(f"--rho {args.rho}: Adadelta's decay must be below 1")
     decoder = {k: v for k, v in (("widths", args.widths), ("start", args.start)) if v is not None}
     train(args.cache, args.out, decoder=decoder or None, epochs=args.epochs, batch_size=args.batch_size,
           loss=args.loss, optimizer=args.optimizer, lr=args.lr, rho=args.rho, eps=args.eps,
@@ -115,6 +121,7 @@ def _run_train(args):
 
 def _run_evaluate(args):
     from .evaluate import evaluate
+    check_options(args, minimum={"max_train": 1})
     evaluate(args.run, args.cache, encoder=args.encoder, max_train=args.max_train, device=args.device)
     return 0
 

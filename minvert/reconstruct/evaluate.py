@@ -20,7 +20,6 @@ It writes evaluation.json (every number, with counts) and contact_sheet.png (rec
 original pairs for up to 8 training and 8 held-out images, then the random decodes) into the run
 folder. ``decode(run_dir, inputs, out_dir)`` turns .npy feature vectors or images into PNGs.
 """
-import json
 from pathlib import Path
 
 import numpy as np
@@ -158,8 +157,10 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
                      "candidates": len(c), "settings": run["settings"]}, {}
     log_path = run_dir / "log.jsonl"
     if log_path.is_file():
-        lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()]
-        result.update(epochs_trained=len(lines), final_loss=lines[-1]["loss"] if lines else None)
+        from ..weights.hdf5 import json_text
+        lines = [json_text(x, str(log_path)) for x in log_path.read_text().splitlines() if x.strip()]
+        last = lines[-1] if lines and isinstance(lines[-1], dict) else {}
+        result.update(epochs_trained=len(lines), final_loss=last.get("loss"))
     for name, label, rows in (("train", "train", split["train"][:max_train]),
                               ("held_out", "held-out", split["test"])):
         result[name], pairs[label] = _score(net, enc, c, rows, size, mean_img, mean_feat)
@@ -186,14 +187,22 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
 
 
 def _load_vectors(path, D):
-    try:
-        a = np.load(path, allow_pickle=False)
+    from ..weights.hdf5 import read_budget
+    try:  # mapped first: the declared shape is checked before anything is read
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise FormatError(f"{path} is not a readable .npy array ({' '.join(str(e).split())})") from None
-    if a.ndim not in (1, 2) or a.shape[-1] != D or not np.issubdtype(a.dtype, np.number):
+        raise FormatError(f"{path} is not a readable .npy array ({' '.join(str(e).split())[:200]})"
+                          ) from None
+    if a.ndim not in (1, 2) or a.shape[-1] != D or a.dtype.kind not in "fiu":
         raise ShapeError(f"{path} holds a {a.dtype} array of shape {a.shape}; this decoder takes "
                          f"({D},) or (N, {D}) feature vectors")
-    return a.reshape(-1, D).astype(np.float32), a.ndim == 1
+    if a.nbytes > read_budget():
+        raise FormatError(f"{path}: {a.nbytes / 2**20:,.0f} MB of vectors, more than the read budget "
+                          "(MINVERT_MAX_READ_MB)")
+    v = np.array(a, dtype=np.float32).reshape(-1, D)
+    if not np.isfinite(v).all():
+        raise FormatError(f"{path} holds NaN or infinite values; give finite feature vectors")
+    return v, a.ndim == 1
 
 
 def decode(run_dir, inputs, out_dir, model=None, force=False, log=print, device=None):

@@ -28,11 +28,14 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import FormatError, MinvertError
+from ..weights.hdf5 import (open_h5, read_array, read_budget, read_int_attr, read_json_attr,
+                            read_text_attr)
 
 CACHE_FORMAT = "minvert-feature-cache"
 _JSON_ATTRS = ("model_config", "preprocessing")
 _HEADER_KEYS = ("model", "model_path", "model_config", "model_sha256", "preprocessing",
                 "feature_size", "target_size", "target_resample")
+_LIMITS = {"feature_size": (1, 1 << 16), "target_size": (4, 4096), "count": (0, 1 << 31)}
 
 
 # encoder ---------------------------------------------------------------------------------
@@ -91,28 +94,40 @@ def encode(net, images, batch_size=16):
 
 # feature cache -----------------------------------------------------------------------------
 def _open_h5(path, mode="r"):
+    """The cache opened for reading under minvert's HDF5 reader policy (weights/hdf5.py);
+    mode "a" (appending) only after extract has read it that way."""
     import h5py
     if not Path(path).is_file():
         raise MinvertError(f"{path}: no such feature cache; create it with `minvert reconstruct extract`")
-    try:
-        return h5py.File(path, mode)
-    except OSError:
-        raise FormatError(f"{path} is not a readable feature cache (truncated, or not HDF5); "
-                          "extract again into a new file") from None
+    if mode == "r":
+        return open_h5(path, "a minvert feature cache", "; extract again into a new file")
+    return h5py.File(path, mode)
 
 
 def _read_header(f, path):
     """(header dict, row count) of an open cache, or a one-line FormatError."""
-    if f.attrs.get("format") != CACHE_FORMAT:
+    import h5py
+    if read_text_attr(f, "format", path) != CACHE_FORMAT:
         raise FormatError(f"{path} is an HDF5 file but not a minvert feature cache")
-    try:
-        header = {k: json.loads(f.attrs[k]) if k in _JSON_ATTRS else f.attrs[k] for k in _HEADER_KEYS}
-        header = {k: int(v) if isinstance(v, np.integer) else v for k, v in header.items()}
-        count = int(f.attrs["count"])
-        if any(f[k].shape[0] < count for k in ("features", "targets", "names")):
-            raise ValueError("fewer rows than 'count'")
-    except (KeyError, ValueError) as e:
-        raise FormatError(f"{path}: damaged feature cache ({e}); extract again into a new file") from None
+    header = {}
+    for k in _HEADER_KEYS:
+        if k in _JSON_ATTRS:
+            header[k] = read_json_attr(f, k, path)
+        elif k in ("feature_size", "target_size"):
+            header[k] = read_int_attr(f, k, path, *_LIMITS[k])
+        else:
+            header[k] = read_text_attr(f, k, path, default=None)
+            if header[k] is None:
+                raise FormatError(f"{path}: damaged feature cache (no '{k}'); extract again into a new file")
+    if not all(isinstance(header[k], dict) for k in _JSON_ATTRS):
+        raise FormatError(f"{path}: damaged feature cache (model_config or preprocessing is not "
+                          "an object); extract again into a new file")
+    count = read_int_attr(f, "count", path, *_LIMITS["count"])
+    for k in ("features", "targets", "names"):
+        d = f.get(k)
+        if not isinstance(d, h5py.Dataset) or not d.shape or d.shape[0] < count:
+            raise FormatError(f"{path}: damaged feature cache ('{k}' is missing or has fewer than "
+                              f"{count} rows); extract again into a new file")
     return header, count
 
 
@@ -134,17 +149,20 @@ def read_cache(path):
     """Load a whole feature cache (see the module docstring)."""
     with _open_h5(path) as f:
         header, n = _read_header(f, path)
-        try:
-            features = f["features"][:n].astype(np.float32)
-            targets = f["targets"][:n]
-            names = list(f["names"].asstr()[:n])
-        except (OSError, KeyError, ValueError, RuntimeError) as e:
-            raise FormatError(f"{path}: cannot read the cache ({' '.join(str(e).split())}); it may be "
-                              "truncated; extract again into a new file") from None
-    S, D = header["target_size"], header["feature_size"]
-    if features.shape != (n, D) or targets.shape != (n, S, S, 3) or targets.dtype != np.uint8:
-        raise FormatError(f"{path}: datasets have shapes {features.shape} and {targets.shape}; "
-                          f"expected ({n}, {D}) and ({n}, {S}, {S}, 3) uint8")
+        S, D = header["target_size"], header["feature_size"]
+        need, budget = n * (4 * D + 3 * S * S), read_budget()
+        if need > budget:
+            raise FormatError(f"{path}: {n} rows of {D}-d features and {S}px targets need "
+                              f"{need / 2**20:,.0f} MB, more than the read budget of "
+                              f"{budget / 2**20:,.0f} MB (raise MINVERT_MAX_READ_MB to load it)")
+        features = read_array(f["features"], path, "features", (n, D), rows=n)
+        features = features.astype(np.float32, copy=False)
+        targets = read_array(f["targets"], path, "targets", (n, S, S, 3), kinds="u", rows=n)
+        names = read_array(f["names"], path, "names", (n,), kinds="O", rows=n)
+    if targets.dtype != np.uint8 or not all(isinstance(v, bytes) and len(v) < 4096 for v in names):
+        raise FormatError(f"{path}: damaged feature cache (targets not uint8 or names not file "
+                          "paths); extract again into a new file")
+    names = [v.decode("utf-8", "replace") for v in names]
     return Cache(path, header, features, targets, names)
 
 
@@ -248,7 +266,8 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
     if out_cache.exists():
         with _open_h5(out_cache) as f:  # read-only first: a refused cache is never touched
             old, n = _read_header(f, out_cache)
-            done = set(f["names"].asstr()[:n])
+            done = {v.decode("utf-8", "replace") for v in
+                    read_array(f["names"], out_cache, "names", (n,), kinds="O", rows=n)}
         for key, what in (("model_sha256", "encoder"), ("preprocessing", "preprocessing"),
                           ("target_size", "target size"), ("target_resample", "target filter")):
             if old[key] != header[key]:
@@ -256,15 +275,33 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
                                    f"{old['target_size']}px targets; this run's {what} differs "
                                    f"({_describe_encoder(header)}, {target_size}px); nothing was "
                                    "changed: use another --out")
+    if not paths:
+        raise MinvertError(f"no image files in {', '.join(map(str, images))[:300]}: give image files "
+                           "or folders that hold them directly (sub-folders are not searched); "
+                           "nothing was written")
     todo = [p for p in paths if p not in done]
     log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
         f"{len(todo)} to do ({_describe_encoder(header)}, input {net.preprocessing.input_size}px, "
         f"targets {target_size}px)")
     skipped, added, start = [], 0, time.perf_counter()
     if todo:
-        f = _open_h5(out_cache, "a") if out_cache.exists() else _create_cache(out_cache, header)
-        with f:
-            added, skipped = _fill(f, net, todo, batch_size, target_size, header["target_resample"], log)
+        created, rows = not out_cache.exists(), 0
+        f = _open_h5(out_cache, "a") if not created else _create_cache(out_cache, header)
+        try:
+            with f:
+                try:
+                    added, skipped = _fill(f, net, todo, batch_size, target_size,
+                                           header["target_resample"], log)
+                finally:
+                    rows = int(f.attrs["count"])
+        finally:
+            if created and rows == 0:
+                out_cache.unlink(missing_ok=True)  # never leave an empty cache behind
+        if added == 0:
+            nested = any(os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)) for p in images)
+            raise MinvertError(f"none of the {len(todo)} file(s) could be read as images "
+                               f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added"
+                               + ("; sub-folders are not searched, give them" if nested else ""))
     total = len(done) + added
     if skipped:
         shown = ", ".join(skipped[:20]) + (f" ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")

@@ -15,7 +15,6 @@ Settings that change the trajectory are stored in run.json; ``--resume`` takes t
 """
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -107,12 +106,10 @@ def make_split(n, split, seed=0, n_train=None):
 
 # run folder -----------------------------------------------------------------------------------
 def write_json(path, obj):
-    """Atomic JSON write (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    """Atomic JSON write (temporary file + rename, removed on failure)."""
+    from ..weights.project import atomic_write
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1))
 
 
 def read_run(run_dir):
@@ -123,9 +120,16 @@ def read_run(run_dir):
     try:
         with open(path) as f:
             run = json.load(f)
-        missing = [k for k in ("decoder", "cache", "split", "settings") if k not in run]
-    except (ValueError, TypeError) as e:
-        missing = [" ".join(str(e).split())]
+        missing = [k for k in ("decoder", "cache", "split", "settings")
+                   if not isinstance(run.get(k), dict)]
+        rows = [] if missing else [run["split"].get(k) for k in ("train", "test")]
+        if rows and not all(isinstance(r, list) and all(type(i) is int and i >= 0 for i in r)
+                            for r in rows):
+            missing = ["split rows"]
+        if not missing and not isinstance(run["cache"].get("feature_size"), int):
+            missing = ["cache feature_size"]
+    except (ValueError, TypeError, AttributeError, RecursionError, UnicodeDecodeError):
+        missing = ["valid JSON"]
     if missing:
         raise FormatError(f"{path} is damaged ({missing[0]} missing or unreadable); train again "
                           "into a new folder")

@@ -1,5 +1,5 @@
 """The command line of paper 000: ``minvert transform``."""
-from ..errors import MinvertError
+from ..errors import MinvertError, check_options
 from .losses import Multipliers
 from .objective import Settings
 from .optimize import transform
@@ -51,6 +51,9 @@ def run(args):
     from ..images import load_image, load_mask
     from ..labels import net_labels
     from ..weights import load_model
+    check_options(args, minimum={"iters": 1, "history": 1, "jitter": 0, "size": 1, "seed": 0,
+                                 "snapshot_every": 0},
+                  positive=("lr",), finite=("content", "style", "tv", "color"))
     img = load_image(args.image)
     mask = load_mask(args.mask, img.shape[:2]) if args.mask else None
     preset = PRESETS[args.preset] if args.preset else None
@@ -62,6 +65,9 @@ def run(args):
     if preset is not None and preset.mask and not args.mask:
         print(f"preset {args.preset}: the paper used a {preset.mask} mask; pass it with --mask FILE")
     net = load_model(args.model, device=args.device)
+    if net.config.get("arch") != "vgg":
+        raise MinvertError(f"--model {args.model} is a {net.config.get('arch')}; transform needs a "
+                           "VGG classifier (vgg19, tiny-vgg-textures or a VGG .h5)")
     target = net_labels(net).index(args.target if args.target is not None else preset.target)
     base = preset.multipliers if preset else Multipliers()
     mult = Multipliers(*(getattr(base, k) if getattr(args, k) is None else getattr(args, k)

@@ -40,10 +40,9 @@ def read_source(src, arch=None):
     from ..images import PRESETS
     kind = sniff_format(src)
     if kind == "keras":
-        from .keras_h5 import detect_keras_arch, keras_to_minvert, read_keras_h5
-        layers = read_keras_h5(src)
-        config = detect_keras_arch(layers, arch=arch)
-        return config, keras_to_minvert(layers, config), PRESETS["keras"], kind
+        from .keras_h5 import load_keras_h5
+        config, weights = load_keras_h5(src, arch=arch)
+        return config, weights, PRESETS["keras"], kind
     from .torch_pth import read_pth
     from .torchvision_map import detect_torchvision_arch, torchvision_to_minvert
     from .zoo import ZOO

@@ -119,8 +119,9 @@ def _kept(part):
     return "nothing was kept"
 
 
-def _transfer(url, part, expected_size, chunk, timeout, out, progress):
-    """One HTTP request that fills ``part`` to the end; raises _Resumable or MinvertError."""
+def _transfer(url, part, expected_size, chunk, timeout, out, progress, max_size=None, end=None):
+    """One HTTP request that fills ``part`` to the end; raises _Resumable or MinvertError.
+    max_size: bytes the file may not exceed; end: time.monotonic() deadline of the download."""
     have = part.stat().st_size if part.exists() else 0
     if expected_size is not None and have >= expected_size:
         if have == expected_size:
@@ -139,7 +140,7 @@ def _transfer(url, part, expected_size, chunk, timeout, out, progress):
             if total == have:
                 return  # the server says the part already holds the whole file
             part.unlink()  # the part is longer than the remote file: not a prefix of it
-            return _transfer(url, part, expected_size, chunk, timeout, out, progress)
+            return _transfer(url, part, expected_size, chunk, timeout, out, progress, max_size, end)
         msg = f"download failed: HTTP {e.code} {e.reason} for {url}"
         if e.code in (408, 429) or e.code >= 500:
             raise _Resumable(msg)
@@ -155,7 +156,7 @@ def _transfer(url, part, expected_size, chunk, timeout, out, progress):
             if not m or int(m.group(1)) != have:
                 resp.close()
                 part.unlink()  # a range we did not ask for: start again cleanly
-                return _transfer(url, part, expected_size, chunk, timeout, out, progress)
+                return _transfer(url, part, expected_size, chunk, timeout, out, progress, max_size, end)
             total = _total_from_content_range(resp.headers.get("Content-Range"))
             length = resp.headers.get("Content-Length")
             if total is None and length and length.isdigit():
@@ -172,21 +173,36 @@ def _transfer(url, part, expected_size, chunk, timeout, out, progress):
                 part.unlink()
             raise MinvertError(f"{url} is {total:,} bytes, expected {expected_size:,}: the server "
                                "holds a different file; nothing was kept")
+        if total is not None and max_size is not None and total > max_size:
+            part.unlink(missing_ok=True)
+            raise MinvertError(f"{url} is {total:,} bytes, more than the {max_size:,} this file can "
+                               "be: the server holds a different file; nothing was kept")
 
         bar = _Progress(out, total, have, progress)
         done = have
         with open(part, mode) as f:
             while True:
-                try:
-                    buf = resp.read(chunk)
+                try:  # read1: whatever has arrived, so a trickle still meets the deadline check
+                    buf = resp.read1(chunk)
                 except (OSError, http.client.HTTPException) as e:
                     bar.finish(done)
-                    raise _Resumable(f"download of {url} interrupted after {done:,} bytes ({e})")
+                    why = f"nothing received for {timeout:g} s" if isinstance(e, TimeoutError) else e
+                    raise _Resumable(f"download of {url} interrupted after {done:,} bytes ({why})")
                 if not buf:
                     break
                 f.write(buf)
                 done += len(buf)
                 bar.update(done)
+                if max_size is not None and done > max_size:
+                    bar.finish(done)
+                    f.close()
+                    part.unlink(missing_ok=True)
+                    raise MinvertError(f"{url} sent more than {max_size:,} bytes, more than this "
+                                       "file can be; the download was deleted")
+                if end is not None and time.monotonic() > end:
+                    bar.finish(done)
+                    raise MinvertError(f"download of {url} passed its deadline after {done:,} "
+                                       f"bytes (the server is too slow); {_kept(part)}")
         bar.finish(done)
     if total is not None and done < total:
         raise _Resumable(f"download of {url} interrupted: connection closed after "
@@ -194,7 +210,7 @@ def _transfer(url, part, expected_size, chunk, timeout, out, progress):
 
 
 def download(url, dest, expected_hash=None, hash_kind="md5", expected_size=None, progress=True,
-             chunk=CHUNK, timeout=60, out=None, retries=0):
+             chunk=CHUNK, timeout=60, out=None, retries=0, max_size=None, deadline=None):
     """Download ``url`` to ``dest`` (resuming ``dest.part``), check it, move it into place.
 
     expected_hash: hex digest to check, of kind ``hash_kind``: "md5" (full digest), "sha256" (full)
@@ -202,8 +218,11 @@ def download(url, dest, expected_hash=None, hash_kind="md5", expected_size=None,
     expected_size: exact size in bytes, checked when given (never pass an approximate size).
     progress: rewrite a progress line (percent, MB, MB/s, ETA) on ``out``, which also gets notes;
         ``out`` defaults to sys.stderr, looked up at call time.
-    timeout: seconds for connecting and for each read. retries: extra tries that resume after a
-        network error or an HTTP 5xx (0: one try; the .part is kept for a later call).
+    timeout: stall timeout, seconds for connecting and for each read. retries: extra tries that
+        resume after a network error or an HTTP 5xx (0: one try; the .part is kept for a later call).
+    max_size: bytes the file may not exceed (default: expected_size, else 2 GiB); a longer body
+        is cut off and deleted. deadline: seconds for the whole download, all tries (default
+        10 minutes plus 50 kB/s of max_size); past it the download stops, keeping the part.
     Returns Path(dest). Raises MinvertError (one line) on any failure: HTTP/connection errors name
     the URL and status and say whether a partial download was kept; a size or hash mismatch deletes
     the download and says so.
@@ -212,12 +231,25 @@ def download(url, dest, expected_hash=None, hash_kind="md5", expected_size=None,
     if not re.match(r"https?://", url):
         raise MinvertError(f"cannot download {url}: only http:// and https:// URLs are supported")
     dest = Path(dest)
+    max_size = max_size or expected_size or 1 << 31
+    end = time.monotonic() + (deadline if deadline is not None else 600 + max_size / 50_000)
+    made = _made_dirs(dest.parent, dest.anchor)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download(url, dest, expected_hash, hash_kind, expected_size, progress, chunk,
+                         timeout, out, retries, max_size, end)
+    except BaseException:
+        _remove_if_empty(made)  # nothing kept: no folder of ours is left behind either
+        raise
+
+
+def _download(url, dest, expected_hash, hash_kind, expected_size, progress, chunk, timeout, out,
+              retries, max_size, end):
     part = dest.with_name(dest.name + ".part")
     attempt = 0
     while True:
         try:
-            _transfer(url, part, expected_size, chunk, timeout, out, progress)
+            _transfer(url, part, expected_size, chunk, timeout, out, progress, max_size, end)
             break
         except _Resumable as e:
             if attempt >= retries:
@@ -245,10 +277,30 @@ def download(url, dest, expected_hash=None, hash_kind="md5", expected_size=None,
 
 # ---------------------------------------------------------------------------- zoo downloads
 
+def _made_dirs(path, top):
+    """The folders from ``path`` up to ``top`` that do not exist yet (deepest first)."""
+    made, path, top = [], Path(path).absolute(), Path(top).absolute()
+    while not path.exists():
+        made.append(path)
+        if path == top or path.parent == path:
+            break
+        path = path.parent
+    return made
+
+
+def _remove_if_empty(folders):
+    for d in folders:
+        try:
+            d.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+
+
 def download_weights(name, dest_dir=None, convert=None, force=False, out=None, progress=True,
-                     retries=3, keep_original=True):
+                     retries=3, keep_original=True, deadline=None, timeout=60):
     """Fetch zoo entry ``name``, verify it, and convert it to ``<dest_dir>/<name>.h5``.
 
+    A failed run leaves no folder it created empty behind. deadline, timeout: as in :func:`download`.
     dest_dir: default ``default_download_dir()``. convert: ``convert(src, dst, arch=...)`` writing
     the project format (the CLI passes ``minvert.convert``); None: download and verify only.
     A verified original already in place is not downloaded again, and an existing ``<name>.h5`` is
@@ -265,6 +317,17 @@ def download_weights(name, dest_dir=None, convert=None, force=False, out=None, p
         _say(out, f"{name}: already converted: {project}")
         return project
 
+    made = _made_dirs(original.parent, dest_dir)
+    try:
+        return _fetch_and_convert(entry, name, dest_dir, project, original, part, convert, force,
+                                  out, progress, retries, keep_original, deadline, timeout)
+    except BaseException:
+        _remove_if_empty(made)
+        raise
+
+
+def _fetch_and_convert(entry, name, dest_dir, project, original, part, convert, force, out,
+                       progress, retries, keep_original, deadline, timeout):
     have_original = False
     if original.is_file() and not force:
         if _hash_ok(_digest(original, entry.hash_kind), entry.hash_kind, entry.hash):
@@ -279,7 +342,8 @@ def download_weights(name, dest_dir=None, convert=None, force=False, out=None, p
                 p.unlink()
         _say(out, f"{name}: downloading {entry.url}")
         download(entry.url, original, entry.hash, entry.hash_kind, entry.size, progress=progress,
-                 out=out, retries=retries)
+                 out=out, retries=retries, max_size=entry.max_size, deadline=deadline,
+                 timeout=timeout)
         _say(out, f"{name}: {entry.hash_kind} {entry.hash} ok: {original}")
 
     if convert is None:

@@ -26,7 +26,8 @@ import re
 import h5py
 import numpy as np
 
-from ..errors import FormatError, ShapeError
+from ..errors import FormatError, MinvertError, ShapeError
+from .hdf5 import check_attr_size, open_h5, read_array, read_budget
 
 VGG_CONVS = {16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}
 RESNET_BLOCKS = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
@@ -43,11 +44,11 @@ def _text(v):
 def _string_list_attr(obj, name):
     """Keras' ``load_attributes_from_hdf5_group``: list of str, or None if absent."""
     if name in obj.attrs:
-        chunks = [obj.attrs[name]]
+        chunks = [_bounded_attr(obj, name)]
     else:
         chunks, i = [], 0
         while f"{name}{i}" in obj.attrs:
-            chunks.append(obj.attrs[f"{name}{i}"])
+            chunks.append(_bounded_attr(obj, f"{name}{i}"))
             i += 1
         if not chunks:
             return None
@@ -60,6 +61,11 @@ def _string_list_attr(obj, name):
             raise FormatError(f"attribute {name!r} of {obj.name!r} holds {chunk.dtype} values, not names")
         out.extend(_text(v) for v in chunk.reshape(-1))
     return out
+
+
+def _bounded_attr(obj, key):
+    check_attr_size(obj, key, obj.file.filename)
+    return obj.attrs[key]
 
 
 def _not_keras(f, path):
@@ -79,24 +85,32 @@ def read_keras_h5(path):
     Returns a list, in the file's ``layer_names`` order (layers without weights included), of
     ``(layer_name, [arrays], [weight_names])``; arrays are NumPy, dtype as stored, Keras
     layout, in ``weight_names`` order. Raises FormatError for a missing, non-HDF5, truncated
-    or non-Keras file.
+    or non-Keras file, or one whose arrays together declare more than the read budget
+    (:func:`minvert.weights.hdf5.read_budget`); :func:`load_keras_h5` bounds them by the
+    architecture instead.
     """
+    with _open(path) as f:
+        layers = _read_layers(f, path)
+        declared = sum(d.size * d.dtype.itemsize for _, ds, _ in layers for d in ds)
+        if declared > read_budget():
+            raise FormatError(f"{path}: the weights declare {declared / 2**20:,.0f} MB, more than "
+                              f"the read budget (MINVERT_MAX_READ_MB={read_budget() >> 20})")
+        return _read_arrays(layers, path)
+
+
+def _open(path):
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FormatError(f"{path}: no such file")
-    if not h5py.is_hdf5(path):
-        raise FormatError(f"{path} is not an HDF5 file; expected Keras weights (.h5)")
-    try:
-        with h5py.File(path, "r") as f:
-            return _read_layers(f, path)
-    except FormatError:
-        raise
-    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise FormatError(f"{path}: cannot read the HDF5 data, the file is truncated or corrupt ({msg})") from e
+    return open_h5(path, "Keras weights (.h5)")
+
+
+def _read_arrays(layers, path):
+    """Datasets -> float arrays (finite, as stored); everything else is refused."""
+    return [(name, [read_array(d, path, d.name, shape=d.shape) for d in ds], wnames)
+            for name, ds, wnames in layers]
 
 
 def _read_layers(f, path):
+    """Like :func:`read_keras_h5`, with the h5py datasets in place of the arrays (not read)."""
     root = f
     if "layer_names" not in f.attrs and "layer_names0" not in f.attrs and "model_weights" in f:
         root = f["model_weights"]  # full-model file (model.save)
@@ -114,7 +128,7 @@ def _read_layers(f, path):
             dset = group.get(wname)
             if not isinstance(dset, h5py.Dataset):
                 raise FormatError(f"{path}: layer {name!r} lists weight {wname!r} but has no such dataset")
-            arrays.append(np.asarray(dset[()]))
+            arrays.append(dset)
         layers.append((name, arrays, weight_names))
     return layers
 
@@ -179,6 +193,8 @@ def _detect_vgg(w):
         raise FormatError(f"VGG-style layer names with {counts} convolutions per block, which is "
                           "neither VGG16 [2, 2, 3, 3, 3] nor VGG19 [2, 2, 4, 4, 4]")
     widths = [int(_kernel_shape(w, f"block{b}_conv1", 4)[3]) for b in range(1, 6)]
+    if min(widths) < 1:
+        raise ShapeError(f"VGG block widths {widths}: a block without filters")
     config = {"arch": "vgg", "depth": depth, "widths": widths, "fc": None, "num_classes": None,
               "include_top": "fc1" in w, "pool": "max", "input_size": 224}
     if config["include_top"]:
@@ -361,7 +377,20 @@ def keras_to_minvert(layers, config=None):
 
 
 def load_keras_h5(path, arch=None):
-    """(config, canonical weights) of a Keras .h5 file; ``arch`` as in :func:`detect_keras_arch`."""
-    layers = read_keras_h5(path)
-    config = detect_keras_arch(layers, arch)
+    """(config, canonical weights) of a Keras .h5 file; ``arch`` as in :func:`detect_keras_arch`.
+
+    The architecture is detected from the declared shapes alone and checked against
+    minvert's limits, and every shape against it, before any array is read: the
+    architecture is the read budget."""
+    from ..nets.resnet import resnet_config
+    from ..nets.vgg import vgg_config
+    with _open(path) as f:
+        declared = _read_layers(f, path)
+        config = detect_keras_arch(declared, arch)
+        try:
+            (vgg_config if config["arch"] == "vgg" else resnet_config)(**config)  # limits
+        except MinvertError as e:
+            raise FormatError(f"{path}: {e}") from None
+        wanted = {kname for _, kname, _, _ in _match(declared, config)}
+        layers = _read_arrays([(n, ds if n in wanted else [], w) for n, ds, w in declared], path)
     return config, keras_to_minvert(layers, config)

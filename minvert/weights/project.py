@@ -8,17 +8,23 @@ One group per weighted layer, named like the layer in the network (``conv1_1``,
 ``layer1.0.bn1``, ...), holding datasets ``w, b`` (conv: (F, C, KH, KW); dense: (out, in))
 and ``gamma, beta, mean, var`` (batch-norm).
 
-Files are written to a temporary name in the same folder and renamed, so an interrupted
-write never leaves a half-written file under the real name.
+Files are written to a temporary name in the same folder and renamed (:func:`atomic_write`),
+so an interrupted write never leaves a half-written file under the real name. Reading follows
+the HDF5 reader policy of :mod:`minvert.weights.hdf5`: the config is checked against the
+limits of :mod:`minvert.nets.limits` before the network is built, and every array's declared
+shape against the network's before it is read.
 """
+import glob
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ..backend import array_module, default_device, get_array_module, to_numpy
 from ..errors import FormatError, MinvertError, ShapeError
+from .hdf5 import open_h5, read_array, read_int_attr, read_json_attr, read_text_attr
 
 FORMAT_VERSION = 1
 
@@ -36,15 +42,7 @@ def assign_weights(net, weights, what="weights"):
     anything left over is an error too (the file was made for another architecture).
     """
     expected = dict(net.weighted_layers())
-    missing = [n for n in expected if n not in weights]
-    extra = [n for n in weights if n not in expected]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing layer(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-        if extra:
-            parts.append(f"unexpected layer(s) {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}")
-        raise FormatError(f"{what} do not match the {net.config.get('arch')} architecture: {'; '.join(parts)}")
+    check_layer_names(expected, weights, what)
     for name, layer in expected.items():
         for store in (layer.params, layer.state):
             for k, old in store.items():
@@ -58,10 +56,55 @@ def assign_weights(net, weights, what="weights"):
     return net
 
 
+def check_layer_names(expected, names, what):
+    """FormatError unless ``names`` are exactly the weighted layers ``expected``."""
+    missing = [n for n in expected if n not in names]
+    extra = [n for n in names if n not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing layer(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+        if extra:
+            parts.append(f"unexpected layer(s) {', '.join(str(n)[:80] for n in extra[:3])}"
+                         f"{' ...' if len(extra) > 3 else ''}")
+        raise FormatError(f"{what} do not match the architecture: {'; '.join(parts)}")
+
+
 def _like(old, new):
     """``new`` as an array of ``old``'s dtype on ``old``'s device."""
     xp = get_array_module(old)
     return xp.asarray(new.astype(old.dtype, copy=False))
+
+
+@contextmanager
+def atomic_write(path):
+    """Yield a temporary path beside ``path`` that replaces ``path`` when the block succeeds.
+
+    The temporary ``.NAME.tmpPID`` is removed on any failure; ones left by killed runs (their
+    process is gone) are swept first, so hidden files never pile up.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
+        pid = old.name.rsplit(".tmp", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def save(net, path, source=None, force=False):
@@ -70,69 +113,91 @@ def save(net, path, source=None, force=False):
     if path.exists() and not force:
         raise MinvertError(f"{path} exists; choose another name or pass --force to overwrite it")
     import h5py
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = "minvert"
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["arch"] = net.config["arch"]
-            f.attrs["config"] = json.dumps(net.config)
-            pre = getattr(net, "preprocessing", None)
-            f.attrs["preprocessing"] = json.dumps(pre.to_dict() if pre is not None else None)
-            f.attrs["labels"] = json.dumps(getattr(net, "labels", None))
-            f.attrs["source"] = json.dumps(source)
-            for name, arrays in network_weights(net).items():
-                group = f.create_group(name)
-                for k, v in arrays.items():
-                    group.create_dataset(k, data=v)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = "minvert"
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["arch"] = net.config["arch"]
+        f.attrs["config"] = json.dumps(net.config)
+        pre = getattr(net, "preprocessing", None)
+        f.attrs["preprocessing"] = json.dumps(pre.to_dict() if pre is not None else None)
+        f.attrs["labels"] = json.dumps(getattr(net, "labels", None))
+        f.attrs["source"] = json.dumps(source)
+        for name, arrays in network_weights(net).items():
+            group = f.create_group(name)
+            for k, v in arrays.items():
+                group.create_dataset(k, data=v)
     return path
+
+
+_NOT_OURS = "; if it holds Keras or torch weights, convert it with `minvert convert SRC OUT.h5`"
 
 
 def read_header(path):
     """The root attributes of a project file as Python values; FormatError if it is not one."""
-    import h5py
-    path = Path(path)
-    if not path.is_file():
-        raise MinvertError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise FormatError(f"{path} is not an HDF5 file (truncated or another format); "
-                          f"convert weights with `minvert convert`") from None
-    with f:
-        if f.attrs.get("format") != "minvert":
-            raise FormatError(f"{path} is an HDF5 file but not a minvert weight file; "
-                              f"if it holds Keras weights, run `minvert convert {path} OUT.h5`")
-        try:
-            header = {k: json.loads(f.attrs[k]) for k in ("config", "preprocessing", "labels", "source")}
-        except (KeyError, ValueError) as e:
-            raise FormatError(f"{path}: damaged header ({e}); convert or download it again") from None
-        header["format_version"] = int(f.attrs.get("format_version", 0))
-    if header["format_version"] > FORMAT_VERSION:
-        raise FormatError(f"{path} was written by a newer minvert (format {header['format_version']}); upgrade minvert")
+    with open_h5(path, "a minvert weight file", _NOT_OURS) as f:
+        return _header(f, path)
+
+
+def _header(f, path):
+    if read_text_attr(f, "format", path) != "minvert":
+        raise FormatError(f"{path} is an HDF5 file but not a minvert weight file{_NOT_OURS}")
+    version = read_int_attr(f, "format_version", path)
+    if version > FORMAT_VERSION:
+        raise FormatError(f"{path} was written by a newer minvert (format {version}); upgrade minvert")
+    header = {k: read_json_attr(f, k, path) for k in ("config", "preprocessing", "labels", "source")}
+    header["format_version"] = version
+    for key, kind in (("config", dict), ("preprocessing", dict), ("labels", list), ("source", dict)):
+        if not isinstance(header[key], kind) and not (key != "config" and header[key] is None):
+            raise FormatError(f"{path}: attribute '{key}' holds a {type(header[key]).__name__}, "
+                              f"not a {kind.__name__}; the file is damaged")
+    labels = header["labels"]
+    if labels is not None and not all(isinstance(v, str) and len(v) < 1000 for v in labels):
+        raise FormatError(f"{path}: attribute 'labels' is not a list of class names; the file is damaged")
     return header
+
+
+def read_weights(group, net, path):
+    """{layer: {array: host array}} for ``net`` from an HDF5 group (a project file's root, a
+    checkpoint's "weights"); every array must have the net's shape before it is read."""
+    import h5py
+    expected = dict(net.weighted_layers())
+    check_layer_names(expected, list(group), str(path))
+    out = {}
+    for name, layer in expected.items():
+        g = group[name]
+        if not isinstance(g, h5py.Group):
+            raise FormatError(f"{path}: '{name}' is not a group of arrays; the file is damaged")
+        arrays = {**layer.params, **layer.state}
+        extra = [k for k in g if k not in arrays]
+        if extra:
+            raise FormatError(f"{path}: layer {name} has unexpected array(s) {', '.join(extra[:3])}")
+        out[name] = {k: read_array(g.get(k), path, f"{name}/{k}", shape=tuple(v.shape))
+                     for k, v in arrays.items()}
+    return out
 
 
 def load(path, dtype="float32", device=None):
     """Rebuild the network stored in ``path`` with its weights, preprocessing and labels."""
-    import h5py
     from ..images import Preprocessing
     from ..nets import build
-    header = read_header(path)
-    pre = header["preprocessing"]
-    net = build(header["config"], dtype=np.dtype(dtype),
-                preprocessing=Preprocessing.from_dict(pre) if pre else None,
-                labels=header["labels"])
-    try:
-        with h5py.File(path, "r") as f:
-            weights = {name: {k: f[name][k][()] for k in f[name]} for name in f}
-    except (OSError, KeyError) as e:
-        raise FormatError(f"{path}: cannot read the weights ({e}); the file may be truncated") from None
+    with open_h5(path, "a minvert weight file", _NOT_OURS) as f:
+        header = _header(f, path)
+        pre = header["preprocessing"]
+        try:
+            pre = Preprocessing.from_dict(pre) if pre else None
+        except MinvertError as e:
+            raise FormatError(f"{path}: {e}") from None
+        except (TypeError, ValueError, KeyError):
+            raise FormatError(f"{path}: damaged preprocessing record; convert or download it again") from None
+        try:
+            net = build(header["config"], dtype=np.dtype(dtype), preprocessing=pre,
+                        labels=header["labels"])
+        except MinvertError as e:
+            raise FormatError(f"{path}: {e}") from None
+        classes = net.config.get("num_classes") if net.config.get("include_top") else None
+        if net.labels is not None and classes is not None and len(net.labels) != classes:
+            raise FormatError(f"{path}: {len(net.labels)} labels for {classes} classes; the file is damaged")
+        weights = read_weights(f, net, path)
     assign_weights(net, weights, what=str(path))
     net.astype(np.dtype(dtype))
     net.source = header["source"]

@@ -16,14 +16,22 @@ torch.FloatStorage, key, location, numel[, view_metadata])``; torch >= 2.x uses
 ``_rebuild_tensor_v3(..., dtype)`` over a ``torch.storage.UntypedStorage`` (numel in bytes) for
 the newer dtypes (uint16/32/64). Offsets, sizes and strides count elements.
 
-Safety: ``find_class`` resolves only the globals a state dict needs (table ``_ALLOWED``) to
-stand-ins written here; any other global raises FormatError before anything is called. The
-stand-ins are instances whose ``__setstate__`` refuses, so BUILD can only touch the one
-OrderedDict subclass (whose BUILD state, ``_metadata``, is ignored), and REDUCE can only call
-the stand-ins, which check their arguments. Tensors stay placeholders until the pickle is done
-and every stride is bounds-checked against its storage before ``as_strided``.
+Safety (docs/weights.md, section 8, "Reader policy"): ``find_class`` resolves only the globals a state
+dict needs (table ``_ALLOWED``) to stand-ins written here; any other global raises FormatError
+before anything is called. The stand-ins are instances whose ``__setstate__`` refuses, so BUILD
+can only touch the one OrderedDict subclass (whose BUILD state, ``_metadata``, is ignored), and
+REDUCE can only call the stand-ins, which check their arguments. Before CPython's unpickler
+sees a pickle, ``pickle_scan.prescan`` walks its opcodes without building anything and bounds
+the memo index, the stack, the nesting depth and the number of objects any one object reaches
+(a "billion laughs" tuple graph is tiny on disk but endless to format or hash). Messages never
+format an object from the file beyond a few dozen characters (:func:`_short`). Zip archives
+must hold only STORED entries (what torch writes) with sizes inside the file and no duplicate
+names. Tensors stay placeholders until the pickle is done; every stride is bounds-checked
+against its storage before ``as_strided``, the same placeholder is materialised once, and all
+tensors together may not exceed their storages' bytes by more than :data:`_SLACK_BYTES`.
 """
 import collections
+import io
 import os
 import pickle
 import struct
@@ -32,6 +40,8 @@ import zipfile
 import numpy as np
 
 from ..errors import FormatError
+from .pickle_scan import MAX_PICKLE_BYTES as _MAX_PICKLE_BYTES, Refused as _Refused, \
+    prescan as _prescan, refuse as _bad, short as _short
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
@@ -51,12 +61,15 @@ _TORCH_DTYPES = {
 }
 
 
-class _Refused(pickle.UnpicklingError):
-    """Something a state dict never contains, or a tensor that does not add up."""
+_MAX_ZIP_ENTRIES = 100_000
+_SLACK_BYTES = 16 << 20      # tensors may exceed their storages (broadcasts) by this much
 
 
-def _bad(msg):
-    raise _Refused(msg)
+def _load(f, legacy):
+    """One pickle from ``f`` through :func:`_prescan`, then the allow-listed unpickler."""
+    _prescan(f)
+    unpickler = _SafeUnpickler(f, legacy)
+    return unpickler.load(), unpickler
 
 
 class _Inert:
@@ -109,8 +122,9 @@ class _StateDict(collections.OrderedDict):
 
 
 def _ints(t, what):
-    if not isinstance(t, tuple) or not all(type(v) is int and v >= 0 for v in t):
-        _bad(f"tensor {what} {t!r} is not a tuple of non-negative ints")
+    if not isinstance(t, tuple) or len(t) > 32 or not all(type(v) is int and 0 <= v < 2**62
+                                                          for v in t):
+        _bad(f"tensor {what} ({_short(t)}) is not a tuple of at most 32 non-negative ints")
     return t
 
 
@@ -118,11 +132,11 @@ def _tensor(storage, offset, size, stride, code=None, metadata=None):
     if not isinstance(storage, _StorageRef):
         _bad(f"tensor storage is a {type(storage).__name__}, not a storage")
     if type(offset) is not int or offset < 0:
-        _bad(f"tensor storage offset {offset!r} is not a non-negative int")
+        _bad(f"tensor storage offset {_short(offset)} is not a non-negative int")
     if len(_ints(size, "size")) != len(_ints(stride, "stride")):
         _bad(f"tensor size {size} and stride {stride} differ in length")
     if metadata and (not isinstance(metadata, dict) or set(metadata) - {"conj", "neg"}):
-        _bad(f"unsupported tensor metadata {metadata!r}")
+        _bad(f"unsupported tensor metadata ({_short(metadata)})")
     t = _Tensor()
     t.storage, t.offset, t.size, t.stride = storage, offset, size, stride
     t.code = code or storage.code
@@ -140,7 +154,7 @@ def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, meta
 
 def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None):
     if not isinstance(dtype, _Marker) or dtype.code is None or dtype.name.endswith("Storage"):
-        _bad(f"tensor dtype {dtype!r} is not a torch dtype")
+        _bad(f"tensor dtype ({_short(dtype)}) is not a torch dtype")
     return _tensor(storage, offset, size, stride, dtype.code, metadata)
 
 
@@ -151,7 +165,9 @@ def _rebuild_parameter(data, requires_grad, hooks, state=None):
 _ALLOWED = {
     ("collections", "OrderedDict"): _Call("collections.OrderedDict", _StateDict),
     ("torch", "Size"): _Call("torch.Size", tuple),
-    ("torch", "device"): _Call("torch.device", lambda *a: ":".join(str(v) for v in a)),
+    ("torch", "device"): _Call("torch.device", lambda *a: ":".join(
+        str(v) if type(v) in (str, int) and len(str(v)) < 64 else _bad("bad torch.device")
+        for v in a)),
     ("torch.storage", "UntypedStorage"): _Marker("torch.UntypedStorage", "u1"),
     ("torch", "UntypedStorage"): _Marker("torch.UntypedStorage", "u1"),
 }
@@ -185,20 +201,22 @@ class _SafeUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         sizes = (5, 6) if self.legacy else (5,)  # legacy adds view_metadata
         if not (isinstance(pid, tuple) and len(pid) in sizes and pid[0] == "storage"):
-            _bad(f"unsupported persistent id {str(pid)[:80]} (a pickled module or object?)")
+            _bad(f"unsupported persistent id ({_short(pid)}; a pickled module or object?)")
         stype, key, numel = pid[1], pid[2], pid[4]
         if not (isinstance(stype, _Marker) and stype.name.endswith("Storage")):
-            _bad(f"storage type {stype!r} is not a torch storage class")
-        if not isinstance(key, str) or type(numel) is not int or numel < 0:
-            _bad(f"bad storage key {key!r} or size {numel!r}")
+            _bad(f"storage type ({_short(stype)}) is not a torch storage class")
+        if not isinstance(key, str) or len(key) > 256 or type(numel) is not int or not 0 <= numel < 2**62:
+            _bad(f"bad storage key {_short(key)} or size {_short(numel)}")
         if self.storages.setdefault(key, (stype.code, numel)) != (stype.code, numel):
             _bad(f"storage '{key}' is declared twice with different types or sizes")
         view = pid[5] if len(pid) == 6 else None
         if view is None:
             return _StorageRef(key, stype.code, numel)
+        if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str)):
+            _bad(f"storage view ({_short(view)}) is not (key, offset, size)")
         vkey, off, vnumel = view
         if type(off) is not int or type(vnumel) is not int or not 0 <= off <= off + vnumel <= numel:
-            _bad(f"storage view {view!r} is outside storage '{key}'")
+            _bad(f"storage view ({_short(off)}, {_short(vnumel)}) is outside storage '{key}'")
         return _StorageRef(vkey, stype.code, vnumel, (key, off, vnumel))
 
 
@@ -249,8 +267,10 @@ def _storage_arrays(read_raw, byteorder):
             raise FormatError(f"tensor of type {code} over a storage of type {ref.code}")
         if (key, code) not in cache:
             cache[key, code] = _flat(read_raw(key, ref), code, byteorder)
+            storage_array.bytes_read += cache[key, code].nbytes
         flat = cache[key, code]
         return flat if code != ref.code else flat[off:off + numel]
+    storage_array.bytes_read = 0
     return storage_array
 
 
@@ -258,28 +278,57 @@ def _unwrap(obj):
     """Find the state dict: the object itself, or under 'state_dict' / 'model'."""
     for _ in range(3):
         if not isinstance(obj, dict):
-            raise FormatError(f"it holds a {type(obj).__name__}, not a state dict of tensors")
+            raise FormatError(f"it holds {_short(obj)}, not a state dict of tensors")
         if obj and all(isinstance(v, _Tensor) for v in obj.values()):
             break
         inner = [k for k in ("state_dict", "model", "model_state_dict") if k in obj]
         if not inner:
             bad = next((k for k, v in obj.items() if not isinstance(v, _Tensor)), None)
-            what = (f"'{bad}' is a {type(obj[bad]).__name__}" if bad is not None else "it is empty")
+            what = (f"{_short(bad)} is a {type(obj[bad]).__name__.strip('_')}" if bad is not None
+                    else "it is empty")
             raise FormatError(f"not a state dict of tensors: {what} (keys: "
-                              f"{', '.join(map(repr, list(obj)[:5]))})")
+                              f"{', '.join(_short(k) for k in list(obj)[:5])})")
         obj = obj[inner[0]]
     else:
         raise FormatError("no state dict found in nested checkpoint")
     keys = list(obj)
-    if not all(isinstance(k, str) for k in keys):
-        raise FormatError("state dict keys are not all strings")
+    if not all(isinstance(k, str) and len(k) < 1000 for k in keys):
+        raise FormatError("state dict keys are not all names (strings under 1000 characters)")
     if all(k.startswith("module.") for k in keys):  # DataParallel
         keys = [k[len("module."):] for k in keys]
     return dict(zip(keys, obj.values()))
 
 
-def _read_zip(f):
+def _checked_zip(f, size):
+    """The zip archive in ``f`` if every entry is as torch writes it: STORED (uncompressed),
+    sizes inside the file, each name once (torch would read the first, a zip tool the last)."""
     zf = zipfile.ZipFile(f)
+    infos, seen = zf.infolist(), set()
+    if any(i.filename.endswith("/constants.pkl") for i in infos[:_MAX_ZIP_ENTRIES]):
+        raise FormatError("a TorchScript archive (torch.jit.save), not a state dict; "
+                          "save model.state_dict() with torch.save")
+    if len(infos) > _MAX_ZIP_ENTRIES:
+        raise FormatError(f"a zip archive with {len(infos):,} entries; no torch.save file has that many")
+    for info in infos:
+        name = _short(info.filename)
+        if info.filename in seen:
+            raise FormatError(f"zip entry {name} appears twice; refused (readers disagree on which "
+                              "one counts)")
+        seen.add(info.filename)
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise FormatError(f"zip entry {name} is compressed (method {info.compress_type}); "
+                              "torch.save stores entries uncompressed, so this file was not "
+                              "written by torch")
+        if info.file_size != info.compress_size or info.header_offset + info.file_size > size:
+            raise FormatError(f"zip entry {name} declares {info.file_size:,} bytes, which do not "
+                              "fit in the file")
+    if sum(i.file_size for i in infos) > size:  # entries sharing bytes: a zip bomb's trick
+        raise FormatError("zip entries overlap (together they hold more bytes than the file)")
+    return zf
+
+
+def _read_zip(f, size):
+    zf = _checked_zip(f, size)
     names = zf.namelist()
     if not names or "/" not in names[0]:
         raise FormatError("a zip archive but not a torch.save file (no top-level folder)")
@@ -289,15 +338,18 @@ def _read_zip(f):
                           "save model.state_dict() with torch.save")
     if f"{prefix}/data.pkl" not in names:
         raise FormatError(f"a zip archive but not a torch.save file: no '{prefix}/data.pkl' "
-                          f"(entries: {', '.join(names[:3])})")
+                          f"(entries: {', '.join(_short(n) for n in names[:3])})")
     byteorder = "little"
     if f"{prefix}/byteorder" in names:
+        if zf.getinfo(f"{prefix}/byteorder").file_size > 16:
+            raise FormatError("the byteorder record is not 'little' or 'big'")
         byteorder = zf.read(f"{prefix}/byteorder").decode("ascii", "replace").strip()
         if byteorder not in ("little", "big"):
             raise FormatError(f"unknown byteorder record {byteorder!r}")
-    with zf.open(f"{prefix}/data.pkl") as p:
-        obj = _SafeUnpickler(p, legacy=False).load()
-    state, members = _unwrap(obj), set(names)
+    if zf.getinfo(f"{prefix}/data.pkl").file_size > _MAX_PICKLE_BYTES:
+        _bad("data.pkl is far larger than any state dict's")
+    obj, _ = _load(io.BytesIO(zf.read(f"{prefix}/data.pkl")), legacy=False)
+    state, members, budget = _unwrap(obj), set(names), _Budget()
 
     def read_raw(key, ref):
         name = f"{prefix}/data/{key}"
@@ -306,24 +358,24 @@ def _read_zip(f):
         if zf.getinfo(name).file_size != ref.numel * _itemsize(ref.code):
             raise FormatError(f"storage record '{name}' has {zf.getinfo(name).file_size} bytes, "
                               f"expected {ref.numel} x {_itemsize(ref.code)}")
+        budget.charge(zf.getinfo(name).file_size)
         return zf.read(name)
-    arrays = _storage_arrays(read_raw, "<" if byteorder == "little" else ">")
-    return {k: _materialize(t, arrays) for k, t in state.items()}
+    return _materialize_all(state, _storage_arrays(read_raw, "<" if byteorder == "little" else ">"))
 
 
 def _read_legacy(f, size):
-    if _SafeUnpickler(f, True).load() != MAGIC_NUMBER:
+    if _load(f, True)[0] != MAGIC_NUMBER:
         raise FormatError("a pickle file, but not one written by torch.save (no magic number)")
-    if _SafeUnpickler(f, True).load() != PROTOCOL_VERSION:
+    if _load(f, True)[0] != PROTOCOL_VERSION:
         raise FormatError("unsupported legacy torch protocol version")
-    if not isinstance(_SafeUnpickler(f, True).load(), dict):
+    if not isinstance(_load(f, True)[0], dict):
         raise FormatError("legacy torch file without sys_info")
-    unpickler = _SafeUnpickler(f, legacy=True)
-    obj = unpickler.load()
-    keys = _SafeUnpickler(f, True).load()
-    if not isinstance(keys, list) or set(keys) != set(unpickler.storages):
+    obj, unpickler = _load(f, True)
+    keys = _load(f, True)[0]
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) \
+            or len(keys) != len(set(keys)) or set(keys) != set(unpickler.storages):
         raise FormatError("storage key list does not match the storages the object uses")
-    raw = {}
+    raw, budget = {}, _Budget()
     for key in keys:  # records follow in key-list order: int64 LE count, then LE data
         code, numel = unpickler.storages[key]
         count = struct.unpack("<q", f.read(8))[0]
@@ -332,10 +384,45 @@ def _read_legacy(f, size):
         if count * _itemsize(code) > size - f.tell():
             raise FormatError(f"truncated file: storage '{key}' needs {count * _itemsize(code)} "
                               f"bytes, {size - f.tell()} are left")
+        budget.charge(count * _itemsize(code))
         raw[key] = f.read(count * _itemsize(code))
-    state = _unwrap(obj)
-    arrays = _storage_arrays(lambda key, ref: raw[key], "<")
-    return {k: _materialize(t, arrays) for k, t in state.items()}
+    return _materialize_all(_unwrap(obj), _storage_arrays(lambda key, ref: raw[key], "<"))
+
+
+class _Budget:
+    """Bytes of storage read so far, against the read budget (MINVERT_MAX_READ_MB)."""
+
+    def __init__(self):
+        from .hdf5 import read_budget
+        self.used, self.limit = 0, read_budget()
+
+    def charge(self, nbytes):
+        self.used += nbytes
+        if self.used > self.limit:
+            raise FormatError(f"the storages hold more than the read budget of "
+                              f"{self.limit / 2**20:,.0f} MB (MINVERT_MAX_READ_MB); refused")
+
+
+def _materialize_all(state, storage_array):
+    """{key: array} of the placeholders in ``state``. One placeholder shared by many keys is
+    materialised once (the keys share the array); all tensors together may exceed the bytes of
+    the storages they read by at most _SLACK_BYTES (stride-0 broadcasts)."""
+    done, out, tensor_bytes = {}, {}, 0
+    for key, t in state.items():
+        if id(t) not in done:
+            storage_array(t.storage, t.code)  # read (once) and counted before the budget check
+            itemsize = 4 if t.code == "bf16" else np.dtype(t.code).itemsize  # bf16 -> float32
+            tensor_bytes += int(np.prod(t.size, dtype=np.float64)) * itemsize
+            if tensor_bytes > storage_array.bytes_read + _SLACK_BYTES:
+                raise FormatError(f"the tensors would take {tensor_bytes / 2**20:,.0f} MB, far larger "
+                                  f"than the {storage_array.bytes_read / 2**20:,.0f} MB of data "
+                                  "stored; refused (shared or broadcast storages)")
+            done[id(t)] = _materialize(t, storage_array)
+            if done[id(t)].dtype.kind in "fc" and not np.isfinite(done[id(t)]).all():
+                raise FormatError(f"tensor {_short(key)} holds NaN or infinite values; the "
+                                  "weights are damaged")
+        out[key] = done[id(t)]
+    return out
 
 
 def read_pth(path):
@@ -348,12 +435,14 @@ def read_pth(path):
     pickle global outside the allow-list.
     """
     name = os.path.basename(str(path))
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise FormatError(f"{name}: not a regular file (a folder, pipe or device)")
     try:
         with open(path, "rb") as f:
             head = f.read(512)
             f.seek(0)
             if head[:4] == b"PK\x03\x04":
-                return _read_zip(f)
+                return _read_zip(f, os.fstat(f.fileno()).st_size)
             if head[257:262] == b"ustar":
                 raise FormatError("the pre-2017 tar torch format is not supported; re-save it")
             if head[:1] == b"\x80":
@@ -370,6 +459,6 @@ def read_pth(path):
     except zipfile.BadZipFile as e:
         raise FormatError(f"{name}: truncated or corrupt zip archive ({e})") from None
     except Exception as e:  # noqa: BLE001 - anything else the parser trips on is a bad file
-        msg = " ".join(str(e).split())[:200]
-        raise FormatError(f"{name}: corrupt or truncated torch file ({type(e).__name__}: {msg})"
-                          ) from None
+        words = [a for a in e.args if isinstance(a, str)]  # other args may be endless to format
+        msg = f" ({' '.join(words[0].split())[:200]})" if words else ""
+        raise FormatError(f"{name}: corrupt or truncated torch file{msg}") from None

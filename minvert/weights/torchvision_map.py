@@ -64,6 +64,8 @@ def _detect_vgg(sd, depth=None):
             raise FormatError(f"VGG convolutions at features indices {convs}, not torchvision's "
                               f"VGG{depth} layout {sum(_vgg_conv_indices(depth), [])}")
     widths = [_shape(sd, f"features.{s[0]}.weight", 4)[0] for s in _vgg_conv_indices(depth)]
+    if min(widths) < 1:
+        raise ShapeError(f"VGG stage widths {widths}: a stage without filters")
     config = {"arch": "vgg", "depth": depth, "widths": widths, "fc": None, "num_classes": None,
               "include_top": any(k.startswith("classifier.") for k in sd), "pool": "max",
               "input_size": 224}

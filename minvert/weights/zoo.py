@@ -4,7 +4,9 @@ Every URL and hash in ``ZOO`` comes from ``shared/reference/weights-formats.md``
 Keras files are checked by their full MD5 (what ``keras.utils.get_file`` uses for 32-hex hashes),
 torchvision files by the SHA-256 prefix written in their file name (what ``torch.hub`` checks).
 No exact byte sizes are known for these files; torchvision's ``_file_size`` meta gives approximate
-sizes in MB, kept in ``approx_mb`` for display only and never checked.
+sizes in MB, and the Keras files' are about as well known. ``approx_mb`` is shown by ``weights
+list`` and bounds a download (``ZooEntry.max_size``: 25% more), so a server that sends an
+endless body is cut off instead of filling the disk; it is never checked as an exact size.
 
 Search path (``weights_search_path``), first match wins:
 
@@ -40,7 +42,7 @@ class ZooEntry:
     url, filename: where it lives upstream and its upstream file name.
     hash_kind, hash: "md5" (full hex digest) or "sha256-prefix" (hex digest starts with ``hash``).
     size: exact size in bytes when known (checked), else None.
-    approx_mb: approximate size in MB for display only (never checked), else None.
+    approx_mb: approximate size in MB (2**20 bytes): shown, and the base of ``max_size``.
     source: "keras" or "torchvision"; arch: e.g. "vgg19", "resnet50" (passed to convert).
     include_top: whether the file holds the classifier head.
     """
@@ -56,10 +58,18 @@ class ZooEntry:
     size: int | None = None
     approx_mb: float | None = None
 
+    @property
+    def max_size(self):
+        """Bytes a download of this entry may reach before it is cut off: the exact size, else
+        approx_mb plus 25%, else 2 GiB."""
+        if self.size is not None:
+            return self.size
+        return int(self.approx_mb * 1.25 * 2**20) + (1 << 20) if self.approx_mb else 1 << 31
 
-def _keras(name, url_dir, filename, md5, arch, include_top, description):
+
+def _keras(name, url_dir, filename, md5, arch, include_top, approx_mb, description):
     return ZooEntry(name, url_dir + filename, filename, "md5", md5, "keras", arch, include_top,
-                    description)
+                    description, approx_mb=approx_mb)
 
 
 def _tv(name, filename, arch, approx_mb, description):
@@ -70,30 +80,30 @@ def _tv(name, filename, arch, approx_mb, description):
 
 _ENTRIES = [
     _keras("vgg19", _KERAS + "vgg19/", "vgg19_weights_tf_dim_ordering_tf_kernels.h5",
-           "cbe5617147190e668d6c5d5026f83318", "vgg19", True,
+           "cbe5617147190e668d6c5d5026f83318", "vgg19", True, 548.1,
            "Keras VGG19 with top: the Oxford Caffe VGG-19 (paper A's net), BGR caffe preprocessing"),
     _keras("vgg19-notop", _KERAS + "vgg19/", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-           "253f8cb515780f3b799900260a226db6", "vgg19", False,
+           "253f8cb515780f3b799900260a226db6", "vgg19", False, 76.4,
            "Keras VGG19 convolutional part only (no fc layers), BGR caffe preprocessing"),
     _keras("resnet50", _KERAS + "resnet/", "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-           "2cb95161c43110f7111970584f804107", "resnet50", True,
+           "2cb95161c43110f7111970584f804107", "resnet50", True, 98.1,
            "Keras ResNet50 v1 with top (current file), BN eps 1.001e-5, BGR caffe preprocessing"),
     _keras("resnet50-notop", _KERAS + "resnet/",
            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-           "4d473c1dd8becc155b73f8504c6f6626", "resnet50", False,
+           "4d473c1dd8becc155b73f8504c6f6626", "resnet50", False, 90.3,
            "Keras ResNet50 v1 without top (current file), BN eps 1.001e-5, BGR caffe preprocessing"),
     _keras("resnet50-legacy", _FCHOLLET_V02, "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-           "a7b3fe01876f51b976af0dea6bc144eb", "resnet50", True,
+           "a7b3fe01876f51b976af0dea6bc144eb", "resnet50", True, 98.1,
            "Keras legacy ResNet50 v0.2 with top (res2a_branch2a names, BN eps 1e-3)"),
     _keras("resnet50-legacy-notop", _FCHOLLET_V02,
            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-           "a268eb855778b3df3c7506639542a6af", "resnet50", False,
+           "a268eb855778b3df3c7506639542a6af", "resnet50", False, 90.3,
            "Keras legacy ResNet50 v0.2 without top: paper B's encoder (BN eps 1e-3)"),
     _keras("resnet101", _KERAS + "resnet/", "resnet101_weights_tf_dim_ordering_tf_kernels.h5",
-           "f1aeb4b969a6efcfb50fad2f0c20cfc5", "resnet101", True,
+           "f1aeb4b969a6efcfb50fad2f0c20cfc5", "resnet101", True, 171.3,
            "Keras ResNet101 v1 with top, BN eps 1.001e-5, BGR caffe preprocessing"),
     _keras("resnet152", _KERAS + "resnet/", "resnet152_weights_tf_dim_ordering_tf_kernels.h5",
-           "100835be76be38e30d865e96f2aaae62", "resnet152", True,
+           "100835be76be38e30d865e96f2aaae62", "resnet152", True, 231.6,
            "Keras ResNet152 v1 with top, BN eps 1.001e-5, BGR caffe preprocessing"),
     _tv("tv-vgg19", "vgg19-dcbb9e9d.pth", "vgg19", 548.051,
         "torchvision VGG19 IMAGENET1K_V1 (legacy .pth), RGB mean/std preprocessing"),
