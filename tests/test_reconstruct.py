@@ -325,3 +325,10 @@ def test_cli_runs_every_step(tmp_path, data, capsys):
     assert "extract" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         parser.parse_args(["train", str(cache), "--out", str(out), "--widths", "16,x"])
+
+
+def test_train_defaults_are_the_papers():
+    # BCE, Adadelta lr 1.0 rho 0.95 eps 1e-8 (tf.keras 2.1.2-tf in TF 1.5.0), batch 30
+    from minvert.reconstruct.train import DEFAULT_LR, DEFAULTS
+    assert (DEFAULTS["loss"], DEFAULTS["optimizer"], DEFAULT_LR["adadelta"], DEFAULTS["rho"],
+            DEFAULTS["eps"], DEFAULTS["batch_size"]) == ("bce", "adadelta", 1.0, 0.95, 1e-8, 30)

@@ -8,7 +8,7 @@ decoder itself is :mod:`minvert.nets.decoder` and Adadelta :mod:`minvert.optim`.
    (:meth:`ResNet.features`) plus the image resized to the decoder's target size.  (features.py)
 2. ``train``    cache -> run folder: the paper's upsampling decoder (:mod:`minvert.nets.decoder`),
    binary cross-entropy on its sigmoid output against targets in [0, 1], hand-coded Adadelta
-   with tf.keras 1.5's defaults (lr 1, rho 0.95, eps 1e-7), batch 30, and the paper code's split:
+   with tf.keras 2.1.2-tf's defaults (lr 1, rho 0.95, eps 1e-8), batch 30, and the paper code's split:
    the first 10 images of the cache are held out, the rest train.  (train.py)
 3. ``evaluate`` and ``decode``: metrics on training and held-out images, re-identification,
    random-vector decodes, reconstruction PNGs.  (evaluate.py)

@@ -46,7 +46,7 @@ def add_cli(parser, device_args):
     p = _cmd(sub, "train", "train the upsampling decoder on a feature cache", _run_train,
              "Train paper 003's decoder (4x4 start, 3x3 convs + LeakyReLU 0.2 + nearest 2x upsampling,\n"
              "2x2 sigmoid output) on the cache's features. Defaults are the paper code's: BCE loss,\n"
-             "Adadelta lr 1 rho 0.95 eps 1e-7, batch 30, the first 10 images held out. Writes run.json,\n"
+             "Adadelta lr 1 rho 0.95 eps 1e-8, batch 30, the first 10 images held out. Writes run.json,\n"
              "checkpoint.h5, log.jsonl, decoder.h5, loss.png, psnr.png into --out. Ctrl-C saves a\n"
              "checkpoint; --resume continues it bit-identically with the settings in run.json.\n\n"
              "example (64x64 output from 128-d features):\n"
@@ -62,7 +62,8 @@ def add_cli(parser, device_args):
     p.add_argument("--lr", type=float, help="learning rate (default: adadelta 1.0, adam 1e-3)")
     p.add_argument("--rho", type=float, help="Adadelta decay (default 0.95)")
     p.add_argument("--eps", type=float,
-                   help="Adadelta epsilon (default 1e-7 as Keras; Zeiler's paper: 1e-6)")
+                   help="Adadelta epsilon (default 1e-8, tf.keras 2.1.2-tf in TF 1.5.0 as the paper ran; "
+                        "later Keras: 1e-7; Zeiler's paper: 1e-6)")
     p.add_argument("--split", help="paper (first 10 held out, default), none, or fraction:F (seeded random)")
     p.add_argument("--n-train", type=int, metavar="N", help="use only the first N training images")
     p.add_argument("--widths", type=_ints, metavar="W1,W2,..",

@@ -5,8 +5,8 @@
 What the paper's code does, and the defaults here: decoder = :mod:`minvert.nets.decoder` (4x4
 start, 3x3 'same' convs, LeakyReLU 0.2, nearest 2x upsampling, 2x2 sigmoid output); loss =
 per-pixel binary cross-entropy on the sigmoid output, clipped as Keras clips (1e-7), against
-targets in [0, 1]; optimiser = hand-coded Adadelta, lr 1, rho 0.95, eps 1e-7 (tf.keras 1.5; the
-Adadelta paper uses eps 1e-6); batch 30; held-out set = the first 10 images of the cache.
+targets in [0, 1]; optimiser = hand-coded Adadelta, lr 1, rho 0.95, eps 1e-8 (tf.keras 2.1.2-tf in
+TensorFlow 1.5.0; 1e-7 is only its BCE clip; the Adadelta paper uses eps 1e-6); batch 30; held-out set = the first 10 images of the cache.
 MSE and Adam are options. A decoder whose output is smaller than the cached targets trains
 against the targets box-downsampled (each output pixel = the mean of its block).
 
@@ -27,7 +27,7 @@ from .features import (_HEADER_KEYS, _describe_encoder, names_digest, read_cache
 
 PAPER_TEST_SIZE = 10  # the paper's code holds out the first 10 loadable images
 DEFAULTS = {"epochs": 100, "batch_size": 30, "loss": "bce", "optimizer": "adadelta", "lr": None,
-            "rho": 0.95, "eps": 1e-7, "seed": 0, "split": "paper", "n_train": None}
+            "rho": 0.95, "eps": 1e-8, "seed": 0, "split": "paper", "n_train": None}
 DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-3}
 
 
