@@ -100,6 +100,14 @@ def test_plain_gradient_descent_with_jitter_is_a_fixed_step_in_pixel_units(image
     for got, want in zip(seen, expected[1:]):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
     assert np.abs(seen[0] - expected[0]).max() > 1e-6  # it moved
+    # without an lr, gd fixes it from the first gradient: a first step of 2 levels on average
+    auto = Settings(target=4, iters=1, jitter=8, seed=7)
+    x = np.clip(x0, 0.1, 0.9)
+    before = x.copy()
+    _gradient_steps(objective, x, auto, np.random.default_rng(7), low, high, None, lambda *a: None,
+                    {"stopped": None}, lambda *a: None)
+    assert (np.abs(x - before) * 255).mean() == pytest.approx(2.0, rel=1e-9)
+    assert auto.lr > 0
 
 
 def test_normalized_step_averages_the_gradient_over_the_free_pixels_only(image):

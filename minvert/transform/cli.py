@@ -1,7 +1,7 @@
 """The command line of paper 000: ``minvert transform``."""
 from ..errors import MinvertError
 from .losses import COLOR_KINDS, CONTENT_KINDS, Multipliers, paper_layer_to_tap
-from .objective import DEFAULT_LR, OPTIMIZERS, Settings
+from .objective import DEFAULT_LR, GD_FIRST_STEP, OPTIMIZERS, Settings
 from .optimize import transform
 from .presets import PRESETS
 
@@ -39,9 +39,10 @@ def add_cli(sub, command, device_args):
                    help="lbfgs (default; L-BFGS-B as fzliu), gd (plain gradient descent, the paper's "
                         "with jitter and the default there), normalized (deepdream: mean step = lr) or adam")
     p.add_argument("--lr", type=float, default=None, metavar="PX",
-                   help="gradient-step size in 0..255 pixel units: gd p -= lr*dL/dp (default "
-                        f"{DEFAULT_LR['gd']:g}), normalized mean step (default {DEFAULT_LR['normalized']:g}), "
-                        f"adam (default {DEFAULT_LR['adam']:g})")
+                   help="gradient-step size in 0..255 pixel units: gd p -= lr*dL/dp (default: set once "
+                        f"so the first step moves pixels {GD_FIRST_STEP:g} levels on average, then fixed), "
+                        f"normalized mean step (default {DEFAULT_LR['normalized']:g}), adam (default "
+                        f"{DEFAULT_LR['adam']:g})")
     p.add_argument("--init", choices=["image", "noise", "mix"], default="image",
                    help="start from the image (default), random noise, or a mix")
     p.add_argument("--init-image", metavar="PATH",

@@ -8,7 +8,8 @@ from ..errors import MinvertError
 from . import losses
 
 OPTIMIZERS = ("lbfgs", "gd", "normalized", "adam")
-DEFAULT_LR = {"gd": 1.0, "normalized": 2.0, "adam": 2.0}  # pixel units, see Settings.lr
+DEFAULT_LR = {"gd": None, "normalized": 2.0, "adam": 2.0}  # pixel units, see Settings.lr
+GD_FIRST_STEP = 2.0  # gd without --lr: lr fixed so that the first step moves pixels 2 levels on average
 INERT_SHARE = 1e-3  # a term with less of the gradient norm than this is reported as inert
 
 
@@ -24,6 +25,7 @@ class Settings:
     jitter: int = 0               # max shift in pixels (paper: 16); needs a gradient-step optimizer
     optimizer: str = None         # OPTIMIZERS; None: "lbfgs", or "gd" with jitter (the paper's)
     lr: float = None              # step size in 0..255 pixel units; None: DEFAULT_LR[optimizer]
+                                  # (gd: calibrated once on the first gradient, then fixed)
     seed: int = 0
     content_layer: str = None     # None: relu4_2, or the deepest relu of the net's last stage
     style_layers: tuple = None    # None: relu1_1 .. relu5_1 that the net has
@@ -195,6 +197,6 @@ def inert_warning(name, row, rows, when):
         needed = abs(row["multiplier"]) * 0.01 / 0.99 * others / row["gradient_norm"]
         hint = f"; about --{name} {needed:.0e} would give it 1 %"
     elif row["value"] == 0:
-        hint = " (it is 0 here: at the original image it has nothing to pull back yet)"
+        hint = " (it is 0 here: nothing for it to pull back)"
     return (f"warning: {name} is inert at {row['multiplier']:g}: {row['share_of_gradient']:.1e} of "
             f"the gradient norm {when}{hint}")

@@ -19,7 +19,7 @@ Host/device boundary: scipy works on float64 NumPy vectors. :func:`_to_host` and
 """
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +101,7 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     summary["result"] is the image.
     """
     from ..images import resize_exact
-    s = settings
+    s = replace(settings)  # a copy: gd records the lr it calibrates in it
     if net.labels is None or not net.config.get("include_top", True):
         raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")
     if not 0 <= s.target < net.config["num_classes"]:
@@ -138,7 +138,8 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     objective = Objective(net, x_orig, s, mask=mask_net if mask_arr is not None else None)
     label = net.labels[s.target]
     p_before = probabilities(net.predict(x_orig))
-    how = (f"{s.optimizer} steps, lr {s.lr:g} px" if s.optimizer != "lbfgs" else "L-BFGS-B")
+    how = ("L-BFGS-B" if s.optimizer == "lbfgs" else
+           f"{s.optimizer} steps, lr {'from the first step' if s.lr is None else format(s.lr, 'g')} px")
     log(f"target {label!r} (class {s.target}): p = {p_before[s.target]:.4f} before; "
         f"{'jitter ' + str(s.jitter) + ' px, ' if s.jitter else ''}{how}, {s.iters} iterations, "
         f"{shape[1]}x{shape[0]} px, terms: {', '.join(s.multipliers.active())}")
@@ -296,31 +297,39 @@ def _gradient_steps(objective, x, s, rng, low, high, mask_arr, record, state, lo
 
     * ``gd`` (the paper's "simple gradient descent"): plain descent on the 0..255 image,
       p -= lr * dL/dp, i.e. x -= lr * pixel² * g in input units; lr is fixed, in pixel units.
+      Without an lr (the paper gives none) it is set once, from the first gradient, so that
+      the first step moves the free pixels GD_FIRST_STEP levels on average; then it stays.
     * ``normalized`` (deepdream): x -= lr * pixel * g / mean|g|, the mean over the pixels the
       mask lets change; the mean step is lr levels whatever the gradient's scale.
     * ``adam``: Adam with learning rate lr levels.
     """
     from ..optim import Adam
+    from .objective import GD_FIRST_STEP
     xp = get_array_module(x)
     low_d, high_d = xp.asarray(low.astype(x.dtype)), xp.asarray(high.astype(x.dtype))
     pixel = (high - low).max(axis=(0, 2, 3), keepdims=True) / 255.0  # (1, C, 1, 1) input units per level
-    adam = Adam(lr=s.lr * float(pixel.mean())) if s.optimizer == "adam" else None
-    step = xp.asarray((s.lr * (pixel ** 2 if s.optimizer == "gd" else pixel)).astype(x.dtype))
     free = x.size if mask_arr is None else int((mask_arr > 0).sum()) * x.shape[1]
+    adam = Adam(lr=s.lr * float(pixel.mean())) if s.optimizer == "adam" else None
     for i in range(s.iters):
         shift = (tuple(int(v) for v in rng.integers(-s.jitter, s.jitter + 1, size=2))
                  if s.jitter else (0, 0))
         total, values, logits, g = _evaluate(objective, x, state, shift=shift)
+        if i == 0 and s.optimizer == "gd":
+            per_lr = float(xp.abs(g * xp.asarray(pixel.astype(x.dtype))).sum()) / max(free, 1)  # levels moved at lr 1
+            if s.lr is None:
+                s.lr = GD_FIRST_STEP / max(per_lr, 1e-30)
+                log(f"gd: lr {s.lr:.3g} (fixed from here) makes the first step move the free pixels "
+                    f"{GD_FIRST_STEP:g} levels of 255 on average; --lr sets it")
+            else:
+                log(f"gd: the first step moves the free pixels {s.lr * per_lr:.3g} levels of 255 on average")
+        if i == 0:
+            step = xp.asarray((s.lr * (pixel ** 2 if s.optimizer == "gd" else pixel)).astype(x.dtype))
         if adam is not None:
             adam.step([("x", x, g)])
         elif s.optimizer == "gd":
             x -= step * g
         else:
             x -= step * g / (xp.abs(g).sum() / max(free, 1) + 1e-12)
-        if i == 0 and s.optimizer == "gd":
-            moved = float(xp.abs(step * g / xp.asarray(pixel.astype(x.dtype))).sum()) / max(free, 1)
-            log(f"gd: the first step moves the free pixels by {moved:.3g} levels of 255 on average"
-                f"{' (tiny: raise --lr)' if moved < 0.01 else ''}")
         xp.clip(x, low_d, high_d, out=x)
         state["best"] = to_numpy(x).copy()
         record(values, total, logits, x)
