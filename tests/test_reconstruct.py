@@ -185,6 +185,31 @@ def test_decoder_with_bce_passes_a_directional_gradient_check():
     assert err < 1e-6, (analytic, numerical)
 
 
+def test_4x4_decoder_pads_as_tensorflow_same_and_passes_a_gradient_check():
+    """--kernel 4: each hidden conv pads 1 top/left and 2 bottom/right (TensorFlow 'same' for an
+    even kernel), checked against a naive convolution of the explicitly padded input."""
+    from naive_conv import conv2d_naive
+    config = make_decoder_config(16, 8, widths=[5, 3], start=[2, 2, 4], kernel=4)
+    assert config["kernel"] == 4
+    net = build_decoder(config, rng=np.random.default_rng(0), dtype=np.float64)
+    assert decoder_param_count(config) == net.num_params()
+    conv = net["conv1"]
+    x = np.random.default_rng(2).standard_normal((2, 4, 2, 2))
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 2), (1, 2)))
+    expected = conv2d_naive(padded, conv.params["w"], conv.params["b"])
+    np.testing.assert_allclose(conv.forward(x), expected, rtol=1e-12, atol=1e-12)
+    rng = np.random.default_rng(1)
+    x, t = rng.standard_normal((3, 16)), rng.uniform(size=(3, 3, 8, 8))
+    _, dp = binary_cross_entropy(net.forward(x), t)
+    dx = net.backward(dp)
+    params = [(p, g) for _, p, g in net.parameters()]
+    _, _, err = directional_check(
+        lambda: binary_cross_entropy(net.forward(x), t)[0], [x] + [p for p, _ in params],
+        [dx] + [g for _, g in params], rng=rng)
+    assert err < 1e-6
+    one_line_error(MinvertError, make_decoder_config, 16, 8, widths=[5, 3], start=[2, 2, 4], kernel=5)
+
+
 # training -------------------------------------------------------------------------------------
 def test_adadelta_training_lowers_the_loss_and_writes_the_run(trained):
     history, run = trained["history"], trained["run"]

@@ -44,10 +44,12 @@ def add_cli(parser, device_args):
                    help="side of the stored target images (default 256, the paper's)")
 
     p = _cmd(sub, "train", "train the upsampling decoder on a feature cache", _run_train,
-             "Train paper 003's decoder (4x4 start, 3x3 convs + LeakyReLU 0.2 + nearest 2x upsampling,\n"
-             "2x2 sigmoid output) on the cache's features. Defaults are the paper code's: BCE loss,\n"
-             "Adadelta lr 1 rho 0.95 eps 1e-8, batch 30, the first 10 images held out. Writes run.json,\n"
-             "checkpoint.h5, log.jsonl, decoder.h5, loss.png, psnr.png into --out. Ctrl-C saves a\n"
+             "Train paper 003's decoder (4x4 start, 3x3 convs (--kernel 4: 4x4) + LeakyReLU 0.2 + nearest\n"
+             "2x upsampling, 2x2 sigmoid output) on the cache's features. Defaults are the paper code's:\n"
+             "BCE loss, Adadelta lr 1 rho 0.95 eps 1e-8, batch 30, the first 10 images held out. Writes\n"
+             "run.json, checkpoint.h5, log.jsonl, decoder.h5, loss.png, psnr.png into --out. Progress\n"
+             "within an epoch (images/s, ETA); every --sample-every K epochs a usable decoder.h5 and\n"
+             "samples.png, so evaluate/decode work on an unfinished run. Ctrl-C or SIGTERM saves a\n"
              "checkpoint; --resume continues it bit-identically with the settings in run.json.\n\n"
              "example (64x64 output from 128-d features):\n"
              "  minvert reconstruct train cache.h5 --out run/ --widths 128,64,32,16 --epochs 200")
@@ -69,6 +71,9 @@ def add_cli(parser, device_args):
     p.add_argument("--widths", type=_ints, metavar="W1,W2,..",
                    help="conv widths, one per 2x stage (default: the paper's last stages that "
                         "reach the target size)")
+    p.add_argument("--kernel", type=int, choices=[3, 4],
+                   help="hidden conv kernel: 3 (default, the paper's) or 4 (the 4x4 the paper also "
+                        "tried; 'same' padding as TensorFlow: 1 top/left, 2 bottom/right)")
     p.add_argument("--start", type=_ints, metavar="H,H,C",
                    help="feature reshaped to HxHxC, H*H*C = feature size (default 4,4,D/16)")
     p.add_argument("--seed", type=int, help="weights and shuffling (default 0)")
@@ -106,7 +111,8 @@ def _run_extract(args):
 
 def _run_train(args):
     from .train import train
-    decoder = {k: v for k, v in (("widths", args.widths), ("start", args.start)) if v is not None}
+    decoder = {k: v for k, v in (("widths", args.widths), ("start", args.start), ("kernel", args.kernel))
+               if v is not None}
     train(args.cache, args.out, decoder=decoder or None, epochs=args.epochs, batch_size=args.batch_size,
           loss=args.loss, optimizer=args.optimizer, lr=args.lr, rho=args.rho, eps=args.eps,
           seed=args.seed, split=args.split, n_train=args.n_train, resume=args.resume,

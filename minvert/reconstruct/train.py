@@ -33,10 +33,10 @@ DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-3}
 
 # decoder configuration ----------------------------------------------------------------------
 def decoder_param_count(config):
-    """Parameters of :func:`build_decoder(config)` without building it (3x3 convs + final conv)."""
-    c, total = config["start"][2], 0
+    """Parameters of :func:`build_decoder(config)` without building it (hidden convs + final conv)."""
+    c, total, k = config["start"][2], 0, config.get("kernel", 3)
     for width in config["widths"]:
-        total += 9 * c * width + width
+        total += k * k * c * width + width
         c = width
     k, o = config["final_kernel"], config["out_channels"]
     return total + k * k * c * o + o
@@ -129,6 +129,7 @@ def read_run(run_dir):
     if missing:
         raise FormatError(f"{path} is damaged ({missing[0]} missing or unreadable); train again "
                           "into a new folder")
+    run["decoder"].setdefault("kernel", 3)  # written before the 4x4 option existed
     return run
 
 
