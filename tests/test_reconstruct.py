@@ -237,7 +237,9 @@ def test_resume_after_interrupt_is_bit_identical(tmp_path, data):
 
     with pytest.raises(KeyboardInterrupt):
         train(data["cache"], tmp_path / "b", on_step=interrupt, **settings)
-    assert not (tmp_path / "b" / "decoder.h5").exists()
+    # the interrupted run's weights are usable as they are, and say so
+    assert json.loads((tmp_path / "b" / "decoder.json").read_text()) == {"epoch": 1, "epochs": 3,
+                                                                          "finished": False}
     train(data["cache"], tmp_path / "b", resume=True, log=quiet)  # settings come from run.json
     a, b = load(tmp_path / "a" / "decoder.h5"), load(tmp_path / "b" / "decoder.h5")
     pairs = list(zip(a.parameters(), b.parameters()))
@@ -357,3 +359,43 @@ def test_train_defaults_are_the_papers():
     from minvert.reconstruct.train import DEFAULT_LR, DEFAULTS
     assert (DEFAULTS["loss"], DEFAULTS["optimizer"], DEFAULT_LR["adadelta"], DEFAULTS["rho"],
             DEFAULTS["eps"], DEFAULTS["batch_size"]) == ("bce", "adadelta", 1.0, 0.95, 1e-8, 30)
+
+
+def test_sigterm_is_saved_like_ctrl_c_and_an_unfinished_run_can_be_evaluated(tmp_path, data):
+    import os
+    import signal
+    run = tmp_path / "r"
+
+    def terminate(step):
+        if step == 5:  # epoch 3, first batch (2 batches per epoch)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        train(data["cache"], run, decoder=SMALL, epochs=6, batch_size=3, sample_every=1,
+              on_step=terminate, log=lines.append)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+    assert any("interrupted: checkpoint saved" in line for line in lines)
+    assert (run / "checkpoint.h5").is_file() and (run / "samples.png").is_file()
+    notes = []
+    result = evaluate(run, data["cache"], log=notes.append)
+    assert tuple(result["decoder_epoch"]) == (2, 6)
+    assert any("unfinished" in n and "epoch 2 of 6" in n for n in notes)
+    history = train(data["cache"], run, resume=True, log=quiet)
+    assert len(history) == 6
+    assert json.loads((run / "decoder.json").read_text())["finished"] is True
+
+
+def test_snapshots_at_given_epochs_and_progress_within_an_epoch(tmp_path, data):
+    from minvert.reconstruct.watch import Meter
+    train(data["cache"], tmp_path / "r", decoder=SMALL, epochs=4, batch_size=2, log=quiet,
+          snapshot_epochs=[1, 3], snapshot_rows=[10, 11])
+    names = sorted(p.name for p in (tmp_path / "r" / "epochs").iterdir())
+    assert names == ["epoch_00001.png", "epoch_00003.png"]
+    assert load_image(tmp_path / "r" / "epochs" / names[0]).shape == (32, 16, 3)  # two rows stacked
+    ticks, lines = iter(range(0, 1000, 5)), []
+    meter = Meter(100, 3, lines.append, every=10, clock=lambda: float(next(ticks)))
+    meter.start_epoch(1)
+    for _ in range(9):
+        meter.step(10)
+    assert lines and lines[0].startswith("  epoch 2/3: 20/100 images, 2.0 img/s, epoch ETA 40s, run ETA 1m30s")

@@ -2,6 +2,7 @@
 import argparse
 
 from .features import extract
+from .train import SAMPLE_EVERY
 
 
 def _ints(text):
@@ -80,6 +81,7 @@ def add_cli(parser, device_args):
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
                    help="checkpoint every K epochs (default 1)")
+    _watch_options(p)
 
     p = _cmd(sub, "evaluate", "measure reconstructions: PSNR, SSIM, re-identification", _run_evaluate,
              "On training and held-out images separately: MSE, PSNR, SSIM against the mean-image\n"
@@ -103,6 +105,32 @@ def add_cli(parser, device_args):
     return parser
 
 
+def _watch_options(p):
+    p.add_argument("--sample-every", type=_count, default=SAMPLE_EVERY, metavar="K",
+                   help=f"write decoder.h5 and samples.png every K epochs (default {SAMPLE_EVERY}; "
+                        "0: only at the end)")
+    p.add_argument("--snapshot-epochs", type=_ints, default=(), metavar="E1,E2,..",
+                   help="save epochs/epoch_E.png, the reconstruction of --snapshot-rows after these epochs")
+    p.add_argument("--snapshot-rows", type=_rows, metavar="R1,..",
+                   help="cache rows to snapshot (default: the first training image)")
+
+
+def _count(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
+    return int(text)
+
+
+def _rows(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give cache rows (0, 1, ...) separated by commas")
+    return values
+
+
 def _run_extract(args):
     r = extract(args.images, args.model, args.out, batch_size=args.batch, target_size=args.target_size,
                 device=args.device)
@@ -116,7 +144,8 @@ def _run_train(args):
     train(args.cache, args.out, decoder=decoder or None, epochs=args.epochs, batch_size=args.batch_size,
           loss=args.loss, optimizer=args.optimizer, lr=args.lr, rho=args.rho, eps=args.eps,
           seed=args.seed, split=args.split, n_train=args.n_train, resume=args.resume,
-          checkpoint_every=args.checkpoint_every, device=args.device)
+          checkpoint_every=args.checkpoint_every, device=args.device, sample_every=args.sample_every,
+          snapshot_epochs=args.snapshot_epochs, snapshot_rows=args.snapshot_rows)
     return 0
 
 
