@@ -22,7 +22,7 @@ from minvert.reconstruct.cli import add_cli
 from minvert.reconstruct.evaluate import decode, evaluate
 from minvert.reconstruct.features import extract, read_cache
 from minvert.reconstruct.train import (decoder_param_count, make_decoder_config, make_split,
-                                       train)
+                                       read_run, train)
 from minvert.weights.project import load, save
 
 SMALL = {"widths": [16, 8]}  # 4x4x8 -> 8 -> 16 px
@@ -399,3 +399,28 @@ def test_snapshots_at_given_epochs_and_progress_within_an_epoch(tmp_path, data):
     for _ in range(9):
         meter.step(10)
     assert lines and lines[0].startswith("  epoch 2/3: 20/100 images, 2.0 img/s, epoch ETA 40s, run ETA 1m30s")
+
+
+def test_every_figure_is_one_command(tmp_path, data, capsys):
+    """Figs. 1-5 through `minvert reconstruct figure ...` on the small cache: each writes its PNG,
+    and a second call continues the run instead of retraining it."""
+    from minvert.cli import main
+    cache = str(data["cache"])
+    common = ["--widths", "16,8", "--batch", "4", "--device", "cpu"]
+    assert main(["reconstruct", "figure", "epochs", cache, "--out", str(tmp_path / "f1"),
+                 "--at", "1,3", "--rows", "10,11", *common]) == 0
+    strip = load_image(tmp_path / "f1" / "figure_epochs.png")
+    assert strip.shape[1] > strip.shape[0]  # 2 rows of 3 tiles
+    assert main(["reconstruct", "figure", "epochs", cache, "--out", str(tmp_path / "f1"),
+                 "--at", "1,2,3", "--rows", "10,11", *common]) == 1  # epoch 2 was not snapshotted
+    assert "no snapshot after epoch(s) [2]" in capsys.readouterr().err
+    run = str(tmp_path / "f1")
+    assert main(["reconstruct", "figure", "features", run, cache, "--out", str(tmp_path / "f2.png")]) == 0
+    assert main(["reconstruct", "figure", "random", run, cache, "--count", "3",
+                 "--out", str(tmp_path / "f3.png")]) == 0
+    assert "nearest training image" in capsys.readouterr().out
+    assert main(["reconstruct", "figure", "sizes", cache, "--out", str(tmp_path / "f45"), "--sizes", "2,4",
+                 "--epochs", "2", *common]) == 0
+    for path in (tmp_path / "f2.png", tmp_path / "f3.png", tmp_path / "f45" / "figure_sizes.png"):
+        assert load_image(path).ndim == 3
+    assert len(read_run(tmp_path / "f45" / "train_2")["split"]["train"]) == 2

@@ -83,6 +83,8 @@ def add_cli(parser, device_args):
                    help="checkpoint every K epochs (default 1)")
     _watch_options(p)
 
+    _add_figures(sub, _cmd)
+
     p = _cmd(sub, "evaluate", "measure reconstructions: PSNR, SSIM, re-identification", _run_evaluate,
              "On training and held-out images separately: MSE, PSNR, SSIM against the mean-image\n"
              "baseline; re-identification (each reconstruction's re-encoded feature ranked against\n"
@@ -103,6 +105,86 @@ def add_cli(parser, device_args):
     p.add_argument("--model", help="encoder for image inputs (default: the one the run's cache records)")
     p.add_argument("--force", action="store_true", help="overwrite existing reconstructions")
     return parser
+
+
+def _add_figures(sub, _cmd):
+    from .figures import PAPER_EPOCHS, PAPER_SIZES
+    fig = sub.add_parser("figure", help="the paper's figures, one command each (docs/reproducing.md)",
+                         description="Paper 003's figures: epochs (Fig. 1), features (Fig. 2), random "
+                                     "(Fig. 3), sizes (Figs. 4-5).")
+    fig.set_defaults(handler=lambda args: fig.print_help() or 2)
+    figs = fig.add_subparsers(title="figures", metavar="FIGURE")
+
+    def fcmd(name, *rest):
+        p = _cmd(figs, name, *rest)
+        p.set_defaults(handler_figure=name)
+        return p
+    epochs = ",".join(map(str, PAPER_EPOCHS))
+    p = fcmd("epochs", "Fig. 1: one image after 1, 10, 50, ... epochs, in one strip", _run_figure,
+             "Train a decoder into --out, snapshotting the reconstruction of --rows after each epoch\n"
+             f"in --at (default the paper's {epochs}), and write --out/figure_epochs.png.\n"
+             "An --out that holds the run already is continued.")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--at", type=_ints, default=list(PAPER_EPOCHS), metavar="E1,E2,..",
+                   help=f"epochs to snapshot (default {epochs})")
+    p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows (default: the first training image)")
+    _figure_training(p)
+    p = fcmd("features", "Fig. 2: images beside their reconstructions from their features",
+             _run_figure, "Decode the features of --rows (default: the first two training images) with the\n"
+                          "run's decoder; write --out (original | reconstruction per image).")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows (default: first two training)")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p = fcmd("random", "Fig. 3: decodes of random feature vectors", _run_figure,
+             "Decode --count |N(0,1)| vectors scaled to the real features' mean and --count raw N(0,1)\n"
+             "vectors (the paper's code); write --out and how near each comes to a training image.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--count", type=int, default=8, metavar="N", help="vectors of each kind (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="PNG")
+    sizes = ",".join(map(str, PAPER_SIZES))
+    p = fcmd("sizes", "Figs. 4-5: training on 100 / 1000 / 10000 images, train and unseen",
+             _run_figure, f"Train one decoder per --sizes (default {sizes}) on the first N training images\n"
+                          "into --out/train_N, then write --out/figure_sizes.png: per size, training and\n"
+                          "held-out reconstructions beside their originals.")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--sizes", type=_ints, default=list(PAPER_SIZES), metavar="N1,N2,..",
+                   help=f"training-set sizes (default {sizes})")
+    p.add_argument("--epochs", type=int, default=100, help="epochs per run (default 100)")
+    _figure_training(p, epochs=False)
+
+
+def _figure_training(p, epochs=True):
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder(s) and the figure")
+    p.add_argument("--widths", type=_ints, metavar="W1,W2,..", help="as for train")
+    p.add_argument("--kernel", type=int, choices=[3, 4], help="as for train")
+    p.add_argument("--batch", type=int, dest="batch_size", metavar="N", help="as for train (default 30)")
+    p.add_argument("--optimizer", choices=["adadelta", "adam"], help="as for train (default adadelta)")
+    p.add_argument("--split", help="as for train (default paper)")
+    p.add_argument("--seed", type=int, help="as for train (default 0)")
+    p.add_argument("--sample-every", type=_count, default=SAMPLE_EVERY, metavar="K", help="as for train")
+
+
+def _run_figure(args):
+    from . import figures
+    name = args.handler_figure
+    if name in ("features", "random"):
+        if name == "features":
+            figures.figure_features(args.run, args.cache, args.out, rows=args.rows, device=args.device)
+        else:
+            figures.figure_random(args.run, args.cache, args.out, count=args.count, seed=args.seed,
+                                  device=args.device)
+        return 0
+    decoder = {k: v for k, v in (("widths", args.widths), ("kernel", args.kernel)) if v is not None}
+    settings = {k: getattr(args, k) for k in ("batch_size", "optimizer", "split", "seed")}
+    settings.update(decoder=decoder or None, device=args.device, sample_every=args.sample_every)
+    if name == "epochs":
+        figures.figure_epochs(args.cache, args.out, at=args.at, rows=args.rows, **settings)
+    else:
+        figures.figure_sizes(args.cache, args.out, sizes=args.sizes, epochs=args.epochs, **settings)
+    return 0
 
 
 def _watch_options(p):
