@@ -249,6 +249,8 @@ def _add_bench(sub):
                          "(full-size VGG-19 with random weights, or --model).")
     p.add_argument("what", choices=["layers", "nets", "decoder", "presets"])
     p.add_argument("--model", help="presets: a 1000-class model name or .h5 (default: random VGG-19)")
+    p.add_argument("--content-kind", choices=["gram", "raw"], default="gram",
+                   help="presets: the paper's Gram content loss (default) or fzliu's raw-map one")
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch with the same weights")
     p.add_argument("--repeats", type=int, default=3)
 
@@ -261,7 +263,7 @@ def _run_bench(args):
         bench.bench_nets(repeats=args.repeats, compare=args.compare)
     elif args.what == "presets":
         from .transform.scales import bench_presets
-        bench_presets(model=args.model)
+        bench_presets(model=args.model, content_kind=args.content_kind)
     else:
         bench.bench_decoder(repeats=args.repeats, compare=args.compare)
 

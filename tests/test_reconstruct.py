@@ -414,13 +414,17 @@ def test_every_figure_is_one_command(tmp_path, data, capsys):
     assert main(["reconstruct", "figure", "epochs", cache, "--out", str(tmp_path / "f1"),
                  "--at", "1,2,3", "--rows", "10,11", *common]) == 1  # epoch 2 was not snapshotted
     assert "no snapshot after epoch(s) [2]" in capsys.readouterr().err
-    run = str(tmp_path / "f1")
-    assert main(["reconstruct", "figure", "features", run, cache, "--out", str(tmp_path / "f2.png")]) == 0
+    assert len(read_run(tmp_path / "f1")["split"]["train"]) == 1  # the caption's one image
+    run = str(tmp_path / "f2")
+    assert main(["reconstruct", "figure", "features", cache, "--out", run, "--epochs", "3", *common]) == 0
+    assert len(read_run(run)["split"]["train"]) == 2  # "trained on two images"
     assert main(["reconstruct", "figure", "random", run, cache, "--count", "3",
                  "--out", str(tmp_path / "f3.png")]) == 0
     assert "nearest training image" in capsys.readouterr().out
     assert main(["reconstruct", "figure", "sizes", cache, "--out", str(tmp_path / "f45"), "--sizes", "2,4",
-                 "--epochs", "2", *common]) == 0
-    for path in (tmp_path / "f2.png", tmp_path / "f3.png", tmp_path / "f45" / "figure_sizes.png"):
+                 "--epochs", "3,2", *common]) == 0
+    for path in (tmp_path / "f2" / "figure_features.png", tmp_path / "f3.png",
+                 tmp_path / "f45" / "figure_sizes.png"):
         assert load_image(path).ndim == 3
     assert len(read_run(tmp_path / "f45" / "train_2")["split"]["train"]) == 2
+    assert len((tmp_path / "f45" / "train_2" / "log.jsonl").read_text().splitlines()) == 3

@@ -108,7 +108,7 @@ def add_cli(parser, device_args):
 
 
 def _add_figures(sub, _cmd):
-    from .figures import PAPER_EPOCHS, PAPER_SIZES
+    from .figures import PAPER_EPOCHS, PAPER_SIZE_EPOCHS, PAPER_SIZES
     fig = sub.add_parser("figure", help="the paper's figures, one command each (docs/reproducing.md)",
                          description="Paper 003's figures: epochs (Fig. 1), features (Fig. 2), random "
                                      "(Fig. 3), sizes (Figs. 4-5).")
@@ -128,17 +128,23 @@ def _add_figures(sub, _cmd):
     p.add_argument("--at", type=_ints, default=list(PAPER_EPOCHS), metavar="E1,E2,..",
                    help=f"epochs to snapshot (default {epochs})")
     p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows (default: the first training image)")
+    p.add_argument("--n-train", type=int, default=1, metavar="N",
+                   help="train on the first N training images (default 1: the caption's one image)")
     _figure_training(p)
-    p = fcmd("features", "Fig. 2: images beside their reconstructions from their features",
-             _run_figure, "Decode the features of --rows (default: the first two training images) with the\n"
-                          "run's decoder; write --out (original | reconstruction per image).")
-    p.add_argument("run", metavar="RUN")
+    p = fcmd("features", "Fig. 2: two images learnt for 4000 epochs, beside their reconstructions",
+             _run_figure, "Train a decoder into --out on the first --n-train (default 2) training images for\n"
+                          "--epochs (default 4000, the caption's), then write --out/figure_features.png:\n"
+                          "each image beside its reconstruction from its feature vector. --out is the\n"
+                          "model of Fig. 3 too. An --out that holds the run already is continued.")
     p.add_argument("cache", metavar="CACHE.h5")
-    p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows (default: first two training)")
-    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--n-train", type=int, default=2, metavar="N", help="training images (default 2)")
+    p.add_argument("--epochs", type=int, default=4000, help="epochs (default 4000)")
+    p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows to show (default: the training images)")
+    _figure_training(p)
     p = fcmd("random", "Fig. 3: decodes of random feature vectors", _run_figure,
              "Decode --count |N(0,1)| vectors scaled to the real features' mean and --count raw N(0,1)\n"
-             "vectors (the paper's code); write --out and how near each comes to a training image.")
+             "vectors (the paper's code) with RUN's decoder (the paper: Fig. 2's); write --out and how\n"
+             "near each comes to a training image.")
     p.add_argument("run", metavar="RUN")
     p.add_argument("cache", metavar="CACHE.h5")
     p.add_argument("--count", type=int, default=8, metavar="N", help="vectors of each kind (default 8)")
@@ -147,16 +153,18 @@ def _add_figures(sub, _cmd):
     sizes = ",".join(map(str, PAPER_SIZES))
     p = fcmd("sizes", "Figs. 4-5: training on 100 / 1000 / 10000 images, train and unseen",
              _run_figure, f"Train one decoder per --sizes (default {sizes}) on the first N training images\n"
-                          "into --out/train_N, then write --out/figure_sizes.png: per size, training and\n"
-                          "held-out reconstructions beside their originals.")
+                          "into --out/train_N for the matching --epochs, then write --out/figure_sizes.png:\n"
+                          "per size, training and held-out reconstructions beside their originals.")
     p.add_argument("cache", metavar="CACHE.h5")
     p.add_argument("--sizes", type=_ints, default=list(PAPER_SIZES), metavar="N1,N2,..",
                    help=f"training-set sizes (default {sizes})")
-    p.add_argument("--epochs", type=int, default=100, help="epochs per run (default 100)")
-    _figure_training(p, epochs=False)
+    size_epochs = ",".join(map(str, PAPER_SIZE_EPOCHS))
+    p.add_argument("--epochs", type=_ints, default=list(PAPER_SIZE_EPOCHS), metavar="E1,E2,..",
+                   help=f"epochs per size, or one for all (default {size_epochs}, the paper's)")
+    _figure_training(p)
 
 
-def _figure_training(p, epochs=True):
+def _figure_training(p):
     p.add_argument("--out", required=True, metavar="DIR", help="run folder(s) and the figure")
     p.add_argument("--widths", type=_ints, metavar="W1,W2,..", help="as for train")
     p.add_argument("--kernel", type=int, choices=[3, 4], help="as for train")
@@ -170,20 +178,22 @@ def _figure_training(p, epochs=True):
 def _run_figure(args):
     from . import figures
     name = args.handler_figure
-    if name in ("features", "random"):
-        if name == "features":
-            figures.figure_features(args.run, args.cache, args.out, rows=args.rows, device=args.device)
-        else:
-            figures.figure_random(args.run, args.cache, args.out, count=args.count, seed=args.seed,
-                                  device=args.device)
+    if name == "random":
+        figures.figure_random(args.run, args.cache, args.out, count=args.count, seed=args.seed,
+                              device=args.device)
         return 0
     decoder = {k: v for k, v in (("widths", args.widths), ("kernel", args.kernel)) if v is not None}
     settings = {k: getattr(args, k) for k in ("batch_size", "optimizer", "split", "seed")}
     settings.update(decoder=decoder or None, device=args.device, sample_every=args.sample_every)
     if name == "epochs":
-        figures.figure_epochs(args.cache, args.out, at=args.at, rows=args.rows, **settings)
+        figures.figure_epochs(args.cache, args.out, at=args.at, rows=args.rows, n_train=args.n_train,
+                              **settings)
+    elif name == "features":
+        figures.figure_features(args.cache, args.out, n_train=args.n_train, epochs=args.epochs,
+                                rows=args.rows, **settings)
     else:
-        figures.figure_sizes(args.cache, args.out, sizes=args.sizes, epochs=args.epochs, **settings)
+        epochs = args.epochs[0] if len(args.epochs) == 1 else args.epochs
+        figures.figure_sizes(args.cache, args.out, sizes=args.sizes, epochs=epochs, **settings)
     return 0
 
 

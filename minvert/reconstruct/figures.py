@@ -1,13 +1,15 @@
 """The figures of paper 003, one function (and one ``minvert reconstruct figure`` command) each.
 
-* Fig. 1, :func:`figure_epochs`: one image reconstructed after 1, 10, 50, ... epochs; trains a run
-  with snapshots at those epochs and lays them out in one strip, the original last.
-* Fig. 2, :func:`figure_features`: two images, each beside the decoder's reconstruction from
-  its feature vector.
-* Fig. 3, :func:`figure_random`: decodes of random vectors (|N(0,1)| scaled to the real
-  features' mean, and raw N(0,1) as the paper's code drew them).
-* Figs. 4-5, :func:`figure_sizes`: one run per training-set size (the paper: 100, 1000, 10000
-  images), each row training and unseen reconstructions beside their originals.
+* Fig. 1, :func:`figure_epochs`: one image reconstructed after 1, 10, 50, ... 6000 epochs; trains
+  a run (on one image, as read from the caption) with snapshots at those epochs and lays them
+  out in one strip, the original last.
+* Fig. 2, :func:`figure_features`: "trained on two images for 4000 epochs", each image beside
+  the decoder's reconstruction from its feature vector.
+* Fig. 3, :func:`figure_random`: "same model as for 2" fed random vectors (|N(0,1)| scaled to
+  the real features' mean, and raw N(0,1) as the paper's code drew them).
+* Figs. 4-5, :func:`figure_sizes`: one run per training-set size (the paper: 100 images for 4000
+  epochs, 1000 and 10000 for 1000), each row training and unseen reconstructions beside their
+  originals.
 
 Each writes a PNG and returns its path. A run folder that already holds the run (same
 settings) is continued, not retrained: a figure can be remade or extended for free.
@@ -24,6 +26,7 @@ from .watch import pairs_image
 
 PAPER_EPOCHS = (1, 10, 50, 100, 500, 1000, 2000, 4000, 6000)
 PAPER_SIZES = (100, 1000, 10000)
+PAPER_SIZE_EPOCHS = (4000, 1000, 1000)
 PAIRS_PER_SET = 4  # training and unseen images per row of Figs. 4-5
 
 
@@ -68,21 +71,24 @@ def _decoder_and_cache(run_dir, cache, device):
     return run, c, load_decoder(run_dir, run, device)
 
 
-def figure_features(run_dir, cache, out, rows=None, log=print, device=None):
-    """Fig. 2: cache ``rows`` (default: the first two training images) each beside its
-    reconstruction; writes ``out``."""
+def figure_features(cache, out_dir, n_train=2, epochs=4000, rows=None, log=print, device=None, **settings):
+    """Fig. 2: train into ``out_dir`` on the first ``n_train`` training images for ``epochs``, then
+    write figure_features.png: cache ``rows`` (default: those training images) each beside its
+    reconstruction. ``out_dir`` is also the model of Fig. 3."""
     from ..images import save_image
-    run, c, net = _decoder_and_cache(run_dir, cache, device)
-    rows = list(rows or run["split"]["train"][:2])
+    _train_or_continue(cache, out_dir, epochs, log, n_train=n_train, device=device, **settings)
+    run, c, net = _decoder_and_cache(out_dir, cache, device)
+    rows = list(rows or run["split"]["train"])
     if max(rows) >= len(c):
         raise MinvertError(f"row {max(rows)} is outside the cache's {len(c)} images")
     kind = lambda r: "training" if r in run["split"]["train"] else "held-out"  # noqa: E731
     captions = [[f"original ({kind(r)} {r})", "reconstruction"] for r in rows]
     recons = reconstruct_images(net, c.features[rows])
-    img = pairs_image(targets_at(c, rows, net.output_size), recons, captions, columns=2 * len(rows))
-    save_image(Path(out), img)
-    log(f"wrote {out}")
-    return Path(out)
+    img = pairs_image(targets_at(c, rows, net.output_size), recons, captions, columns=2 * min(len(rows), 4))
+    path = Path(out_dir) / "figure_features.png"
+    save_image(path, img)
+    log(f"wrote {path}")
+    return path
 
 
 def figure_random(run_dir, cache, out, count=8, seed=0, log=print, device=None):
@@ -102,17 +108,22 @@ def figure_random(run_dir, cache, out, count=8, seed=0, log=print, device=None):
     return Path(out)
 
 
-def figure_sizes(cache, out_dir, sizes=PAPER_SIZES, epochs=100, log=print, device=None, **settings):
+def figure_sizes(cache, out_dir, sizes=PAPER_SIZES, epochs=PAPER_SIZE_EPOCHS, log=print, device=None,
+                 **settings):
     """Figs. 4-5: a run per training-set size in ``out_dir``/train_N (the first N training
-    images), then figure_sizes.png: per size, PAIRS_PER_SET training and unseen images, each
-    reconstruction beside its original."""
+    images, for the matching entry of ``epochs``, or ``epochs`` for all if one number), then
+    figure_sizes.png: per size, PAIRS_PER_SET training and unseen images, each reconstruction
+    beside its original."""
     from ..images import save_image
     from ..plots import panel
     out_dir, c = Path(out_dir), read_cache(cache)
+    epochs = [int(epochs)] * len(sizes) if np.ndim(epochs) == 0 else list(epochs)
+    if len(epochs) != len(sizes):
+        raise MinvertError(f"{len(sizes)} sizes but {len(epochs)} epoch counts; give one count, or one per size")
     tiles, captions = [], []
-    for n in sizes:
+    for n, n_epochs in zip(sizes, epochs):
         run_dir = out_dir / f"train_{n}"
-        _train_or_continue(cache, run_dir, epochs, log, n_train=n, device=device, **settings)
+        _train_or_continue(cache, run_dir, n_epochs, log, n_train=n, device=device, **settings)
         run = read_run(run_dir)
         net = load_decoder(run_dir, run, device)
         n_used = len(run["split"]["train"])
@@ -123,7 +134,7 @@ def figure_sizes(cache, out_dir, sizes=PAPER_SIZES, epochs=100, log=print, devic
             recons = reconstruct_images(net, c.features[rows]) if rows else []
             for r, img, orig in zip(rows, recons, targets_at(c, rows, net.output_size)):
                 tiles += [np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8), orig]
-                captions += [f"{n_used} imgs: {label}", "original"]
+                captions += [f"{n_used} imgs, {n_epochs} ep.\n{label}", "original\n"]
     if not tiles:
         raise MinvertError("no images to show: the runs have neither training nor held-out images")
     path = out_dir / "figure_sizes.png"

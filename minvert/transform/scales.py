@@ -36,7 +36,7 @@ def stand_in_mask(kind, shape):
     return (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1).astype(np.float64)
 
 
-def preset_scales(net, img, presets=None, seed=0, log=print):
+def preset_scales(net, img, presets=None, seed=0, log=print, content_kind="gram"):
     """{preset name: {"start": breakdown, "probe": breakdown}} for img (uint8 (S, S, 3)) on the
     frozen classifier ``net`` (ImageNet classes: the presets' target indices)."""
     presets = PRESETS if presets is None else presets
@@ -53,7 +53,8 @@ def preset_scales(net, img, presets=None, seed=0, log=print):
         mask = stand_in_mask(p.mask, img.shape[:2])
         mask = None if mask is None else xp.asarray(mask[None, None].astype(dtype))
         objective = Objective(net, x0, Settings(target=p.target_index, multipliers=p.multipliers,
-                                                jitter=16 if p.jitter else 0), mask=mask)
+                                                jitter=16 if p.jitter else 0,
+                                                content_kind=content_kind), mask=mask)
         table[name] = {"start": objective.breakdown(x0), "probe": objective.breakdown(probe)}
         log(f"{name}: {time.perf_counter() - start:.1f}s")
     return table
@@ -77,9 +78,9 @@ def format_table(table):
     return "\n".join(lines)
 
 
-def bench_presets(model=None, device=None, out=print):
-    """Print the table for every preset on ``model`` (a 1000-class classifier), or on a
-    full-size VGG-19 with random weights."""
+def bench_presets(model=None, device=None, out=print, content_kind="gram", only=None):
+    """Print the table for every preset (or those named in ``only``) on ``model`` (a 1000-class
+    classifier), or on a full-size VGG-19 with random weights."""
     from ..datasets import make_dataset
     from ..images import Preprocessing
     from ..labels import imagenet_labels
@@ -93,7 +94,8 @@ def bench_presets(model=None, device=None, out=print):
     size = net.preprocessing.input_size
     img = make_dataset(1, size=size, seed=0)[0][2]  # a generated "dots" texture, (S, S, 3)
     out(f"paper 000 presets on {model or 'VGG-19 (random He weights, Caffe input)'} at {size}x{size}; "
-        f"probe = original +- {PROBE_LEVELS} levels of noise")
-    table = preset_scales(net, img, log=out)
+        f"probe = original +- {PROBE_LEVELS} levels of noise; content kind {content_kind}")
+    presets = {k: v for k, v in PRESETS.items() if not only or k in only}
+    table = preset_scales(net, img, presets, log=out, content_kind=content_kind)
     out(format_table(table))
     return table
