@@ -145,10 +145,15 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
         f"{shape[1]}x{shape[0]} px, terms: {', '.join(s.multipliers.active())}")
     start_terms = _report_terms(objective, x, log, "at iteration 0")
     state = {"best": to_numpy(x).copy(), "iteration": 0, "records": [], "stopped": None}
+    start = time.perf_counter()
+    probs = probabilities(net.predict(x))
+    first = {"iteration": 0, "total": sum(r["weighted"] for r in start_terms.values()),
+             **{k: r["value"] for k, r in start_terms.items()},
+             "target_probability": float(probs[s.target]), "top5": top5(net, probs), "seconds": 0.0,
+             "terms": start_terms}  # the starting point, like every iteration, plus each term's scale
     if out is not None:
         with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps({"iteration": 0, "terms": start_terms}) + "\n")
-    start = time.perf_counter()
+            f.write(json.dumps(first) + "\n")
 
     def record(values, total, logits, x_now):
         probs = probabilities(logits)
