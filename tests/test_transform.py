@@ -231,3 +231,30 @@ def test_cli_transform_and_its_errors(net, image, tmp_path, capsys):
                  "--out", str(tmp_path / "o4")]) == 1
     assert "needs at least 8x8" in capsys.readouterr().err
     assert not (tmp_path / "o3").exists() and not (tmp_path / "o4").exists()
+
+
+def test_cli_init_image_layers_optimizer_and_print_every(net, image, tmp_path, capsys):
+    model = tmp_path / "tiny.h5"
+    save(net, model)
+    img = tmp_path / "dots.png"
+    Image.fromarray(image).save(img)
+    base = ["transform", str(img), "--model", str(model), "--target", "stripes"]
+    assert main(base + ["--iters", "4", "--content", "1e-6", "--out", str(tmp_path / "a")]) == 0
+    capsys.readouterr()
+    # continue from the first run's result: the start is that image, the content target still IMAGE
+    assert main(base + ["--iters", "6", "--print-every", "3", "--optimizer", "gd", "--lr", "100",
+                        "--content", "1e-6", "--content-layer", "conv2_1", "--style", "1e3",
+                        "--style-layers", "conv1_1,relu2_1", "--init-image", str(tmp_path / "a" / "result.png"),
+                        "--out", str(tmp_path / "b")]) == 0
+    printed = capsys.readouterr().out
+    assert [line.split()[1] for line in printed.splitlines() if line.startswith("iter ")] == ["1/6", "3/6", "6/6"]
+    first = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[0])
+    assert first["iteration"] == 0 and first["content"] > 0  # starts away from IMAGE: content pulls
+    settings = json.loads((tmp_path / "b" / "summary.json").read_text())["settings"]
+    assert (settings["optimizer"], settings["lr"], settings["content_layer"]) == ("gd", 100.0, "relu2_1")
+    assert settings["style_layers"] == ["relu1_1", "relu2_1"] and settings["content_kind"] == "gram"
+    assert main(base + ["--content", "1", "--content-layer", "conv9_9", "--out", str(tmp_path / "c")]) == 1
+    assert "no layer 'relu9_9'" in capsys.readouterr().err
+    assert main(base + ["--jitter", "4", "--optimizer", "lbfgs", "--out", str(tmp_path / "d")]) == 1
+    assert "use --optimizer gd" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()

@@ -27,7 +27,7 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
 from . import losses
-from .objective import Objective
+from .objective import Objective, default_layers
 
 _STOP = "stop"
 
@@ -112,6 +112,7 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
         start_image = prepare_image(net, start_image, size, log=lambda *_: None)
         if start_image.shape[:2] != shape:
             start_image = resize_exact(start_image, shape)
+    default_layers(net, s)  # a bad --content-layer/--style-layers fails before anything is written
     out = _prepare_out(out_dir, force)  # only once the input is known to be good
     net.freeze()
     pre, xp, dtype = net.preprocessing, net.xp, net.dtype
