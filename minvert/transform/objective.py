@@ -200,3 +200,21 @@ def inert_warning(name, row, rows, when):
         hint = " (it is 0 here: nothing for it to pull back)"
     return (f"warning: {name} is inert at {row['multiplier']:g}: {row['share_of_gradient']:.1e} of "
             f"the gradient norm {when}{hint}")
+
+
+def report_terms(objective, x, log, when, earlier=None):
+    """Print each term's scale at x and warn about inert ones; returns the breakdown.
+
+    A term that is 0 at the start (content, style and colour at the original image) is not
+    called inert there; at the end (``earlier`` given) it is, if it still has < 1e-3."""
+    rows = objective.breakdown(x)
+    log(f"terms {when}:")
+    for line in format_breakdown(rows):
+        log(line)
+    for name in inert_terms(rows):
+        if rows[name]["value"] == 0 and earlier is None:
+            log(f"note: {name} is 0 at the start (nothing to pull back yet); its share is measured "
+                f"again at the end")
+        elif earlier is None or name not in inert_terms(earlier) or earlier[name]["value"] == 0:
+            log(inert_warning(name, rows[name], rows, when))
+    return rows

@@ -6,9 +6,12 @@ pass to the pixels through the frozen network::
     total = class + a*content + b*style + c*TV + d*colour
 
 and minimised over the pixels by scipy's L-BFGS-B with per-channel box bounds that keep a
-valid 0..255 image in the network's input space. With jitter the objective moves at every
-step (a random shift of the image), which L-BFGS cannot handle, so that path takes
-gradient steps (normalised, or Adam) instead.
+valid 0..255 image in the network's input space, or by gradient steps (``--optimizer gd``,
+``normalized`` or ``adam``, :func:`_gradient_steps`). With jitter the objective moves at every
+step (a random shift of the image), which L-BFGS cannot handle, so jitter takes gradient
+steps: plain gradient descent by default, as the paper did.
+
+At the start and the end every term's scale is reported (:func:`objective.report_terms`).
 
 Masks (white = may change) multiply the gradient, as the paper does; pixels where the mask
 is 0 are also fixed by their bounds (low = high = original), so they come out
@@ -27,7 +30,7 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
 from . import losses
-from .objective import Objective, default_layers
+from .objective import Objective, default_layers, report_terms
 
 _STOP = "stop"
 
@@ -144,7 +147,7 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     log(f"target {label!r} (class {s.target}): p = {p_before[s.target]:.4f} before; "
         f"{'jitter ' + str(s.jitter) + ' px, ' if s.jitter else ''}{how}, {s.iters} iterations, "
         f"{shape[1]}x{shape[0]} px, terms: {', '.join(s.multipliers.active())}")
-    start_terms = _report_terms(objective, x, log, "at iteration 0")
+    start_terms = report_terms(objective, x, log, "at iteration 0")
     state = {"best": to_numpy(x).copy(), "iteration": 0, "records": [], "stopped": None}
     start = time.perf_counter()
     probs = probabilities(net.predict(x))
@@ -188,7 +191,7 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
 
     seconds = time.perf_counter() - start
     x_best = _to_net(state["best"], x)
-    end_terms = _report_terms(objective, x_best, log, "at the last iteration", start_terms)
+    end_terms = report_terms(objective, x_best, log, "at the last iteration", start_terms)
     result = _image(pre, x_best, img, mask_arr)
     p_after = probabilities(net.predict(xp.asarray(pre.preprocess(result, dtype=dtype))))
     tv = lambda im: float(losses.tv_loss(im.astype(np.float64).transpose(2, 0, 1)[None])[0])
@@ -213,25 +216,6 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
         log(f"wrote {out}/result.png, panel.png, summary.json, log.jsonl")
     summary["result"] = result
     return summary
-
-
-def _report_terms(objective, x, log, when, earlier=None):
-    """Print each term's scale at x and warn about inert ones; returns the breakdown.
-
-    A term that is 0 at the start (content, style and colour at the original image) is not
-    called inert there; at the end (``earlier`` given) it is, if it still has < 1e-3."""
-    from .objective import format_breakdown, inert_terms, inert_warning
-    rows = objective.breakdown(x)
-    log(f"terms {when}:")
-    for line in format_breakdown(rows):
-        log(line)
-    for name in inert_terms(rows):
-        if rows[name]["value"] == 0 and earlier is None:
-            log(f"note: {name} is 0 at the start (nothing to pull back yet); its share is measured "
-                f"again at the end")
-        elif earlier is None or name not in inert_terms(earlier) or earlier[name]["value"] == 0:
-            log(inert_warning(name, rows[name], rows, when))
-    return rows
 
 
 def _prepare_out(out_dir, force):
