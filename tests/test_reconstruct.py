@@ -421,6 +421,8 @@ def test_every_figure_is_one_command(tmp_path, data, capsys):
     assert main(["reconstruct", "figure", "random", run, cache, "--count", "3",
                  "--out", str(tmp_path / "f3.png")]) == 0
     assert "nearest training image" in capsys.readouterr().out
+    assert main(["reconstruct", "figure", "random", run, cache, "--out", str(tmp_path / "f3.png")]) == 1
+    assert "--force" in capsys.readouterr().err  # never overwritten silently
     assert main(["reconstruct", "figure", "sizes", cache, "--out", str(tmp_path / "f45"), "--sizes", "2,4",
                  "--epochs", "3,2", *common]) == 0
     for path in (tmp_path / "f2" / "figure_features.png", tmp_path / "f3.png",

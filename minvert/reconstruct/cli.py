@@ -150,6 +150,7 @@ def _add_figures(sub, _cmd):
     p.add_argument("--count", type=int, default=8, metavar="N", help="vectors of each kind (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     sizes = ",".join(map(str, PAPER_SIZES))
     p = fcmd("sizes", "Figs. 4-5: training on 100 / 1000 / 10000 images, train and unseen",
              _run_figure, f"Train one decoder per --sizes (default {sizes}) on the first N training images\n"
@@ -180,7 +181,7 @@ def _run_figure(args):
     name = args.handler_figure
     if name == "random":
         figures.figure_random(args.run, args.cache, args.out, count=args.count, seed=args.seed,
-                              device=args.device)
+                              device=args.device, force=args.force)
         return 0
     decoder = {k: v for k, v in (("widths", args.widths), ("kernel", args.kernel)) if v is not None}
     settings = {k: getattr(args, k) for k in ("batch_size", "optimizer", "split", "seed")}

@@ -91,11 +91,15 @@ def figure_features(cache, out_dir, n_train=2, epochs=4000, rows=None, log=print
     return path
 
 
-def figure_random(run_dir, cache, out, count=8, seed=0, log=print, device=None):
-    """Fig. 3: decodes of ``count`` random vectors of each kind; writes ``out`` and logs how
-    close each kind comes to the nearest training image (PSNR)."""
+def figure_random(run_dir, cache, out, count=8, seed=0, log=print, device=None, force=False):
+    """Fig. 3: decodes of ``count`` random vectors of each kind; writes ``out`` (an existing file
+    only with ``force``) and logs how close each kind comes to the nearest training image (PSNR)."""
     from ..images import save_image
     from ..plots import panel
+    if Path(out).exists() and not force:
+        raise MinvertError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    if count < 1:
+        raise MinvertError(f"--count {count}: give at least 1 vector")
     run, c, net = _decoder_and_cache(run_dir, cache, device)
     reference = targets_at(c, run["split"]["train"][:500], net.output_size).astype(np.float32) / 255
     stats, images = _random_decodes(net, c, reference, count, seed)
