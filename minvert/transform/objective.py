@@ -139,14 +139,14 @@ class Objective:
         tap_grads = {self.content_layer: grads["content"]} if "content" in grads else {}
         for name, g in grads.get("style", {}).items():
             tap_grads[name] = tap_grads[name] + g if name in tap_grads else g
-        dx = xp.zeros_like(x)
+        dx = None
         if "class" in grads or tap_grads:
             dx = self.net.backward(grads.get("class"), tap_grads)
             if any(shift):
                 dx = xp.roll(dx, (-shift[0], -shift[1]), axis=(2, 3))  # undo the shift
         for name in ("tv", "color"):
             if name in grads:
-                dx = dx + grads[name]
+                dx = grads[name] if dx is None else dx + grads[name]
         if self.mask is not None:
             dx = dx * self.mask
         values = {k: float(v[0]) for k, v in terms.items()}
