@@ -15,7 +15,6 @@ Settings that change the trajectory are stored in run.json; ``--resume`` takes t
 """
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from ..backend import array_module, default_device, get_array_module, to_numpy
 from ..errors import FormatError, MinvertError
 from .features import (_HEADER_KEYS, _describe_encoder, names_digest, read_cache,
                           targets_at)
-from .watch import write_json  # noqa: F401  (evaluate and figures import it from here)
+from .watch import write_json  # evaluate imports it from here too
 
 PAPER_TEST_SIZE = 10  # the paper's code holds out the first 10 loadable images
 DEFAULTS = {"epochs": 100, "batch_size": 30, "loss": "bce", "optimizer": "adadelta", "lr": None,
