@@ -186,7 +186,7 @@ def bench_decoder(repeats=3, compare=None, batch=8, out=print, device="cpu", con
                   memory=True):
     """One training step of paper 003's decoder (``build_decoder()``: 27.5M parameters,
     2048-d feature -> 256x256 image): forward, binary cross-entropy, backward, Adadelta
-    (lr 1, rho 0.95, eps 1e-7) at batch ``batch``: time per step and images per second.
+    (lr 1, rho 0.95, eps 1e-8) at batch ``batch``: time per step and images per second.
 
     compare="torch": the same step in PyTorch with the same initial weights (Conv2d with
     padding 1, the 2x2 'same' conv after ZeroPad2d((0, 1, 0, 1)), nearest Upsample,
@@ -328,7 +328,7 @@ def _minvert_pass(spec, net, x, target):
         return forward_backward
     net.train()
     net["conv1"].need_dx = False  # as in training: nobody needs the gradient of the features
-    opt = Adadelta(lr=1.0, rho=0.95, eps=1e-7)
+    opt = Adadelta(lr=1.0, rho=0.95, eps=1e-8)
 
     def train_step():
         net.clear_grads()  # like torch's opt.zero_grad(set_to_none=True) below
@@ -360,7 +360,7 @@ def _torch_pass(spec, model, x, target, torch, device="cpu"):
             return xi.grad
     else:
         model.train()
-        opt = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-7)
+        opt = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-8)
         loss_fn = torch.nn.BCELoss()
 
         def fn():

@@ -312,8 +312,13 @@ def _add_bench(sub):
     p = _cmd(sub, "bench", "measure speed and memory", handler=_run_bench,
              description="layers: 3x3 conv forward/backward vs a bare matmul. nets: VGG-19 and "
                          "ResNet-50 (add --compare torch to time PyTorch in the same run). decoder: "
-                         "paper 003's decoder training step.")
-    p.add_argument("what", choices=["layers", "nets", "decoder"])
+                         "paper 003's decoder training step. presets: each paper-000 preset's terms, "
+                         "their values and shares of the gradient norm at the start and a few steps in "
+                         "(full-size VGG-19 with random weights, or --model).")
+    p.add_argument("what", choices=["layers", "nets", "decoder", "presets"])
+    p.add_argument("--model", help="presets: a 1000-class model name or .h5 (default: random VGG-19)")
+    p.add_argument("--content-kind", choices=["gram", "raw"], default="gram",
+                   help="presets: the paper's Gram content loss (default) or fzliu's raw-map one")
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch with the same weights")
     p.add_argument("--repeats", type=int, default=3)
 
@@ -326,6 +331,9 @@ def _run_bench(args):
         bench.bench_layers(repeats=args.repeats)
     elif args.what == "nets":
         bench.bench_nets(repeats=args.repeats, compare=args.compare)
+    elif args.what == "presets":
+        from .transform.scales import bench_presets
+        bench_presets(model=args.model, content_kind=args.content_kind)
     else:
         bench.bench_decoder(repeats=args.repeats, compare=args.compare)
 

@@ -2,7 +2,7 @@
 
 Every optimizer shares one small interface::
 
-    opt = Adadelta(lr=1.0, rho=0.95, eps=1e-7)
+    opt = Adadelta(lr=1.0, rho=0.95, eps=1e-8)
     for batch in batches:
         ...forward, loss, backward (fills each layer's ``grads``)...
         opt.step(net.parameters())      # updates the parameters in place
@@ -47,9 +47,11 @@ Update rules (g = grad, all operations elementwise):
   ``square(delta_var)``, then ``assign_add(variable, lr*delta_var)``), TensorFlow's
   fused ApplyAdadelta kernel and torch.optim.Adadelta all do. With Keras' default
   ``lr=1.0`` the question does not arise; it matters only for ``lr != 1``.
-  Defaults are tf.keras 1.5's (the decoder paper's code): lr=1.0, rho=0.95,
-  eps=K.epsilon()=1e-7. Zeiler's paper uses eps=1e-6 (``Adadelta(eps=1e-6)``;
-  torch uses rho=0.9, eps=1e-6).
+  Defaults are those of tf.keras 2.1.2-tf, the Keras inside TensorFlow 1.5.0 that ran the
+  decoder paper's code: lr=1.0, rho=0.95, eps=1e-8 (its ``Adadelta.__init__`` default;
+  1e-7 is only ``K.epsilon()``, the BCE clip, which upstream Keras 2.1.3 later made the
+  Adadelta default too). Zeiler's paper uses eps=1e-6 (``Adadelta(eps=1e-6)``; torch uses
+  rho=0.9, eps=1e-6).
 """
 import numpy as np
 
@@ -190,7 +192,7 @@ class Adadelta(Optimizer):
     slots = ("accum_grad", "accum_delta")
     hyper = ("lr", "rho", "eps")
 
-    def __init__(self, lr=1.0, rho=0.95, eps=1e-7):
+    def __init__(self, lr=1.0, rho=0.95, eps=1e-8):
         super().__init__()
         self.lr, self.rho, self.eps = float(lr), float(rho), float(eps)
 

@@ -75,6 +75,33 @@ def test_content_loss_by_hand_and_gradient():
         L.content_loss(F, P[:, :2])
 
 
+def test_content_gram_loss_by_hand():
+    # C = 2, M = 2: Fm = [[1, 2], [0, 1]], G = [[5, 2], [2, 1]]; A = [[4, 2], [2, 3]], D = [[1, 0], [0, -2]]
+    F = np.array([[1.0, 2.0], [0.0, 1.0]]).reshape(1, 2, 1, 2)
+    A = np.array([[4.0, 2.0], [2.0, 3.0]])
+    value, dF = L.content_gram_loss(F, A)
+    assert float(value) == 0.5 * (1 + 4)  # raw sum, no 1/(N²M²)
+    assert np.array_equal(dF.reshape(2, 2), 2 * np.array([[1.0, 2.0], [0.0, -2.0]]))  # 2 D Fm
+    with pytest.raises(ShapeError):
+        L.content_gram_loss(F, np.zeros((3, 3)))
+
+
+def test_content_gram_loss_against_loops_and_gradient():
+    """Value against a loop over (i, j) of the naive Gram matrices; gradient by float64
+    central differences with a random upstream scalar."""
+    F = rng(20).random((1, 3, 4, 5))
+    P = rng(21).random((1, 3, 4, 5))
+    A = naive_gram(P)
+    G = naive_gram(F)
+    expected = 0.5 * sum((G[i, j] - A[i, j]) ** 2 for i in range(3) for j in range(3))
+    value, dF = L.content_gram_loss(F, A)
+    assert abs(float(value) - expected) < 1e-12 * expected
+    u = float(rng(22).standard_normal())
+    num = numerical_vjp(lambda: L.content_gram_loss(F, A)[0], F, u)
+    assert rel_error(u * dF, num) < TOL
+    assert L.content_gram_loss(F.astype(np.float32), A.astype(np.float32))[1].dtype == np.float32
+
+
 # -- style ------------------------------------------------------------------------------
 def naive_gram(F):
     _, C, H, W = F.shape
@@ -183,10 +210,10 @@ def colour_pair(t, seed):
     return x, x0
 
 
-def test_color_masked_by_hand():
+def test_color_channel_by_hand():
     x0 = np.zeros((1, 1, 1, 4))
     x = np.array([0.5, -2.0, 1.0, 3.0]).reshape(1, 1, 1, 4)
-    value, dx = L.color_loss(x, x0, threshold=1.0)
+    value, dx = L.color_loss(x, x0, threshold=1.0, kind="channel")
     assert float(value) == 4.0 + 9.0  # |d| = 1.0 is not > 1.0
     assert np.array_equal(dx.ravel(), [0.0, -4.0, 0.0, 6.0])
     value, dx = L.color_loss(x, x0, threshold=1.0, kind="hinge")
@@ -194,7 +221,7 @@ def test_color_masked_by_hand():
     assert np.array_equal(dx.ravel(), [0.0, -2.0, 0.0, 4.0])
 
 
-@pytest.mark.parametrize("kind", ["masked", "hinge"])
+@pytest.mark.parametrize("kind", ["channel", "hinge"])
 def test_color_gradient_per_channel_threshold(kind):
     t = np.array([0.3, 0.6, 1.2])  # per-channel, like torch's 0.3/std
     x, x0 = colour_pair(t.reshape(1, 3, 1, 1), seed=13)
@@ -202,10 +229,43 @@ def test_color_gradient_per_channel_threshold(kind):
     d = x - x0
     over = np.abs(d) > t.reshape(1, 3, 1, 1)
     assert 0 < over.sum() < over.size  # both sides of the threshold are exercised
-    if kind == "masked":
-        assert abs(float(L.color_loss(x, x0, t)[0]) - np.sum(d[over] ** 2)) < 1e-12
+    if kind == "channel":
+        assert abs(float(L.color_loss(x, x0, t, kind)[0]) - np.sum(d[over] ** 2)) < 1e-12
     with pytest.raises(ShapeError):
         L.color_loss(x, x0, np.ones(2), kind)
+
+
+def test_color_pixel_by_hand():
+    """Per pixel: the RGB distance relative to each channel's threshold, r² = mean_c (d_c/t_c)²."""
+    x0 = np.zeros((1, 3, 1, 3))
+    # pixel 0: one channel at 1.5 t -> r² = 2.25/3 < 1, not counted (channel kind would count it)
+    # pixel 1: all three at 1.1 t -> r² = 1.21 > 1; pixel 2: (2, 0, 0) t -> r² = 4/3 > 1
+    d = np.array([[1.5, 0.0, 0.0], [1.1, 1.1, 1.1], [2.0, 0.0, 0.0]]).T  # (C, W)
+    x = d.reshape(1, 3, 1, 3).copy()
+    value, dx = L.color_loss(x, x0, threshold=1.0)  # "pixel" is the default
+    assert float(value) == pytest.approx(3 * 1.21 + 4.0, abs=1e-12)
+    assert np.array_equal(dx[0, :, 0, 0], [0.0, 0.0, 0.0])
+    assert np.allclose(dx[0, :, 0, 1:], 2 * d[:, 1:])
+    assert float(L.color_loss(x, x0, 1.0, "channel")[0]) == pytest.approx(2.25 + 3 * 1.21 + 4.0)
+
+
+def test_color_pixel_gradient_per_channel_threshold():
+    t = np.array([0.3, 0.6, 1.2]).reshape(1, 3, 1, 1)
+    r = rng(14)
+    x0 = r.standard_normal((1, 3, 6, 7))
+    # each pixel's relative distance r is either <= 0.8 or >= 1.25: no central difference crosses r = 1
+    direction = r.standard_normal((1, 3, 6, 7))
+    direction /= np.sqrt((direction ** 2).mean(axis=1, keepdims=True))
+    radius = np.where(r.random((1, 1, 6, 7)) < 0.5, r.uniform(0.1, 0.8, (1, 1, 6, 7)),
+                      r.uniform(1.25, 2.0, (1, 1, 6, 7)))
+    x = np.ascontiguousarray(x0 + direction * radius * t)
+    value, dx = L.color_loss(x, x0, t.ravel())
+    u = float(r.standard_normal())
+    num = numerical_vjp(lambda: L.color_loss(x, x0, t.ravel())[0], x, u)
+    assert rel_error(u * dx, num) < TOL
+    counted = radius >= 1.25
+    assert 0 < counted.sum() < counted.size
+    assert abs(float(value) - np.sum(((x - x0) ** 2) * counted)) < 1e-12
 
 
 def test_color_threshold():
@@ -278,8 +338,10 @@ def test_cupy_matches_numpy():
     x0 = rng(16).random((1, 3, 5, 6))
     logits = rng(17).standard_normal((1, 10))
     cases = [(L.class_loss, (logits, 2)), (L.content_loss, (x, x0)),
-             (L.style_layer_loss, (x, L.gram(x0))), (L.tv_loss, (x,)),
-             (L.color_loss, (x, x0, np.array([0.2, 0.3, 0.4])))]
+             (L.style_layer_loss, (x, L.gram(x0))), (L.content_gram_loss, (x, L.gram(x0))),
+             (L.tv_loss, (x,)),
+             (L.color_loss, (x, x0, np.array([0.2, 0.3, 0.4]))),
+             (L.color_loss, (x, x0, np.array([0.2, 0.3, 0.4]), "channel"))]
     for fn, args in cases:
         v, g = fn(*args)
         gv, gg = fn(*[cp.asarray(a) if isinstance(a, np.ndarray) and a.ndim > 1 else a

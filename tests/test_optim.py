@@ -28,7 +28,7 @@ def adam_oracle(p, g, s, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     return p - lr * m_hat / (np.sqrt(v_hat) + eps), s
 
 
-def adadelta_oracle(p, g, s, lr=1.0, rho=0.95, eps=1e-7):
+def adadelta_oracle(p, g, s, lr=1.0, rho=0.95, eps=1e-8):
     # Keras get_updates: new accumulator, *old* delta accumulator, update accumulated before lr
     a = rho * s.get("a", np.zeros_like(p)) + (1 - rho) * (g * g)
     update = g * np.sqrt(s.get("d", np.zeros_like(p)) + eps) / np.sqrt(a + eps)
@@ -101,7 +101,7 @@ def test_decreases_quadratic(make):
 
 def test_adadelta_first_step_closed_form():
     # zero accumulators: step = g * sqrt(eps) / sqrt((1 - rho) g^2 + eps), scaled by lr
-    for lr, eps in [(1.0, 1e-7), (0.5, 1e-6)]:
+    for lr, eps in [(1.0, 1e-8), (0.5, 1e-6)]:
         p = np.array([0.0, 0.0])
         g = np.array([1.0, -3.0])
         Adadelta(lr=lr, eps=eps).step([("p", p, g)])
@@ -110,7 +110,7 @@ def test_adadelta_first_step_closed_form():
 
 def test_adadelta_defaults_are_tf_keras():
     opt = Adadelta()
-    assert (opt.lr, opt.rho, opt.eps) == (1.0, 0.95, 1e-7)
+    assert (opt.lr, opt.rho, opt.eps) == (1.0, 0.95, 1e-8)  # tf.keras 2.1.2-tf (TF 1.5.0)
     assert (Adam().lr, Adam().beta1, Adam().beta2, Adam().eps) == (1e-3, 0.9, 0.999, 1e-8)
 
 

@@ -22,7 +22,7 @@ from minvert.reconstruct.cli import add_cli
 from minvert.reconstruct.evaluate import decode, evaluate
 from minvert.reconstruct.features import extract, read_cache
 from minvert.reconstruct.train import (decoder_param_count, make_decoder_config, make_split,
-                                       train)
+                                       read_run, train)
 from minvert.weights.project import load, save
 
 SMALL = {"widths": [16, 8]}  # 4x4x8 -> 8 -> 16 px
@@ -185,6 +185,31 @@ def test_decoder_with_bce_passes_a_directional_gradient_check():
     assert err < 1e-6, (analytic, numerical)
 
 
+def test_4x4_decoder_pads_as_tensorflow_same_and_passes_a_gradient_check():
+    """--kernel 4: each hidden conv pads 1 top/left and 2 bottom/right (TensorFlow 'same' for an
+    even kernel), checked against a naive convolution of the explicitly padded input."""
+    from naive_conv import conv2d_naive
+    config = make_decoder_config(16, 8, widths=[5, 3], start=[2, 2, 4], kernel=4)
+    assert config["kernel"] == 4
+    net = build_decoder(config, rng=np.random.default_rng(0), dtype=np.float64)
+    assert decoder_param_count(config) == net.num_params()
+    conv = net["conv1"]
+    x = np.random.default_rng(2).standard_normal((2, 4, 2, 2))
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 2), (1, 2)))
+    expected = conv2d_naive(padded, conv.params["w"], conv.params["b"])
+    np.testing.assert_allclose(conv.forward(x), expected, rtol=1e-12, atol=1e-12)
+    rng = np.random.default_rng(1)
+    x, t = rng.standard_normal((3, 16)), rng.uniform(size=(3, 3, 8, 8))
+    _, dp = binary_cross_entropy(net.forward(x), t)
+    dx = net.backward(dp)
+    params = [(p, g) for _, p, g in net.parameters()]
+    _, _, err = directional_check(
+        lambda: binary_cross_entropy(net.forward(x), t)[0], [x] + [p for p, _ in params],
+        [dx] + [g for _, g in params], rng=rng)
+    assert err < 1e-6
+    one_line_error(MinvertError, make_decoder_config, 16, 8, widths=[5, 3], start=[2, 2, 4], kernel=5)
+
+
 # training -------------------------------------------------------------------------------------
 def test_adadelta_training_lowers_the_loss_and_writes_the_run(trained):
     history, run = trained["history"], trained["run"]
@@ -212,7 +237,9 @@ def test_resume_after_interrupt_is_bit_identical(tmp_path, data):
 
     with pytest.raises(KeyboardInterrupt):
         train(data["cache"], tmp_path / "b", on_step=interrupt, **settings)
-    assert not (tmp_path / "b" / "decoder.h5").exists()
+    # the interrupted run's weights are usable as they are, and say so
+    assert json.loads((tmp_path / "b" / "decoder.json").read_text()) == {"epoch": 1, "epochs": 3,
+                                                                          "finished": False}
     train(data["cache"], tmp_path / "b", resume=True, log=quiet)  # settings come from run.json
     a, b = load(tmp_path / "a" / "decoder.h5"), load(tmp_path / "b" / "decoder.h5")
     pairs = list(zip(a.parameters(), b.parameters()))
@@ -325,3 +352,81 @@ def test_cli_runs_every_step(tmp_path, data, capsys):
     assert "extract" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         parser.parse_args(["train", str(cache), "--out", str(out), "--widths", "16,x"])
+
+
+def test_train_defaults_are_the_papers():
+    # BCE, Adadelta lr 1.0 rho 0.95 eps 1e-8 (tf.keras 2.1.2-tf in TF 1.5.0), batch 30
+    from minvert.reconstruct.train import DEFAULT_LR, DEFAULTS
+    assert (DEFAULTS["loss"], DEFAULTS["optimizer"], DEFAULT_LR["adadelta"], DEFAULTS["rho"],
+            DEFAULTS["eps"], DEFAULTS["batch_size"]) == ("bce", "adadelta", 1.0, 0.95, 1e-8, 30)
+
+
+def test_sigterm_is_saved_like_ctrl_c_and_an_unfinished_run_can_be_evaluated(tmp_path, data):
+    import os
+    import signal
+    run = tmp_path / "r"
+
+    def terminate(step):
+        if step == 5:  # epoch 3, first batch (2 batches per epoch)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        train(data["cache"], run, decoder=SMALL, epochs=6, batch_size=3, sample_every=1,
+              on_step=terminate, log=lines.append)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+    assert any("interrupted: checkpoint saved" in line for line in lines)
+    assert (run / "checkpoint.h5").is_file() and (run / "samples.png").is_file()
+    notes = []
+    result = evaluate(run, data["cache"], log=notes.append)
+    assert tuple(result["decoder_epoch"]) == (2, 6)
+    assert any("unfinished" in n and "epoch 2 of 6" in n for n in notes)
+    history = train(data["cache"], run, resume=True, log=quiet)
+    assert len(history) == 6
+    assert json.loads((run / "decoder.json").read_text())["finished"] is True
+
+
+def test_snapshots_at_given_epochs_and_progress_within_an_epoch(tmp_path, data):
+    from minvert.reconstruct.watch import Meter
+    train(data["cache"], tmp_path / "r", decoder=SMALL, epochs=4, batch_size=2, log=quiet,
+          snapshot_epochs=[1, 3], snapshot_rows=[10, 11])
+    names = sorted(p.name for p in (tmp_path / "r" / "epochs").iterdir())
+    assert names == ["epoch_00001.png", "epoch_00003.png"]
+    assert load_image(tmp_path / "r" / "epochs" / names[0]).shape == (32, 16, 3)  # two rows stacked
+    ticks, lines = iter(range(0, 1000, 5)), []
+    meter = Meter(100, 3, lines.append, every=10, clock=lambda: float(next(ticks)))
+    meter.start_epoch(1)
+    for _ in range(9):
+        meter.step(10)
+    assert lines and lines[0].startswith("  epoch 2/3: 20/100 images, 2.0 img/s, epoch ETA 40s, run ETA 1m30s")
+
+
+def test_every_figure_is_one_command(tmp_path, data, capsys):
+    """Figs. 1-5 through `minvert reconstruct figure ...` on the small cache: each writes its PNG,
+    and a second call continues the run instead of retraining it."""
+    from minvert.cli import main
+    cache = str(data["cache"])
+    common = ["--widths", "16,8", "--batch", "4", "--device", "cpu"]
+    assert main(["reconstruct", "figure", "epochs", cache, "--out", str(tmp_path / "f1"),
+                 "--at", "1,3", "--rows", "10,11", *common]) == 0
+    strip = load_image(tmp_path / "f1" / "figure_epochs.png")
+    assert strip.shape[1] > strip.shape[0]  # 2 rows of 3 tiles
+    assert main(["reconstruct", "figure", "epochs", cache, "--out", str(tmp_path / "f1"),
+                 "--at", "1,2,3", "--rows", "10,11", *common]) == 1  # epoch 2 was not snapshotted
+    assert "no snapshot after epoch(s) [2]" in capsys.readouterr().err
+    assert len(read_run(tmp_path / "f1")["split"]["train"]) == 1  # the caption's one image
+    run = str(tmp_path / "f2")
+    assert main(["reconstruct", "figure", "features", cache, "--out", run, "--epochs", "3", *common]) == 0
+    assert len(read_run(run)["split"]["train"]) == 2  # "trained on two images"
+    assert main(["reconstruct", "figure", "random", run, cache, "--count", "3",
+                 "--out", str(tmp_path / "f3.png")]) == 0
+    assert "nearest training image" in capsys.readouterr().out
+    assert main(["reconstruct", "figure", "random", run, cache, "--out", str(tmp_path / "f3.png")]) == 1
+    assert "--force" in capsys.readouterr().err  # never overwritten silently
+    assert main(["reconstruct", "figure", "sizes", cache, "--out", str(tmp_path / "f45"), "--sizes", "2,4",
+                 "--epochs", "3,2", *common]) == 0
+    for path in (tmp_path / "f2" / "figure_features.png", tmp_path / "f3.png",
+                 tmp_path / "f45" / "figure_sizes.png"):
+        assert load_image(path).ndim == 3
+    assert len(read_run(tmp_path / "f45" / "train_2")["split"]["train"]) == 2
+    assert len((tmp_path / "f45" / "train_2" / "log.jsonl").read_text().splitlines()) == 3

@@ -3,6 +3,7 @@
     feature (N, 2048)
     -> reshape to 4x4x128, channels last, then to NCHW (N, 128, 4, 4)        "to_map"
     -> 6 x [3x3 'same' conv (2048, 1024, 512, 256, 128, 64 filters)           "convK"
+            (``kernel``: 4 for 4x4)
             -> LeakyReLU(0.2) -> nearest 2x upsampling]                      "lreluK", "upK"
     -> 2x2 'same' conv with 3 filters (TensorFlow pads 0 top/left, 1 bottom/right)  "conv_out"
     -> sigmoid                                                                "sigmoid"
@@ -17,8 +18,14 @@ converted to OIHW sees exactly the values Keras' kernel saw.
 Kernels are Glorot-uniform and biases zero, as Keras initialises them. ``config``::
 
     {"arch": "decoder", "feature_size": 2048, "start": [4, 4, 128],
-     "widths": [2048, 1024, 512, 256, 128, 64], "out_channels": 3, "final_kernel": 2,
-     "alpha": 0.2}
+     "widths": [2048, 1024, 512, 256, 128, 64], "kernel": 3, "out_channels": 3,
+     "final_kernel": 2, "alpha": 0.2}
+
+``kernel`` is the side of the hidden convolutions: 3 (the paper's) or 4 (the paper "also
+tried" 4x4). Every convolution is Keras 'same': an even kernel pads as TensorFlow does,
+asymmetrically, the extra row and column at the bottom/right (:func:`same_padding`: 4x4
+pads 1 top/left and 2 bottom/right; the 2x2 output conv 0 and 1). Configs written before
+``kernel`` existed mean 3.
 
 Output side = start[0] * 2 ** len(widths). Smaller decoders (for the bundled models) only
 change the numbers.
@@ -35,8 +42,9 @@ from .limits import check_config
 from .sequential import Network
 
 PAPER_CONFIG = {"arch": "decoder", "feature_size": 2048, "start": [4, 4, 128],
-                "widths": [2048, 1024, 512, 256, 128, 64], "out_channels": 3,
+                "widths": [2048, 1024, 512, 256, 128, 64], "kernel": 3, "out_channels": 3,
                 "final_kernel": 2, "alpha": 0.2}
+KERNELS = (3, 4)  # hidden kernels: the paper's 3x3, and the 4x4 it "also tried"
 
 
 class FeatureToMap(Layer):
@@ -60,6 +68,8 @@ class FeatureToMap(Layer):
 
 def decoder_config(**overrides):
     config = check_config(dict(PAPER_CONFIG, **overrides))
+    if config["kernel"] not in KERNELS:
+        raise MinvertError(f"decoder kernel {config['kernel']}: use 3 (the paper's) or 4 (its 4x4 variant)")
     h, w, c = config["start"]
     if h * w * c != config["feature_size"]:
         raise MinvertError(f"decoder start {h}x{w}x{c} holds {h * w * c} values but the feature "
@@ -73,8 +83,10 @@ def build_decoder(config=None, rng=None, dtype=np.float32):
     rng = rng or np.random.default_rng(0)
     h, w, c = config["start"]
     layers, channels = [("to_map", FeatureToMap(h, w, c))], c
+    kh = config["kernel"]
     for k, width in enumerate(config["widths"], 1):
-        layers += [(f"conv{k}", Conv2D(channels, width, 3, pad=1, init="glorot", rng=rng, dtype=dtype)),
+        layers += [(f"conv{k}", Conv2D(channels, width, kh, pad=same_padding(kh), init="glorot", rng=rng,
+                                       dtype=dtype)),
                    (f"lrelu{k}", LeakyReLU(config["alpha"])),
                    (f"up{k}", UpsampleNearest(2))]
         channels = width

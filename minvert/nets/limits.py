@@ -116,9 +116,10 @@ def _decoder(c):
         raise MinvertError(f"model config: a {h}x{w} start doubled {len(widths)} times exceeds "
                            f"{MAX_SIDE} pixels")
     out, k = _int(c, "out_channels", 1, 4), _int(c, "final_kernel", 1, 7)
+    hidden = _int(c, "kernel", 1, 7) if "kernel" in c else 3  # files from before --kernel: 3x3
     _number(c, "alpha", 0.0, 1.0)
     params, c_in = 0, ch
     for width in widths:
-        params += 9 * c_in * width + width
+        params += hidden * hidden * c_in * width + width
         c_in = width
     return params + k * k * c_in * out + out

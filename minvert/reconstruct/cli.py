@@ -3,6 +3,7 @@ import argparse
 
 from ..errors import MinvertError, check_options
 from .features import extract
+from .train import SAMPLE_EVERY
 
 
 def _ints(text):
@@ -45,10 +46,12 @@ def add_cli(parser, device_args):
                    help="side of the stored target images (default 256, the paper's)")
 
     p = _cmd(sub, "train", "train the upsampling decoder on a feature cache", _run_train,
-             "Train paper 003's decoder (4x4 start, 3x3 convs + LeakyReLU 0.2 + nearest 2x upsampling,\n"
-             "2x2 sigmoid output) on the cache's features. Defaults are the paper code's: BCE loss,\n"
-             "Adadelta lr 1 rho 0.95 eps 1e-7, batch 30, the first 10 images held out. Writes run.json,\n"
-             "checkpoint.h5, log.jsonl, decoder.h5, loss.png, psnr.png into --out. Ctrl-C saves a\n"
+             "Train paper 003's decoder (4x4 start, 3x3 convs (--kernel 4: 4x4) + LeakyReLU 0.2 + nearest\n"
+             "2x upsampling, 2x2 sigmoid output) on the cache's features. Defaults are the paper code's:\n"
+             "BCE loss, Adadelta lr 1 rho 0.95 eps 1e-8, batch 30, the first 10 images held out. Writes\n"
+             "run.json, checkpoint.h5, log.jsonl, decoder.h5, loss.png, psnr.png into --out. Progress\n"
+             "within an epoch (images/s, ETA); every --sample-every K epochs a usable decoder.h5 and\n"
+             "samples.png, so evaluate/decode work on an unfinished run. Ctrl-C or SIGTERM saves a\n"
              "checkpoint; --resume continues it bit-identically with the settings in run.json.\n\n"
              "example (64x64 output from 128-d features):\n"
              "  minvert reconstruct train cache.h5 --out run/ --widths 128,64,32,16 --epochs 200")
@@ -63,18 +66,25 @@ def add_cli(parser, device_args):
     p.add_argument("--lr", type=float, help="learning rate (default: adadelta 1.0, adam 1e-3)")
     p.add_argument("--rho", type=float, help="Adadelta decay (default 0.95)")
     p.add_argument("--eps", type=float,
-                   help="Adadelta epsilon (default 1e-7 as Keras; Zeiler's paper: 1e-6)")
+                   help="Adadelta epsilon (default 1e-8, tf.keras 2.1.2-tf in TF 1.5.0 as the paper ran; "
+                        "later Keras: 1e-7; Zeiler's paper: 1e-6)")
     p.add_argument("--split", help="paper (first 10 held out, default), none, or fraction:F (seeded random)")
     p.add_argument("--n-train", type=int, metavar="N", help="use only the first N training images")
     p.add_argument("--widths", type=_ints, metavar="W1,W2,..",
                    help="conv widths, one per 2x stage (default: the paper's last stages that "
                         "reach the target size)")
+    p.add_argument("--kernel", type=int, choices=[3, 4],
+                   help="hidden conv kernel: 3 (default, the paper's) or 4 (the 4x4 the paper also "
+                        "tried; 'same' padding as TensorFlow: 1 top/left, 2 bottom/right)")
     p.add_argument("--start", type=_ints, metavar="H,H,C",
                    help="feature reshaped to HxHxC, H*H*C = feature size (default 4,4,D/16)")
     p.add_argument("--seed", type=int, help="weights and shuffling (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
                    help="checkpoint every K epochs (default 1)")
+    _watch_options(p)
+
+    _add_figures(sub, _cmd)
 
     p = _cmd(sub, "evaluate", "measure reconstructions: PSNR, SSIM, re-identification", _run_evaluate,
              "On training and held-out images separately: MSE, PSNR, SSIM against the mean-image\n"
@@ -98,6 +108,123 @@ def add_cli(parser, device_args):
     return parser
 
 
+def _add_figures(sub, _cmd):
+    from .figures import PAPER_EPOCHS, PAPER_SIZE_EPOCHS, PAPER_SIZES
+    fig = sub.add_parser("figure", help="the paper's figures, one command each (docs/reproducing.md)",
+                         description="Paper 003's figures: epochs (Fig. 1), features (Fig. 2), random "
+                                     "(Fig. 3), sizes (Figs. 4-5).")
+    fig.set_defaults(handler=lambda args: fig.print_help() or 2)
+    figs = fig.add_subparsers(title="figures", metavar="FIGURE")
+
+    def fcmd(name, *rest):
+        p = _cmd(figs, name, *rest)
+        p.set_defaults(handler_figure=name)
+        return p
+    epochs = ",".join(map(str, PAPER_EPOCHS))
+    p = fcmd("epochs", "Fig. 1: one image after 1, 10, 50, ... epochs, in one strip", _run_figure,
+             "Train a decoder into --out, snapshotting the reconstruction of --rows after each epoch\n"
+             f"in --at (default the paper's {epochs}), and write --out/figure_epochs.png.\n"
+             "An --out that holds the run already is continued.")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--at", type=_ints, default=list(PAPER_EPOCHS), metavar="E1,E2,..",
+                   help=f"epochs to snapshot (default {epochs})")
+    p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows (default: the first training image)")
+    p.add_argument("--n-train", type=int, default=1, metavar="N",
+                   help="train on the first N training images (default 1: the caption's one image)")
+    _figure_training(p)
+    p = fcmd("features", "Fig. 2: two images learnt for 4000 epochs, beside their reconstructions",
+             _run_figure, "Train a decoder into --out on the first --n-train (default 2) training images for\n"
+                          "--epochs (default 4000, the caption's), then write --out/figure_features.png:\n"
+                          "each image beside its reconstruction from its feature vector. --out is the\n"
+                          "model of Fig. 3 too. An --out that holds the run already is continued.")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--n-train", type=int, default=2, metavar="N", help="training images (default 2)")
+    p.add_argument("--epochs", type=int, default=4000, help="epochs (default 4000)")
+    p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows to show (default: the training images)")
+    _figure_training(p)
+    p = fcmd("random", "Fig. 3: decodes of random feature vectors", _run_figure,
+             "Decode --count |N(0,1)| vectors scaled to the real features' mean and --count raw N(0,1)\n"
+             "vectors (the paper's code) with RUN's decoder (the paper: Fig. 2's); write --out and how\n"
+             "near each comes to a training image.")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--count", type=int, default=8, metavar="N", help="vectors of each kind (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    sizes = ",".join(map(str, PAPER_SIZES))
+    p = fcmd("sizes", "Figs. 4-5: training on 100 / 1000 / 10000 images, train and unseen",
+             _run_figure, f"Train one decoder per --sizes (default {sizes}) on the first N training images\n"
+                          "into --out/train_N for the matching --epochs, then write --out/figure_sizes.png:\n"
+                          "per size, training and held-out reconstructions beside their originals.")
+    p.add_argument("cache", metavar="CACHE.h5")
+    p.add_argument("--sizes", type=_ints, default=list(PAPER_SIZES), metavar="N1,N2,..",
+                   help=f"training-set sizes (default {sizes})")
+    size_epochs = ",".join(map(str, PAPER_SIZE_EPOCHS))
+    p.add_argument("--epochs", type=_ints, default=list(PAPER_SIZE_EPOCHS), metavar="E1,E2,..",
+                   help=f"epochs per size, or one for all (default {size_epochs}, the paper's)")
+    _figure_training(p)
+
+
+def _figure_training(p):
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder(s) and the figure")
+    p.add_argument("--widths", type=_ints, metavar="W1,W2,..", help="as for train")
+    p.add_argument("--kernel", type=int, choices=[3, 4], help="as for train")
+    p.add_argument("--batch", type=int, dest="batch_size", metavar="N", help="as for train (default 30)")
+    p.add_argument("--optimizer", choices=["adadelta", "adam"], help="as for train (default adadelta)")
+    p.add_argument("--split", help="as for train (default paper)")
+    p.add_argument("--seed", type=int, help="as for train (default 0)")
+    p.add_argument("--sample-every", type=_count, default=SAMPLE_EVERY, metavar="K", help="as for train")
+
+
+def _run_figure(args):
+    from . import figures
+    name = args.handler_figure
+    if name == "random":
+        figures.figure_random(args.run, args.cache, args.out, count=args.count, seed=args.seed,
+                              device=args.device, force=args.force)
+        return 0
+    decoder = {k: v for k, v in (("widths", args.widths), ("kernel", args.kernel)) if v is not None}
+    settings = {k: getattr(args, k) for k in ("batch_size", "optimizer", "split", "seed")}
+    settings.update(decoder=decoder or None, device=args.device, sample_every=args.sample_every)
+    if name == "epochs":
+        figures.figure_epochs(args.cache, args.out, at=args.at, rows=args.rows, n_train=args.n_train,
+                              **settings)
+    elif name == "features":
+        figures.figure_features(args.cache, args.out, n_train=args.n_train, epochs=args.epochs,
+                                rows=args.rows, **settings)
+    else:
+        epochs = args.epochs[0] if len(args.epochs) == 1 else args.epochs
+        figures.figure_sizes(args.cache, args.out, sizes=args.sizes, epochs=epochs, **settings)
+    return 0
+
+
+def _watch_options(p):
+    p.add_argument("--sample-every", type=_count, default=SAMPLE_EVERY, metavar="K",
+                   help=f"write decoder.h5 and samples.png every K epochs (default {SAMPLE_EVERY}; "
+                        "0: only at the end)")
+    p.add_argument("--snapshot-epochs", type=_ints, default=(), metavar="E1,E2,..",
+                   help="save epochs/epoch_E.png, the reconstruction of --snapshot-rows after these epochs")
+    p.add_argument("--snapshot-rows", type=_rows, metavar="R1,..",
+                   help="cache rows to snapshot (default: the first training image)")
+
+
+def _count(text):
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
+    return int(text)
+
+
+def _rows(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give cache rows (0, 1, ...) separated by commas")
+    return values
+
+
 def _run_extract(args):
     check_options(args, minimum={"batch": 1, "target_size": 4})
     r = extract(args.images, args.model, args.out, batch_size=args.batch, target_size=args.target_size,
@@ -111,11 +238,13 @@ def _run_train(args):
                                  "checkpoint_every": 1}, positive=("lr", "rho", "eps"))
     if args.rho is not None and not args.rho < 1:
         raise MinvertError(f"--rho {args.rho}: Adadelta's decay must be below 1")
-    decoder = {k: v for k, v in (("widths", args.widths), ("start", args.start)) if v is not None}
+    decoder = {k: v for k, v in (("widths", args.widths), ("start", args.start), ("kernel", args.kernel))
+               if v is not None}
     train(args.cache, args.out, decoder=decoder or None, epochs=args.epochs, batch_size=args.batch_size,
           loss=args.loss, optimizer=args.optimizer, lr=args.lr, rho=args.rho, eps=args.eps,
           seed=args.seed, split=args.split, n_train=args.n_train, resume=args.resume,
-          checkpoint_every=args.checkpoint_every, device=args.device)
+          checkpoint_every=args.checkpoint_every, device=args.device, sample_every=args.sample_every,
+          snapshot_epochs=args.snapshot_epochs, snapshot_rows=args.snapshot_rows)
     return 0
 
 

@@ -28,6 +28,7 @@ from ..backend import to_numpy
 from ..errors import FormatError, MinvertError, ShapeError
 from .features import encode, encoder_from_record, read_cache, targets_at
 from .train import check_run_cache, load_decoder, read_run, write_json
+from .watch import decoder_epoch
 
 SHEET_PAIRS = 8  # pairs per set on the contact sheet
 
@@ -146,7 +147,7 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
     run_dir = Path(run_dir)
     run, c = read_run(run_dir), read_cache(cache)
     check_run_cache(run, c, run_dir)
-    net = load_decoder(run_dir, run, device)
+    net = load_decoder(run_dir, run, device, log=log)
     enc = encoder_from_record(run["cache"], encoder, device)
     size, split = net.output_size, run["split"]
     train_t = targets_at(c, split["train"], size)
@@ -154,7 +155,8 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
     mean_feat = encode(enc, [_u8(mean_img)])
     result, pairs = {"run": str(run_dir), "cache": str(cache), "output_size": size,
                      "encoder": run["cache"]["model"] or run["cache"]["model_path"],
-                     "candidates": len(c), "settings": run["settings"]}, {}
+                     "candidates": len(c), "settings": run["settings"],
+                     "decoder_epoch": decoder_epoch(run_dir)}, {}
     log_path = run_dir / "log.jsonl"
     if log_path.is_file():
         from ..weights.hdf5 import json_text
@@ -215,7 +217,7 @@ def decode(run_dir, inputs, out_dir, model=None, force=False, log=print, device=
     from ..images import load_image, save_image
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     run = read_run(run_dir)
-    net = load_decoder(run_dir, run, device)
+    net = load_decoder(run_dir, run, device, log=log)
     D, enc, vectors, stems = run["cache"]["feature_size"], None, [], []
     for p in map(Path, inputs):
         if p.suffix.lower() == ".npy":

@@ -5,8 +5,8 @@
 What the paper's code does, and the defaults here: decoder = :mod:`minvert.nets.decoder` (4x4
 start, 3x3 'same' convs, LeakyReLU 0.2, nearest 2x upsampling, 2x2 sigmoid output); loss =
 per-pixel binary cross-entropy on the sigmoid output, clipped as Keras clips (1e-7), against
-targets in [0, 1]; optimiser = hand-coded Adadelta, lr 1, rho 0.95, eps 1e-7 (tf.keras 1.5; the
-Adadelta paper uses eps 1e-6); batch 30; held-out set = the first 10 images of the cache.
+targets in [0, 1]; optimiser = hand-coded Adadelta, lr 1, rho 0.95, eps 1e-8 (tf.keras 2.1.2-tf in
+TensorFlow 1.5.0; 1e-7 is only its BCE clip; the Adadelta paper uses eps 1e-6); batch 30; held-out set = the first 10 images of the cache.
 MSE and Adam are options. A decoder whose output is smaller than the cached targets trains
 against the targets box-downsampled (each output pixel = the mean of its block).
 
@@ -23,19 +23,25 @@ from ..backend import array_module, default_device, get_array_module, to_numpy
 from ..errors import FormatError, MinvertError
 from .features import (_HEADER_KEYS, _describe_encoder, names_digest, read_cache,
                           targets_at)
+from .watch import write_json  # evaluate imports it from here too
 
 PAPER_TEST_SIZE = 10  # the paper's code holds out the first 10 loadable images
 DEFAULTS = {"epochs": 100, "batch_size": 30, "loss": "bce", "optimizer": "adadelta", "lr": None,
-            "rho": 0.95, "eps": 1e-7, "seed": 0, "split": "paper", "n_train": None}
+            "rho": 0.95, "eps": 1e-8, "seed": 0, "split": "paper", "n_train": None}
 DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-3}
+SAMPLE_EVERY = 10  # epochs between decoder.h5/samples.png while training
+
+
+def _u8(img):
+    return np.rint(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 # decoder configuration ----------------------------------------------------------------------
 def decoder_param_count(config):
-    """Parameters of :func:`build_decoder(config)` without building it (3x3 convs + final conv)."""
-    c, total = config["start"][2], 0
+    """Parameters of :func:`build_decoder(config)` without building it (hidden convs + final conv)."""
+    c, total, k = config["start"][2], 0, config.get("kernel", 3)
     for width in config["widths"]:
-        total += 9 * c * width + width
+        total += k * k * c * width + width
         c = width
     k, o = config["final_kernel"], config["out_channels"]
     return total + k * k * c * o + o
@@ -105,13 +111,6 @@ def make_split(n, split, seed=0, n_train=None):
 
 
 # run folder -----------------------------------------------------------------------------------
-def write_json(path, obj):
-    """Atomic JSON write (temporary file + rename, removed on failure)."""
-    from ..weights.project import atomic_write
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1))
-
-
 def read_run(run_dir):
     path = Path(run_dir) / "run.json"
     if not path.is_file():
@@ -133,6 +132,7 @@ def read_run(run_dir):
     if missing:
         raise FormatError(f"{path} is damaged ({missing[0]} missing or unreadable); train again "
                           "into a new folder")
+    run["decoder"].setdefault("kernel", 3)  # written before the 4x4 option existed
     return run
 
 
@@ -152,15 +152,21 @@ def check_run_cache(run, cache, run_dir):
                            f"(names differ); use {rc['path']}")
 
 
-def load_decoder(run_dir, run, device=None):
+def load_decoder(run_dir, run, device=None, log=None):
+    """The run's decoder.h5; ``log`` gets a note when it is from an unfinished run."""
     from ..weights.project import load
+    from .watch import decoder_epoch
     path = Path(run_dir) / "decoder.h5"
     if not path.is_file():
-        raise MinvertError(f"{path} does not exist: the training has not finished; run or resume "
+        raise MinvertError(f"{path} does not exist yet: a run saves it every --sample-every epochs, "
+                           "on Ctrl-C/SIGTERM and at the end; train longer or resume "
                            "`minvert reconstruct train`")
     net = load(path, device=device)
     if net.config != run["decoder"]:
         raise MinvertError(f"{path} holds another decoder than run.json describes; train again")
+    epoch = decoder_epoch(run_dir)
+    if log is not None and epoch is not None and epoch[0] < epoch[1]:
+        log(f"note: {run_dir} is unfinished; its decoder.h5 is from epoch {epoch[0]} of {epoch[1]}")
     return net
 
 
@@ -219,7 +225,8 @@ def _psnr_rows(out, t):
 
 def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None, optimizer=None,
           lr=None, rho=None, eps=None, seed=None, split=None, n_train=None, resume=False,
-          checkpoint_every=1, log=print, on_step=None, device=None):
+          checkpoint_every=1, log=print, on_step=None, device=None, sample_every=SAMPLE_EVERY,
+          snapshot_epochs=(), snapshot_rows=None):
     """Train the decoder on ``cache`` into ``out_dir``; returns the history (one dict per epoch).
 
     decoder: overrides of the decoder config ({"widths": [...], "start": [h, h, c], "alpha",
@@ -227,17 +234,26 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
     Other settings default to ``DEFAULTS`` (None = not given); lr defaults to 1.0 (adadelta)
     or 1e-3 (adam); rho and eps are Adadelta's. split: "paper" | "none" | "fraction:F".
     n_train: keep only the first n_train training images. on_step(step): called after every
-    step (tests interrupt a run through it). Ctrl-C saves a checkpoint; ``resume=True``
-    continues it bit-identically.
+    step (tests interrupt a run through it). Ctrl-C or SIGTERM saves a checkpoint (and
+    decoder.h5); ``resume=True`` continues it bit-identically.
+
+    Watching (changes nothing in the trajectory): a progress line within each epoch; every
+    ``sample_every`` epochs (0: only at the end) decoder.h5 + decoder.json and samples.png
+    (reconstruction | original for up to 4 training and 4 held-out images); at each epoch in
+    ``snapshot_epochs`` epochs/epoch_NNNNN.png, the reconstructions of ``snapshot_rows``
+    (cache rows; default the first training image), for the paper's Fig. 1.
     """
+    from .watch import Meter, pairs_image, save_decoder, sigterm_as_interrupt
     from ..layers.loss import binary_cross_entropy, mse
     from ..nets.decoder import build_decoder
     from ..optim import Adadelta, Adam
     from ..images import save_image
     from ..plots import line_plot
     from ..train import run_epochs
-    from ..weights.project import save
     c = read_cache(cache)
+    if snapshot_rows and max(snapshot_rows) >= len(c):
+        raise MinvertError(f"snapshot row {max(snapshot_rows)} is outside the cache's {len(c)} images "
+                           f"(rows 0..{len(c) - 1})")
     out_dir = Path(out_dir)
     given = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size, loss=loss, optimizer=optimizer,
                                    lr=lr, rho=rho, eps=eps, seed=seed, split=split,
@@ -280,12 +296,21 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
         f"batch {s['batch_size']}, {s['epochs']} epochs")
 
     acc = [0.0, 0]  # per-image PSNR sum and count over the epoch's training batches
+    meter = Meter(len(train_rows), s["epochs"], log)
+    sample_rows = train_rows[:4] + test_rows[:4]
+    snapshot_rows = list(snapshot_rows or train_rows[:1])
+    snapshot_epochs = set(snapshot_epochs)
+
+    def decoded(rows):
+        """Reconstructions of cache rows, float (n, s, s, 3) in [0, 1], on the host."""
+        return to_numpy(net.predict(xp.asarray(c.features[rows]))).transpose(0, 2, 3, 1)  # (n, s, s, 3)
 
     def step(idx):
         t = t_train[idx].astype(net.dtype) / 255
         out = net.forward(x_train[idx])
         acc[0] += float(_psnr_rows(out, t).sum())
         acc[1] += len(idx)
+        meter.step(len(idx))
         value, dout = loss_fn(out, t)
         net.backward(dout)
         opt.step(net.parameters())
@@ -297,12 +322,28 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
         if test_rows:
             pred = xp.concatenate([net.predict(x_test[i:i + 32]) for i in range(0, len(test_rows), 32)])
             record["val_psnr"] = float(_psnr_rows(pred, t_test).mean())
+        if sample_every and epoch % sample_every == 0 and epoch < s["epochs"]:
+            save_decoder(net, out_dir, epoch, s["epochs"])
+            save_image(out_dir / "samples.png", pairs_image(decoded(sample_rows),
+                                                            targets_at(c, sample_rows, size)))
+        if epoch in snapshot_epochs:
+            (out_dir / "epochs").mkdir(exist_ok=True)
+            save_image(out_dir / "epochs" / f"epoch_{epoch:05d}.png",
+                       np.concatenate(list(_u8(decoded(snapshot_rows))), axis=0))  # rows stacked
         return record
 
-    history = run_epochs(net, opt, step, len(train_rows), out_dir, s["epochs"], s["batch_size"],
-                         s["seed"], resume=resume, evaluate=progress, log=log,
-                         checkpoint_every=checkpoint_every, on_step=on_step)
-    save(net, out_dir / "decoder.h5", force=True)
+    try:
+        with sigterm_as_interrupt():
+            history = run_epochs(net, opt, step, len(train_rows), out_dir, s["epochs"], s["batch_size"],
+                                 s["seed"], resume=resume, evaluate=progress, log=log,
+                                 checkpoint_every=checkpoint_every, on_step=on_step,
+                                 on_epoch=meter.start_epoch)
+    except KeyboardInterrupt:
+        save_decoder(net, out_dir, meter.epoch, s["epochs"])  # mid-epoch weights, usable as they are
+        log(f"saved {out_dir / 'decoder.h5'} (during epoch {meter.epoch + 1}) for evaluate/decode")
+        raise
+    save_decoder(net, out_dir, s["epochs"], s["epochs"])
+    save_image(out_dir / "samples.png", pairs_image(decoded(sample_rows), targets_at(c, sample_rows, size)))
     if history:
         save_image(out_dir / "loss.png", line_plot({s["loss"]: [h["loss"] for h in history]},
                                                    title="decoder training", ylabel=f"{s['loss']} loss"))

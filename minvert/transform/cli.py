@@ -1,7 +1,7 @@
 """The command line of paper 000: ``minvert transform``."""
 from ..errors import MinvertError, check_options
-from .losses import Multipliers
-from .objective import Settings
+from .losses import COLOR_KINDS, CONTENT_KINDS, Multipliers, paper_layer_to_tap
+from .objective import DEFAULT_LR, GD_FIRST_STEP, OPTIMIZERS, Settings
 from .optimize import transform
 from .presets import PRESETS
 
@@ -12,11 +12,13 @@ def add_cli(sub, command, device_args):
     presets = "\n".join(f"  {k:<18} {v.caption}" for k, v in PRESETS.items())
     p = command(sub, "transform", "alter an image until the network calls it TARGET (paper 000)",
                 handler=run, description=(
-                 "Paper 000: L-BFGS-B on the pixels of IMAGE minimising\n"
+                 "Paper 000: L-BFGS-B (or gradient steps) on the pixels of IMAGE minimising\n"
                  "  class + content*C + style*S + TV*T + colour*K\n"
                  "so that the network classifies it as TARGET, as strongly as possible.\n"
                  "Writes result.png, panel.png (original | result | amplified difference),\n"
-                 "log.jsonl (one line per iteration) and summary.json into --out.\n\n"
+                 "log.jsonl (one line per iteration) and summary.json into --out. At the start\n"
+                 "and the end it prints each term's raw value, multiplier x value and share of the\n"
+                 "total and of the gradient norm, and warns about a term with < 0.1 % of the gradient.\n\n"
                  "presets (the rows of the paper's results table):\n" + presets))
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--target", metavar="CLASS",
@@ -32,14 +34,36 @@ def add_cli(sub, command, device_args):
         p.add_argument(f"--{name}", type=float, default=None, help=h + " (default 0, or the preset's)")
     p.add_argument("--mask", metavar="IMAGE", help="greyscale mask: white = may change, black = kept exactly")
     p.add_argument("--jitter", type=int, default=0, metavar="PX",
-                   help="random shift of up to PX pixels per step (paper: 16); uses gradient steps")
-    p.add_argument("--step", choices=["normalized", "adam"], default="normalized", help="jitter path optimiser")
-    p.add_argument("--lr", type=float, default=2.0, help="jitter path step size (default 2.0)")
+                   help="random shift of up to PX pixels per step (paper: 16); needs gradient steps")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help="lbfgs (default; L-BFGS-B as fzliu), gd (plain gradient descent, the paper's "
+                        "with jitter and the default there), normalized (deepdream: mean step = lr) or adam")
+    p.add_argument("--lr", type=float, default=None, metavar="PX",
+                   help="gradient-step size in 0..255 pixel units: gd p -= lr*dL/dp (default: set once "
+                        f"so the first step moves pixels {GD_FIRST_STEP:g} levels on average, then fixed), "
+                        f"normalized mean step (default {DEFAULT_LR['normalized']:g}), adam (default "
+                        f"{DEFAULT_LR['adam']:g})")
     p.add_argument("--init", choices=["image", "noise", "mix"], default="image",
                    help="start from the image (default), random noise, or a mix")
+    p.add_argument("--init-image", metavar="PATH",
+                   help="start from this image instead, e.g. an earlier result.png to continue a run; "
+                        "content, style and colour still compare with IMAGE")
     p.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
     p.add_argument("--history", type=int, default=8, help="L-BFGS memory (default 8)")
-    p.add_argument("--size", type=int, default=None, help="input side in pixels (default: the net's)")
+    p.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="long side in pixels, aspect ratio kept (default: the net's input size); a VGG "
+                        "with fc layers takes only its input size and the image's central square")
+    p.add_argument("--content-layer", metavar="LAYER",
+                   help="content layer, Caffe (conv4_2) or minvert (relu4_2) name (default conv4_2)")
+    p.add_argument("--style-layers", metavar="L1,L2,..",
+                   help="style layers, comma-separated (default conv1_1,conv2_1,conv3_1,conv4_1,conv5_1)")
+    p.add_argument("--content-kind", choices=CONTENT_KINDS, default="gram",
+                   help="gram: ½Σ(G-A)² on Gram matrices as the paper writes (default); raw: fzliu's ½Σ(F-P)²")
+    p.add_argument("--color-kind", choices=COLOR_KINDS, default="pixel",
+                   help="pixel: pixels whose RGB distance exceeds 30 %% (default); channel: channel "
+                        "values beyond 30 %%; hinge: smooth per-channel excess (docs/losses.md)")
+    p.add_argument("--print-every", type=int, default=1, metavar="N", help="print every N-th iteration "
+                   "(log.jsonl keeps every one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--snapshot-every", type=int, default=0, metavar="K", help="also save every K-th iterate")
     p.add_argument("--force", action="store_true", help="overwrite an earlier result in --out")
@@ -52,10 +76,11 @@ def run(args):
     from ..labels import net_labels
     from ..weights import load_model
     check_options(args, minimum={"iters": 1, "history": 1, "jitter": 0, "size": 1, "seed": 0,
-                                 "snapshot_every": 0},
+                                 "snapshot_every": 0, "print_every": 1},
                   positive=("lr",), finite=("content", "style", "tv", "color"))
     img = load_image(args.image)
     mask = load_mask(args.mask, img.shape[:2]) if args.mask else None
+    start = load_image(args.init_image) if args.init_image else None
     preset = PRESETS[args.preset] if args.preset else None
     if args.target is None and preset is None:
         raise MinvertError("say which class to aim for: --target CLASS (or a --preset)")
@@ -72,8 +97,16 @@ def run(args):
     base = preset.multipliers if preset else Multipliers()
     mult = Multipliers(*(getattr(base, k) if getattr(args, k) is None else getattr(args, k)
                          for k in ("content", "style", "tv", "color")))
+    layers = {}
+    if args.content_layer:
+        layers["content_layer"] = paper_layer_to_tap(args.content_layer.strip())
+    if args.style_layers:
+        layers["style_layers"] = tuple(paper_layer_to_tap(n.strip()) for n in args.style_layers.split(",")
+                                       if n.strip())
     settings = Settings(target=target, multipliers=mult, iters=args.iters, history=args.history,
-                        init=args.init, jitter=args.jitter, step=args.step, lr=args.lr,
-                        seed=args.seed, snapshot_every=args.snapshot_every)
-    summary = transform(net, img, settings, mask=mask, out_dir=args.out, force=args.force, size=args.size)
+                        init=args.init, jitter=args.jitter, optimizer=args.optimizer, lr=args.lr,
+                        seed=args.seed, snapshot_every=args.snapshot_every, print_every=args.print_every,
+                        content_kind=args.content_kind, color_kind=args.color_kind, **layers)
+    summary = transform(net, img, settings, mask=mask, out_dir=args.out, force=args.force, size=args.size,
+                        start_image=start)
     return 0 if summary["stopped_early"] is None else 1

@@ -70,16 +70,33 @@ def class_loss(logits, target):
 
 
 # -- content ----------------------------------------------------------------------------
+CONTENT_KINDS = ("gram", "raw")  # the paper's text; fzliu's code
+
+
 def content_loss(F, P):
-    """½ Σ (F - P)² at one layer (fzliu's content loss, weight 1).
+    """½ Σ (F - P)² at one layer: fzliu's content loss on the raw map (``content_kind="raw"``).
 
     F: (1, C, H, W) features of the current image at the tap (e.g. relu4_2);
     P: same shape, features of the original image. Returns (value, dF = F - P).
-    (The paper's text says "Gram matrix" here; its code base compares the raw maps.)
     """
     _check_pair(F, P, "content features", "content target")
     d = F - P
     return 0.5 * (d * d).sum(), d
+
+
+def content_gram_loss(F, A):
+    """½ Σ (G - A)² with G = gram(F): the paper's content loss ("the Euclidean distance of the
+    Gram matrix ... at the content layer", ``content_kind="gram"``, the default).
+
+    F: (1, C, H, W) (or (C, H, W)) features of the current image at the content tap;
+    A: (C, C) Gram matrix of the original image's features there (``gram(P)``). Raw sums,
+    no 1/(N²M²): fzliu's content scale with G in place of F, which is what makes the paper's
+    content multipliers (1e-14 ... 1e-10) bite. Returns (value, dF shaped like F) with
+    dF = 2 (G - A) Fm: d/dFm of ½‖Fm Fmᵀ - A‖² is (D + Dᵀ) Fm and D = G - A is symmetric.
+    """
+    D, Fm = _gram_difference(F, A, "content")
+    dF = (2.0 * (D @ Fm)).reshape(F.shape).astype(F.dtype, copy=False)
+    return 0.5 * (D * D).sum(), dF
 
 
 # -- style ------------------------------------------------------------------------------
@@ -102,13 +119,9 @@ def style_layer_loss(F, A):
     dF = 1/(C² M²) (G - A) Fm, reshaped (G - A is symmetric, so the two halves of
     d(FmFmᵀ) coincide and the 4 cancels).
     """
-    Fm = _as_matrix(F, "style features")
+    D, Fm = _gram_difference(F, A, "style")
     C, M = Fm.shape
-    if tuple(A.shape) != (C, C):
-        raise ShapeError(f"style target has shape {tuple(A.shape)}; expected the ({C}, {C}) "
-                         f"Gram matrix of the original image's features (use gram(P))")
     c = 1.0 / (float(C) ** 2 * float(M) ** 2)
-    D = Fm @ Fm.T - A
     value = (c / 4.0) * (D * D).sum()
     dF = (c * (D @ Fm)).reshape(F.shape).astype(F.dtype, copy=False)
     return value, dF
@@ -186,26 +199,33 @@ def color_threshold(low=0.0, high=255.0, fraction=COLOR_FRACTION):
     return float(t) if t.ndim == 0 else t
 
 
-def color_loss(x, x0, threshold, kind="masked"):
+COLOR_KINDS = ("pixel", "channel", "hinge")
+
+
+def color_loss(x, x0, threshold, kind="pixel"):
     """Colour similarity: squared difference to the original, only where it is large.
 
-    x, x0: (N, C, H, W) current and original image in network-input space;
-    threshold: float or (C,) per-channel values (see :func:`color_threshold`).
-    The test is per channel value, d = x - x0 elementwise: a colour cast is a shift of
-    one channel, which this catches directly, the threshold can differ per channel
-    (torch std), and the paper names no way to pool channels into one pixel score.
+    x, x0: (N, C, H, W) current and original image in network-input space; d = x - x0;
+    threshold t: float or (C,) per-channel values, 30 % of each channel's 0..255 range in
+    input units (:func:`color_threshold`). "Only ... the pixels for which the difference is
+    greater than 30 percent" reads two ways:
 
-    * ``"masked"`` (the paper's words, default): Σ d² [|d| > t], gradient 2 d [|d| > t].
-      The value jumps by t² where |d| crosses t; the gradient is exact elsewhere.
-    * ``"hinge"``: Σ max(|d| - t, 0)², gradient 2 (|d| - t)₊ sign(d). Continuous with a
-      continuous gradient (kinder to L-BFGS-B line searches) but much smaller near t,
-      so the paper's multipliers would mean something else.
+    * ``"pixel"`` (default, the presets): a pixel is its RGB triple, so a pixel counts when
+      its colour distance exceeds 30 % of the largest possible one (the cube's diagonal):
+      r² = mean_c (d_c / t_c)² > 1, i.e. ‖d/range‖₂ > 0.3·√C. Value Σ over those pixels of
+      Σ_c d_c², gradient 2 d [r > 1]. One channel alone must move 0.3·√3 = 52 % to count.
+    * ``"channel"``: each channel value on its own: Σ d² [|d| > t], gradient 2 d [|d| > t].
+      Catches a cast in one channel at 30 %; a pixel can count in one channel and not another.
+    * ``"hinge"``: per channel, Σ max(|d| - t, 0)², gradient 2 (|d| - t)₊ sign(d). Continuous
+      (kinder to L-BFGS-B line searches) but much smaller near t, so the paper's
+      multipliers would mean something else.
 
-    Returns (value, dx (N, C, H, W)).
+    The indicator has zero gradient almost everywhere, so the value jumps where a pixel
+    crosses the threshold and the gradient is exact elsewhere. Returns (value, dx (N, C, H, W)).
     """
     _check_pair(x, x0, "image", "original image")
-    if kind not in ("masked", "hinge"):
-        raise ValueError(f"colour kind {kind!r}: use 'masked' or 'hinge'")
+    if kind not in COLOR_KINDS:
+        raise ValueError(f"colour kind {kind!r}: use one of {', '.join(COLOR_KINDS)}")
     xp = get_array_module(x)
     t = xp.asarray(threshold, dtype=x.dtype)
     if t.ndim == 1:
@@ -213,7 +233,11 @@ def color_loss(x, x0, threshold, kind="masked"):
             raise ShapeError(f"{t.shape[0]} colour thresholds for {x.shape[1]} channels")
         t = t.reshape(1, -1, 1, 1)  # (1, C, 1, 1), broadcasts over N, H, W
     d = x - x0
-    if kind == "masked":
+    if kind == "pixel":
+        r2 = ((d / t) ** 2).mean(axis=1, keepdims=True)  # (N, 1, H, W) squared relative distance
+        g = d * (r2 > 1)
+        return (g * g).sum(), 2 * g
+    if kind == "channel":
         g = d * (xp.abs(d) > t)
         return (g * g).sum(), 2 * g
     excess = xp.maximum(xp.abs(d) - t, 0)
@@ -266,6 +290,16 @@ def _check_pair(a, b, what_a, what_b):
     check_floating(a, what_a)
     if tuple(a.shape) != tuple(b.shape):
         raise ShapeError(f"{what_a} {tuple(a.shape)} and {what_b} {tuple(b.shape)} differ in shape")
+
+
+def _gram_difference(F, A, term):
+    """(G - A, Fm) for features F (1, C, H, W) and a target Gram matrix A (C, C)."""
+    Fm = _as_matrix(F, f"{term} features")
+    C = Fm.shape[0]
+    if tuple(A.shape) != (C, C):
+        raise ShapeError(f"{term} target has shape {tuple(A.shape)}; expected the ({C}, {C}) "
+                         f"Gram matrix of the original image's features (use gram(P))")
+    return Fm @ Fm.T - A, Fm
 
 
 def _as_matrix(F, what):

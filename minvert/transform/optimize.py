@@ -6,9 +6,12 @@ pass to the pixels through the frozen network::
     total = class + a*content + b*style + c*TV + d*colour
 
 and minimised over the pixels by scipy's L-BFGS-B with per-channel box bounds that keep a
-valid 0..255 image in the network's input space. With jitter the objective moves at every
-step (a random shift of the image), which L-BFGS cannot handle, so that path takes
-gradient steps (normalised, or Adam) instead.
+valid 0..255 image in the network's input space, or by gradient steps (``--optimizer gd``,
+``normalized`` or ``adam``, :func:`_gradient_steps`). With jitter the objective moves at every
+step (a random shift of the image), which L-BFGS cannot handle, so jitter takes gradient
+steps: plain gradient descent by default, as the paper did.
+
+At the start and the end every term's scale is reported (:func:`objective.report_terms`).
 
 Masks (white = may change) multiply the gradient, as the paper does; pixels where the mask
 is 0 are also fixed by their bounds (low = high = original), so they come out
@@ -19,7 +22,7 @@ Host/device boundary: scipy works on float64 NumPy vectors. :func:`_to_host` and
 """
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,7 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
 from . import losses
-from .objective import Objective
+from .objective import Objective, default_layers, report_terms
 
 _STOP = "stop"
 
@@ -57,46 +60,75 @@ class _NonFinite(Exception):
     pass
 
 
-def prepare_image(net, img, size=None):
-    """uint8 (H, W, 3) -> uint8 (S, S, 3) at the size the network takes."""
-    from ..images import resize_exact
+def prepare_image(net, img, size=None, log=print):
+    """uint8 (H, W, 3) -> uint8 (h, w, 3) at a size the network takes, the aspect ratio kept.
+
+    A VGG with its fc layers takes exactly its input size (S x S): a non-square image is
+    centre-cropped to its central square first, and that is said. Other classifiers (ResNets
+    pool globally) take any size: ``size`` (default: the net's input size) is the long side.
+    """
+    from ..images import center_crop, resize_exact
     pre = net.preprocessing
     size = size or pre.input_size
     smallest = 2 ** len(net.config["widths"]) if net.config.get("arch") == "vgg" else 32
     if size < smallest:
         raise MinvertError(f"--size {size} is below the {smallest}x{smallest} this network allows")
-    if min(img.shape[:2]) < smallest:
-        raise MinvertError(f"the image is {img.shape[1]}x{img.shape[0]}; this network needs at least "
-                           f"{smallest}x{smallest} pixels")
-    if net.config.get("include_top") and size != pre.input_size:
-        raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
-                           f"drop --size or use {pre.input_size}")
-    return resize_exact(img, size) if img.shape[:2] != (size, size) else img
+    H, W = img.shape[:2]
+    if min(H, W) < smallest:
+        raise MinvertError(f"the image is {W}x{H}; this network needs at least {smallest}x{smallest} pixels")
+    if net.config.get("arch") == "vgg" and net.config.get("include_top"):
+        if size != pre.input_size:
+            raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
+                               f"drop --size or use {pre.input_size}")
+        if H != W:
+            side = min(H, W)
+            img = center_crop(img, side)
+            log(f"the image is {W}x{H}; this network's fc layers take {size}x{size}: using its central "
+                f"{side}x{side} square (crop the photo yourself to choose another)")
+        shape = (size, size)
+    else:
+        scale = size / max(H, W)
+        shape = (max(1, round(H * scale)), max(1, round(W * scale)))
+    if min(shape) < smallest:
+        raise MinvertError(f"the image would be {shape[1]}x{shape[0]}; this network needs at least "
+                           f"{smallest}x{smallest} pixels (use a larger --size or a less elongated image)")
+    return resize_exact(img, shape) if img.shape[:2] != shape else img
 
 
-def transform(net, img, settings, mask=None, out_dir=None, log=print, force=False, size=None):
+def transform(net, img, settings, mask=None, out_dir=None, log=print, force=False, size=None,
+              start_image=None):
     """Run paper 000's optimisation. img: uint8 (H, W, 3) RGB; mask: float (H', W') in [0, 1]
-    (white = may change) or None. Writes the outputs into ``out_dir`` when given.
-    Returns the summary dict (also written as summary.json); summary["result"] is the image.
+    (white = may change) or None; start_image: uint8 (H', W', 3) to start from instead of
+    settings.init (a previous result: resumes a run), fitted like img. Writes the outputs into
+    ``out_dir`` when given. Returns the summary dict (also written as summary.json);
+    summary["result"] is the image.
     """
     from ..images import resize_exact
-    s = settings
+    s = replace(settings)  # a copy: gd records the lr it calibrates in it
     if net.labels is None or not net.config.get("include_top", True):
         raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")
     if not 0 <= s.target < net.config["num_classes"]:
         raise MinvertError(f"target class {s.target} is outside 0..{net.config['num_classes'] - 1}")
-    img = prepare_image(net, img, size)
+    img = prepare_image(net, img, size, log=log)
+    shape = img.shape[:2]  # (h, w)
+    if start_image is not None:
+        start_image = prepare_image(net, start_image, size, log=lambda *_: None)
+        if start_image.shape[:2] != shape:
+            start_image = resize_exact(start_image, shape)
+    default_layers(net, s)  # a bad --content-layer/--style-layers fails before anything is written
     out = _prepare_out(out_dir, force)  # only once the input is known to be good
     net.freeze()
-    S = img.shape[0]
     pre, xp, dtype = net.preprocessing, net.xp, net.dtype
-    x_orig = xp.asarray(pre.preprocess(img, dtype=dtype))  # (1, 3, S, S)
+    x_orig = xp.asarray(pre.preprocess(img, dtype=dtype))  # (1, 3, h, w)
     rng = np.random.default_rng(s.seed)
     mask_arr = None
     if mask is not None:
-        mask_arr = np.clip(resize_exact(np.asarray(mask, np.float64), (S, S)), 0, 1)
+        mask_arr = np.clip(resize_exact(np.asarray(mask, np.float64), shape), 0, 1)
         mask_net = xp.asarray(mask_arr[None, None].astype(dtype))
-    x = _initial(x_orig, s, rng, pre, xp, dtype, S)
+    if start_image is not None:
+        x = xp.asarray(pre.preprocess(start_image, dtype=dtype))
+    else:
+        x = _initial(x_orig, s, rng, pre, xp, dtype, shape)
     low, high = (v.reshape(1, 3, 1, 1) for v in pre.pixel_bounds())
     low = np.broadcast_to(low, x.shape).astype(np.float64)
     high = np.broadcast_to(high, x.shape).astype(np.float64)
@@ -110,11 +142,22 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     objective = Objective(net, x_orig, s, mask=mask_net if mask_arr is not None else None)
     label = net.labels[s.target]
     p_before = probabilities(net.predict(x_orig))
+    how = ("L-BFGS-B" if s.optimizer == "lbfgs" else
+           f"{s.optimizer} steps, lr {'from the first step' if s.lr is None else format(s.lr, 'g')} px")
     log(f"target {label!r} (class {s.target}): p = {p_before[s.target]:.4f} before; "
-        f"{'jitter ' + str(s.jitter) + ' px, ' + s.step + ' steps' if s.jitter else 'L-BFGS-B'}, "
-        f"{s.iters} iterations, terms: {', '.join(s.multipliers.active())}")
+        f"{'jitter ' + str(s.jitter) + ' px, ' if s.jitter else ''}{how}, {s.iters} iterations, "
+        f"{shape[1]}x{shape[0]} px, terms: {', '.join(s.multipliers.active())}")
+    start_terms = report_terms(objective, x, log, "at iteration 0")
     state = {"best": to_numpy(x).copy(), "iteration": 0, "records": [], "stopped": None}
     start = time.perf_counter()
+    probs = probabilities(net.predict(x))
+    first = {"iteration": 0, "total": sum(r["weighted"] for r in start_terms.values()),
+             **{k: r["value"] for k, r in start_terms.items()},
+             "target_probability": float(probs[s.target]), "top5": top5(net, probs), "seconds": 0.0,
+             "terms": start_terms}  # the starting point, like every iteration, plus each term's scale
+    if out is not None:
+        with open(out / "log.jsonl", "a") as f:
+            f.write(json.dumps(first) + "\n")
 
     def record(values, total, logits, x_now):
         probs = probabilities(logits)
@@ -123,9 +166,10 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
                "target_probability": float(probs[s.target]), "top5": top5(net, probs),
                "seconds": round(time.perf_counter() - start, 3)}
         state["records"].append(rec)
-        terms = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
-        log(f"iter {rec['iteration']:>4}/{s.iters}  total {total:.4g}  {terms}  "
-            f"p({label}) {rec['target_probability']:.4f}  {rec['seconds']:.1f}s")
+        if rec["iteration"] % max(s.print_every, 1) == 0 or rec["iteration"] in (1, s.iters):
+            terms = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+            log(f"iter {rec['iteration']:>4}/{s.iters}  total {total:.4g}  {terms}  "
+                f"p({label}) {rec['target_probability']:.4f}  {rec['seconds']:.1f}s")
         if out is not None:
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -133,10 +177,10 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
                 _save(out / f"snapshot_{rec['iteration']:04d}.png", _image(pre, x_now, img, mask_arr))
 
     try:
-        if s.jitter:
-            _jitter_loop(objective, x, x_orig, s, rng, low, high, mask_arr, record, state)
-        else:
+        if s.optimizer == "lbfgs":
             _lbfgs(objective, x, s, low, high, record, state)
+        else:
+            _gradient_steps(objective, x, s, rng, low, high, mask_arr, record, state, log)
     except _NonFinite:
         state["stopped"] = (f"the loss became NaN/inf at iteration {state['iteration'] + 1}; "
                             f"kept the last good image")
@@ -146,7 +190,9 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
         log(f"\n{state['stopped']}")
 
     seconds = time.perf_counter() - start
-    result = _image(pre, _to_net(state["best"], x), img, mask_arr)
+    x_best = _to_net(state["best"], x)
+    end_terms = report_terms(objective, x_best, log, "at the last iteration", start_terms)
+    result = _image(pre, x_best, img, mask_arr)
     p_after = probabilities(net.predict(xp.asarray(pre.preprocess(result, dtype=dtype))))
     tv = lambda im: float(losses.tv_loss(im.astype(np.float64).transpose(2, 0, 1)[None])[0])
     summary = {
@@ -155,10 +201,11 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
         "top5_before": top5(net, p_before), "top5_after": top5(net, p_after),
         "mean_abs_pixel_change": float(np.abs(result.astype(np.float64) - img).mean()),
         "tv_ratio": tv(result) / max(tv(img), 1e-12),
+        "terms_at_start": start_terms, "terms_at_end": end_terms,
         "iterations": state["iteration"], "seconds": round(seconds, 3),
         "seconds_per_iteration": round(seconds / max(state["iteration"], 1), 4),
         "stopped_early": state["stopped"],
-        "settings": {**asdict(s), "multipliers": asdict(s.multipliers), "size": S,
+        "settings": {**asdict(s), "multipliers": asdict(s.multipliers), "size": [shape[0], shape[1]],
                      "mask": mask is not None},
     }
     log(f"p({label}) {summary['probability_before']:.4f} -> {summary['probability_after']:.4f}; "
@@ -184,10 +231,10 @@ def _prepare_out(out_dir, force):
     return out
 
 
-def _initial(x_orig, s, rng, pre, xp, dtype, S):
+def _initial(x_orig, s, rng, pre, xp, dtype, shape):
     if s.init == "image":
         return x_orig.copy()
-    noise = xp.asarray(pre.preprocess(rng.uniform(0, 255, (S, S, 3)), dtype=dtype))
+    noise = xp.asarray(pre.preprocess(rng.uniform(0, 255, (*shape, 3)), dtype=dtype))
     if s.init == "noise":
         return noise
     if s.init == "mix":
@@ -232,30 +279,50 @@ def _lbfgs(objective, x, s, low, high, record, state):
              options={"maxcor": s.history, "maxiter": s.iters})
 
 
-def _jitter_loop(objective, x, x_orig, s, rng, low, high, mask_arr, record, state):
+def _gradient_steps(objective, x, s, rng, low, high, mask_arr, record, state, log):
+    """Gradient steps on the pixels, with or without jitter (a random roll of the image before
+    each forward pass, up to s.jitter pixels each way, drawn from ``rng``).
+
+    One 0..255 level is ``pixel`` input units per channel (1 for Caffe's VGG). The step:
+
+    * ``gd`` (the paper's "simple gradient descent"): plain descent on the 0..255 image,
+      p -= lr * dL/dp, i.e. x -= lr * pixel² * g in input units; lr is fixed, in pixel units.
+      Without an lr (the paper gives none) it is set once, from the first gradient, so that
+      the first step moves the free pixels GD_FIRST_STEP levels on average; then it stays.
+    * ``normalized`` (deepdream): x -= lr * pixel * g / mean|g|, the mean over the pixels the
+      mask lets change; the mean step is lr levels whatever the gradient's scale.
+    * ``adam``: Adam with learning rate lr levels.
+    """
     from ..optim import Adam
+    from .objective import GD_FIRST_STEP
     xp = get_array_module(x)
     low_d, high_d = xp.asarray(low.astype(x.dtype)), xp.asarray(high.astype(x.dtype))
-    pixel = (high - low).max(axis=(0, 2, 3), keepdims=True) / 255.0  # one 0..255 step in input units
-    adam = Adam(lr=s.lr * float(pixel.mean())) if s.step == "adam" else None
-    step = xp.asarray((s.lr * pixel).astype(x.dtype))
-    base_mask = objective.mask
-    for _ in range(s.iters):
-        dy, dx_ = (int(v) for v in rng.integers(-s.jitter, s.jitter + 1, size=2))
-        roll = lambda a: xp.roll(a, (dy, dx_), axis=(2, 3))
-        if objective.m.content or objective.m.style:
-            objective.set_targets(roll(x_orig))
-        objective.mask = None if base_mask is None else roll(base_mask)
-        total, values, logits, g = _evaluate(objective, roll(x), state, x_color_ref=roll(x_orig))
-        g = xp.roll(g, (-dy, -dx_), axis=(2, 3))  # undo the shift on the gradient
+    pixel = (high - low).max(axis=(0, 2, 3), keepdims=True) / 255.0  # (1, C, 1, 1) input units per level
+    free = x.size if mask_arr is None else int((mask_arr > 0).sum()) * x.shape[1]
+    adam = Adam(lr=s.lr * float(pixel.mean())) if s.optimizer == "adam" else None
+    for i in range(s.iters):
+        shift = (tuple(int(v) for v in rng.integers(-s.jitter, s.jitter + 1, size=2))
+                 if s.jitter else (0, 0))
+        total, values, logits, g = _evaluate(objective, x, state, shift=shift)
+        if i == 0 and s.optimizer == "gd":
+            per_lr = float(xp.abs(g * xp.asarray(pixel.astype(x.dtype))).sum()) / max(free, 1)  # levels moved at lr 1
+            if s.lr is None:
+                s.lr = GD_FIRST_STEP / max(per_lr, 1e-30)
+                log(f"gd: lr {s.lr:.3g} (fixed from here) makes the first step move the free pixels "
+                    f"{GD_FIRST_STEP:g} levels of 255 on average; --lr sets it")
+            else:
+                log(f"gd: the first step moves the free pixels {s.lr * per_lr:.3g} levels of 255 on average")
+        if i == 0:
+            step = xp.asarray((s.lr * (pixel ** 2 if s.optimizer == "gd" else pixel)).astype(x.dtype))
         if adam is not None:
             adam.step([("x", x, g)])
+        elif s.optimizer == "gd":
+            x -= step * g
         else:
-            x -= step * g / (xp.abs(g).mean() + 1e-12)  # deepdream's normalised step
+            x -= step * g / (xp.abs(g).sum() / max(free, 1) + 1e-12)
         xp.clip(x, low_d, high_d, out=x)
         state["best"] = to_numpy(x).copy()
         record(values, total, logits, x)
-    objective.mask = base_mask
 
 
 def _save(path, img):
