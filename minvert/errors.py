@@ -19,3 +19,8 @@ class DTypeError(MinvertError, TypeError):
 
 class FormatError(MinvertError, ValueError):
     """A file is not in the format expected (corrupt, truncated, another kind of file)."""
+
+
+class DeviceError(MinvertError, RuntimeError):
+    """A device that is not there (no CuPy, no CUDA device, gpu:N out of range), or a host
+    array given to a device network (or the reverse)."""

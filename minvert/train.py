@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import array_module, is_gpu_array, to_numpy
 from .errors import FormatError, MinvertError
 from .layers.loss import softmax_cross_entropy
 from .weights.project import assign_weights, network_weights
@@ -37,8 +38,8 @@ def save_checkpoint(path, net, optimizer, progress):
                 for k, v in arrays.items():
                     group.create_dataset(k, data=v)
             opt = f.create_group("optimizer")
-            for k, v in optimizer.state_dict().items():
-                opt.create_dataset(k.replace("/", "|"), data=v)
+            for k, v in optimizer.state_dict().items():  # files are a host boundary
+                opt.create_dataset(k.replace("/", "|"), data=to_numpy(v) if is_gpu_array(v) else v)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -158,8 +159,9 @@ def accuracy(net, x, labels, batch_size=256):
     """Fraction of ``x`` (already preprocessed, (N, 3, H, W)) classified as ``labels``."""
     correct = 0
     for i in range(0, len(x), batch_size):
-        logits = net.predict(x[i:i + batch_size])
-        correct += int((np.argmax(np.asarray(logits), axis=1) == labels[i:i + batch_size]).sum())
+        logits = net.predict(net.xp.asarray(x[i:i + batch_size]))  # to the net's device
+        predicted = to_numpy(logits.argmax(axis=1))  # (batch,) on the host, beside the labels
+        correct += int((predicted == to_numpy(labels[i:i + batch_size])).sum())
     return correct / max(len(x), 1)
 
 
@@ -178,13 +180,16 @@ def train_classifier(net, optimizer, x_train, y_train, x_val, y_val, out_dir, ep
         if schedule == "cosine":
             optimizer.lr = cosine_lr(lr0, epoch, epochs)
     net.layers[net.names[0]].need_dx = False  # nobody needs the gradient w.r.t. the pixels
+    xp = net.xp
+    x_train, y_train = xp.asarray(x_train), xp.asarray(y_train)  # the training set on the net's device
 
     def step(idx):
-        logits = net.forward(x_train[idx])
-        loss, dlogits = softmax_cross_entropy(logits, y_train[idx])
+        idx = xp.asarray(idx)  # the epoch's shuffle is drawn on the host
+        logits, labels = net.forward(x_train[idx]), y_train[idx]
+        loss, dlogits = softmax_cross_entropy(logits, labels)
         net.backward(dlogits)
         optimizer.step(net.parameters())
-        correct = int((np.argmax(logits, axis=1) == y_train[idx]).sum())
+        correct = int((logits.argmax(axis=1) == labels).sum())
         return float(loss), correct, len(idx)
 
     def evaluate(epoch):
@@ -227,7 +232,7 @@ def train_command(args, log=print, on_step=None):
     xtr, ytr, xval, yval, names = load_training_data(args.data, args.n, args.val_n, args.val_fraction,
                                                      args.size, args.seed, log)
     net = build_tiny(args.arch, len(names), labels=names, rng=np.random.default_rng(args.seed),
-                     input_size=args.size)
+                     input_size=args.size).to(array_module(getattr(args, "device", None)))
     pre = net.preprocessing
     x_train, x_val = pre.preprocess(xtr), pre.preprocess(xval)
     optimizer = make_optimizer(args.optimizer, args.lr)

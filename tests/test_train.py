@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from minvert.backend import to_numpy
 from minvert.cli import main
 from minvert.errors import MinvertError
 from minvert.train import train_command
@@ -19,7 +20,8 @@ def _args(out, **kw):
 
 
 def _weights(net):
-    return {n: {k: v.copy() for k, v in {**l.params, **l.state}.items()} for n, l in net.weighted_layers()}
+    return {n: {k: to_numpy(v).copy() for k, v in {**l.params, **l.state}.items()}
+            for n, l in net.weighted_layers()}
 
 
 @pytest.mark.parametrize("arch", ["tiny-vgg", "tiny-resnet"])

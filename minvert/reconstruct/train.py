@@ -278,6 +278,7 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
     acc = [0.0, 0]  # per-image PSNR sum and count over the epoch's training batches
 
     def step(idx):
+        idx = xp.asarray(idx)  # the epoch's shuffle is drawn on the host
         t = t_train[idx].astype(net.dtype) / 255
         out = net.forward(x_train[idx])
         acc[0] += float(_psnr_rows(out, t).sum())
