@@ -140,3 +140,29 @@ def check_device(x, like, what="input", owner="the network's weights"):
         raise DeviceError(f"{what} is {side[is_gpu_array(x)]} but {owner} are "
                           f"{side[is_gpu_array(like)]}: move it with net.xp.asarray(x) "
                           "(to the GPU) or minvert.backend.to_numpy(x) (to the host)")
+
+
+def gpu_report():
+    """Lines saying what the GPU side can do: CuPy's version, each CUDA device, and whether a
+    kernel compiles and a matmul runs (what fails on a machine with the driver but without
+    the CUDA libraries: CuPy imports and counts devices, then the first kernel fails)."""
+    cp = _cupy()
+    if cp is None:
+        return [f"GPU      none usable: {gpu_problem()} (pip install 'minvert[gpu]' with an NVIDIA driver)"]
+    lines = [f"cupy     {cp.__version__}"]
+    current = cp.cuda.get_device_id()
+    for i in range(cp.cuda.runtime.getDeviceCount()):
+        props = cp.cuda.runtime.getDeviceProperties(i)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        lines.append(f"gpu:{i}    {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB, compute capability "
+                     f"{props['major']}.{props['minor']}{'  (current)' if i == current else ''}")
+    try:
+        host = np.arange(16, dtype=np.float32).reshape(4, 4)
+        x = cp.asarray(host)
+        value = float((x * 2 + 1).sum()) + float((x @ x).sum())  # elementwise + reduction kernels, cuBLAS
+        ok = value == float((host * 2 + 1).sum()) + float((host @ host).sum())  # small integers: exact
+        lines.append("kernels  compile and run" if ok else f"kernels  WRONG result {value}")
+    except Exception as e:
+        lines.append(f"kernels  FAIL: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                     "(install the CUDA libraries: pip install 'minvert[gpu]')")
+    return lines

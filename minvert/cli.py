@@ -48,7 +48,8 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"minvert {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_classify, _add_transform, _add_reconstruct, _add_train, _add_dataset,
-                _add_convert, _add_weights, _add_gradcheck, _add_bench, _add_demo, _add_exercise):
+                _add_convert, _add_weights, _add_gradcheck, _add_bench, _add_demo, _add_exercise,
+                _add_info):
         add(sub)
     return parser
 
@@ -60,9 +61,21 @@ def _cmd(sub, name, help, description=None, handler=None):
     return p
 
 
+def _device_spec(text):
+    """argparse type for --device: the spelling is checked here, the hardware when it is used."""
+    from .backend import parse_device
+    from .errors import DeviceError
+    try:
+        parse_device(text)
+    except DeviceError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("--device ", "", 1)) from None
+    return text
+
+
 def _device_args(p):
-    p.add_argument("--device", choices=["cpu", "gpu"], default=None,
-                   help="where to compute (default: $MINVERT_DEVICE, else GPU if CuPy sees one, else CPU)")
+    p.add_argument("--device", type=_device_spec, default=None, metavar="DEVICE",
+                   help="where to compute: cpu, gpu, gpu:N (CUDA device N; cuda, cuda:N too). "
+                        "Default: $MINVERT_DEVICE, else the GPU if CuPy sees one, else the CPU")
 
 
 # classify ------------------------------------------------------------------------
@@ -228,13 +241,14 @@ def _add_gradcheck(sub):
                          "(float64, central differences, random upstream gradient). Exit 0 only if "
                          "all pass. --plant KEY swaps in a broken backward to show a failure.")
     p.add_argument("--plant", metavar="KEY", help="plant a bug: relu, maxpool, sigmoid, batchnorm_train, softmax_ce")
+    _device_args(p)
 
 
 def _run_gradcheck(args):
     from .errors import MinvertError
     from .gradcheck import check_layers
     try:
-        rows = check_layers(plant=args.plant)
+        rows = check_layers(plant=args.plant, device=args.device)
     except ValueError as e:
         raise MinvertError(str(e)) from None
     return 0 if all(r.ok for r in rows) else 1
@@ -248,27 +262,31 @@ def _add_bench(sub):
     p.add_argument("what", choices=["layers", "nets", "decoder"])
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch with the same weights")
     p.add_argument("--repeats", type=int, default=3)
+    _device_args(p)
 
 
 def _run_bench(args):
     from . import bench
+    from .backend import select_device
+    device = select_device(args.device)  # 'cpu' or 'gpu' (gpu:N made current)
     if args.what == "layers":
-        bench.bench_layers(repeats=args.repeats)
+        bench.bench_layers(repeats=args.repeats, device=device)
     elif args.what == "nets":
-        bench.bench_nets(repeats=args.repeats, compare=args.compare)
+        bench.bench_nets(repeats=args.repeats, compare=args.compare, device=device)
     else:
-        bench.bench_decoder(repeats=args.repeats, compare=args.compare)
+        bench.bench_decoder(repeats=args.repeats, compare=args.compare, device=device)
 
 
 def _add_demo(sub):
     p = _cmd(sub, "demo", "run both papers on the bundled models and write an HTML page", handler=_run_demo)
     p.add_argument("--out", default="minvert-demo", metavar="DIR")
     p.add_argument("--force", action="store_true")
+    _device_args(p)
 
 
 def _run_demo(args):
     from .demo import run_demo
-    run_demo(args.out, force=args.force)
+    run_demo(args.out, force=args.force, device=args.device)
 
 
 def _add_exercise(sub):
@@ -281,6 +299,37 @@ def _add_exercise(sub):
 def _run_exercise(args):
     from .exercises import check_file
     return 0 if check_file(args.file) else 1
+
+
+
+def _add_info(sub):
+    _cmd(sub, "info", "versions, GPU devices, whether a CUDA kernel compiles, where weights are looked for",
+         handler=_run_info)
+
+
+def _run_info(args):
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    from . import __version__
+    from .backend import gpu_report, select_device
+    from .weights.zoo import weights_search_path
+    print(f"minvert  {__version__} (Python {platform.python_version()})")
+    for package in ("numpy", "scipy", "h5py", "pillow"):
+        try:
+            print(f"{package:<8} {version(package)}")
+        except PackageNotFoundError:
+            print(f"{package:<8} MISSING (pip install minvert)")
+    for line in gpu_report():
+        print(line)
+    from .errors import DeviceError
+    try:
+        problem, default = None, select_device()
+    except DeviceError as e:
+        problem, default = str(e), "none"
+    print(f"device   {default} by default ($MINVERT_DEVICE={os.environ.get('MINVERT_DEVICE', '')!r})"
+          + (f": {problem}" if problem else ""))
+    print("weights  looked for in: " + ", ".join(str(p) for p in weights_search_path()))
+    return 1 if problem else 0
 
 
 if __name__ == "__main__":

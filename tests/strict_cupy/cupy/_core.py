@@ -44,7 +44,8 @@ def unwrap(x, *, lists=True):
         return x
     if isinstance(x, dict):
         return {k: unwrap(v) for k, v in x.items()}
-    if hasattr(x, "__array_interface__") or hasattr(x, "__array_struct__"):
+    if not isinstance(x, (type, _np.dtype)) and (hasattr(x, "__array_interface__")
+                                                 or hasattr(x, "__array_struct__")):
         raise _unsupported(x)  # a host buffer in disguise (memoryview-like, PIL image)
     return x
 
