@@ -90,3 +90,24 @@ def test_folder_errors_and_unreadable_files(tmp_path, capsys):
     text = captured.out + captured.err
     assert "skipped 2 unreadable" in text and "bad1.png" in text
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_checkpoint_writer_snapshots_now_and_reports_errors(tmp_path):
+    from minvert.nets.tiny import build_tiny
+    from minvert.optim import Adam
+    from minvert.train import CheckpointWriter, load_checkpoint
+    net = build_tiny("tiny-vgg", 3, rng=np.random.default_rng(0), input_size=16)
+    writer = CheckpointWriter(tmp_path / "c.h5")
+    w = net.layers["conv1_1"].params["w"]
+    before = to_numpy(w).copy()
+    writer.save(net, Adam(), {"epoch": 1})
+    w += 1.0  # training goes on while the file is written: the checkpoint keeps the snapshot
+    writer.wait()
+    back = build_tiny("tiny-vgg", 3, rng=np.random.default_rng(1), input_size=16)
+    assert load_checkpoint(tmp_path / "c.h5", back, Adam()) == {"epoch": 1}
+    np.testing.assert_array_equal(to_numpy(back.layers["conv1_1"].params["w"]), before)
+    broken = CheckpointWriter(tmp_path / "missing" / "c.h5")
+    broken.save(net, Adam(), {})
+    with pytest.raises(OSError):
+        broken.wait()
+    broken.wait()  # reported once

@@ -69,7 +69,14 @@ class Objective:
             self.P = None if self.P is None else self.P.copy()
 
     def __call__(self, x, x_color_ref=None):
-        """(total value, terms {name: value}, target probability, logits, dx)."""
+        """(total value, terms {name: value}, logits, dx), values as Python floats."""
+        total, values, logits, dx = self.evaluate(x, x_color_ref)
+        return float(total), {k: float(v) for k, v in values.items()}, logits, dx
+
+    def evaluate(self, x, x_color_ref=None):
+        """(total, terms {name: value}, logits, dx) with the values as 0-d arrays on the
+        net's device: nothing waits for the GPU here (the optimiser brings everything back
+        to the host in one transfer)."""
         logits, acts = self.net.forward_taps(x, self.taps, output=True)
         terms = {"class": losses.class_loss(logits, self.s.target)}
         tap_grads = {}
@@ -94,5 +101,4 @@ class Objective:
                 dx = dx + grads[name]
         if self.mask is not None:
             dx = dx * self.mask
-        values = {k: float(v[0]) for k, v in terms.items()}
-        return float(total), values, logits, dx
+        return total, {k: v[0] for k, v in terms.items()}, logits, dx

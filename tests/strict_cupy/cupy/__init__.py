@@ -17,7 +17,10 @@ arrays are NumPy arrays behind a wrapper that imitates CuPy's refusals:
   likewise; arrays remember their device and refuse to meet the current device's arrays
   after ``cupy.cuda.Device(n).use()`` (as CuPy without peer access does).
 - ``cupy.cuda.runtime.getDeviceCount()`` is ``$STRICT_CUPY_DEVICES`` (default 2, so that
-  ``gpu:1`` can be tested).
+  ``gpu:1`` can be tested);
+- it counts the times the host waits for the device (``.get()``, ``cupy.asnumpy``,
+  ``float``/``int``/``bool``, ``item``, printing) in ``cupy._core._state["syncs"]``, a hook
+  for tests that real CuPy does not have.
 
 Where it is *more permissive* than CuPy (it cannot catch these):
 - it computes with NumPy, so results equal NumPy's bit for bit: no cuBLAS summation order,

@@ -10,12 +10,19 @@ import numpy as _np
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
              "Please use `.get()` to construct a NumPy array explicitly.")
 
-# which device new arrays go to (cupy.cuda.Device(n).use() changes it) and how many exist
-_state = {"device": 0}
+# which device new arrays go to (cupy.cuda.Device(n).use() changes it), and how many times the
+# host has waited for the device (tests count the synchronisations a loop makes)
+_state = {"device": 0, "syncs": 0}
+_SYNCING = {"item", "tolist", "tobytes", "tofile"}  # methods that bring values to the host
 
 
 def current_device():
     return _state["device"]
+
+
+def synced():
+    """Count one host<->device synchronisation (what get(), float(), printing... cost on CUDA)."""
+    _state["syncs"] += 1
 
 
 def _unsupported(x):
@@ -140,6 +147,8 @@ class ndarray:
         if name in ATTRIBUTES:
             return wrap(getattr(unwrap(self), name))
         if name in METHODS:
+            if name in _SYNCING:
+                synced()
             bound = getattr(unwrap(self), name)
             return lambda *args, **kwargs: call(bound, *args, **kwargs)
         raise AttributeError(f"'cupy.ndarray' object has no attribute '{name}'")
@@ -155,6 +164,7 @@ class ndarray:
     # explicit transfers ----------------------------------------------------------------
     def get(self, stream=None, order="C", out=None, blocking=True):
         a = unwrap(self)
+        synced()
         if out is not None:
             if not isinstance(out, _np.ndarray):
                 raise TypeError("Only numpy.ndarray can be obtained from cupy.ndarray")
@@ -182,24 +192,31 @@ class ndarray:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
+        synced()
         return bool(unwrap(self))
 
     def __float__(self):
+        synced()
         return float(unwrap(self))
 
     def __int__(self):
+        synced()
         return int(unwrap(self))
 
     def __complex__(self):
+        synced()
         return complex(unwrap(self))
 
     def __format__(self, spec):
+        synced()
         return format(unwrap(self), spec)
 
     def __repr__(self):
-        return repr(self._a).replace("array(", "array(", 1)
+        synced()
+        return repr(self._a)
 
     def __str__(self):
+        synced()
         return str(self._a)
 
     def __getitem__(self, key):
