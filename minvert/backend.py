@@ -36,7 +36,7 @@ def _cupy():
             _CUPY_PROBLEM = None if count > 0 else "CuPy sees no CUDA device"
         except Exception as e:  # ImportError, or CUDA runtime errors on a machine without a GPU
             _CUPY = False
-            _CUPY_PROBLEM = (f"CuPy is not installed" if isinstance(e, ImportError)
+            _CUPY_PROBLEM = ("CuPy is not installed" if isinstance(e, ImportError)
                              else f"CuPy cannot reach a CUDA device ({type(e).__name__}: {e})")
     return _CUPY or None
 

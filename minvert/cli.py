@@ -12,6 +12,7 @@ EPILOG = """first steps:
   minvert demo --out demo/            the whole project on its bundled models, offline (~1-2 min)
   minvert gradcheck                   check every hand-written backward pass numerically
   minvert weights download vgg19      fetch and convert real ImageNet weights (needs network)
+  minvert info                        versions, GPU devices and whether CUDA works, where weights are looked for
 """
 
 

@@ -58,3 +58,22 @@ def test_network_refuses_an_array_from_the_other_side(strict_cupy):
     net.to(np)
     with pytest.raises(DeviceError, match=r"is on the GPU \(CuPy\) but its weights are on the host"):
         net.forward(strict_cupy.asarray(host))
+
+
+def test_gpu_report_says_when_kernels_do_not_compile(strict_cupy, monkeypatch):
+    lines = backend.gpu_report()
+    assert lines[0].startswith("cupy") and "gpu:0" in lines[1] and lines[-1] == "kernels  compile and run"
+
+    def no_nvrtc(*args, **kwargs):  # what a machine with the driver but no CUDA libraries does
+        raise RuntimeError("CuPy failed to load libnvrtc.so.12: OSError")
+    monkeypatch.setattr(strict_cupy, "asarray", no_nvrtc)
+    assert backend.gpu_report()[-1].startswith("kernels  FAIL: RuntimeError: CuPy failed to load "
+                                               "libnvrtc.so.12")
+    assert "pip install 'minvert[gpu]'" in backend.gpu_report()[-1]
+
+
+def test_gpu_report_without_cupy(monkeypatch):
+    monkeypatch.setattr(backend, "_CUPY", False)
+    monkeypatch.setattr(backend, "_CUPY_PROBLEM", "CuPy is not installed")
+    assert backend.gpu_report() == ["GPU      none usable: CuPy is not installed "
+                                    "(pip install 'minvert[gpu]' with an NVIDIA driver)"]

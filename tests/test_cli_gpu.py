@@ -100,3 +100,12 @@ def test_demo(strict_cupy, tmp_path, monkeypatch):
                                                             transform_iters=1))
     assert main(["demo", "--out", str(tmp_path / "d"), *GPU]) == 0
     assert (tmp_path / "d" / "index.html").is_file()
+
+
+def test_bench_compare_torch_on_the_gpu_needs_cuda_torch(strict_cupy, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this PyTorch has CUDA: the comparison runs (minvert bench on a GPU machine)")
+    assert main(["bench", "nets", "--compare", "torch", "--repeats", "1", *GPU]) == 1
+    err = capsys.readouterr().err
+    assert "needs a PyTorch build with CUDA" in err and len(err.strip().splitlines()) == 1

@@ -47,6 +47,8 @@ def test_host_arrays_are_refused_in_device_operations(host):
             op()
     with pytest.raises(TypeError):
         x[...] = host  # stricter than CuPy; documented
+    with pytest.raises(TypeError, match="Unsupported type <class 'list'>"):
+        cp.maximum(x, [[0.0, 1.0, 2.0]])  # CuPy's ufuncs take no lists either
     with pytest.raises(TypeError):
         x += host
 

@@ -29,7 +29,8 @@ Where it is *more permissive* than CuPy (it cannot catch these):
 - there is no asynchrony: nothing checks that the clock is read after a synchronisation, and
   ``float(x)``, ``bool(x)``, ``len``, printing (implicit syncs in CuPy too) are all free;
 - memory is unlimited and ``get_default_memory_pool()`` reports zeros;
-- function arguments may be nested lists of Python numbers where CuPy's ufuncs want arrays;
+- arguments of functions other than ufuncs may be nested lists of Python numbers where some
+  CuPy functions want arrays (ufuncs refuse lists, as CuPy's do);
 - dtype promotion is NumPy's (CuPy differs in a few corner cases with Python scalars).
 
 Where it is *stricter* than CuPy (deliberately: these are host/device mix-ups in waiting):

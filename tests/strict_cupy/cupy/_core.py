@@ -268,6 +268,10 @@ class Function:
         self._fn, self.__name__ = fn, name
 
     def __call__(self, *args, **kwargs):
+        if isinstance(self._fn, _np.ufunc):  # ufunc operands: arrays and scalars, no lists
+            args = [unwrap(a, lists=False) for a in args]
+            kwargs = {k: unwrap(v) for k, v in kwargs.items()}
+            return wrap(self._fn(*args, **kwargs))
         return call(self._fn, *args, **kwargs)
 
     def __getattr__(self, name):
