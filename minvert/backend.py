@@ -149,13 +149,17 @@ def gpu_report():
     cp = _cupy()
     if cp is None:
         return [f"GPU      none usable: {gpu_problem()} (pip install 'minvert[gpu]' with an NVIDIA driver)"]
-    lines = [f"cupy     {cp.__version__}"]
-    current = cp.cuda.get_device_id()
+    lines = [f"cupy     {getattr(cp, '__version__', 'version unknown')}"]
+    current = cp.cuda.Device().id
     for i in range(cp.cuda.runtime.getDeviceCount()):
-        props = cp.cuda.runtime.getDeviceProperties(i)
-        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-        lines.append(f"gpu:{i}    {name}, {props['totalGlobalMem'] / 2**30:.0f} GiB, compute capability "
-                     f"{props['major']}.{props['minor']}{'  (current)' if i == current else ''}")
+        try:
+            props = cp.cuda.runtime.getDeviceProperties(i)
+            name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+            about = (f"{name}, {props['totalGlobalMem'] / 2**30:.0f} GiB, compute capability "
+                     f"{props['major']}.{props['minor']}")
+        except Exception as e:  # the properties are for information only
+            about = f"(properties unavailable: {type(e).__name__})"
+        lines.append(f"gpu:{i}    {about}{'  (current)' if i == current else ''}")
     try:
         host = np.arange(16, dtype=np.float32).reshape(4, 4)
         x = cp.asarray(host)

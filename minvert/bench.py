@@ -234,7 +234,7 @@ def _torch_device(torch, device):
         raise MinvertError("--compare torch on the GPU needs a PyTorch build with CUDA (this one "
                            f"is {torch.__version__}, without); install one, or bench with --device cpu")
     import cupy
-    return f"cuda:{cupy.cuda.get_device_id()}"
+    return f"cuda:{cupy.cuda.Device().id}"
 
 
 def _threads(torch=None):

@@ -252,13 +252,13 @@ for _name, _op in {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "gre
     setattr(ndarray, f"__{_name}__", _binary(_op))
 
 
-def ndarray_imatmul(self, other):
+def _imatmul(self, other):
     o, a = unwrap(other, lists=False), unwrap(self)
     a[...] = _np.matmul(a, o)
     return self
 
 
-ndarray.__imatmul__ = ndarray_imatmul
+ndarray.__imatmul__ = _imatmul
 
 
 class Function:
