@@ -139,4 +139,6 @@ def test_host_indices_are_refused_but_device_indices_work():
     x = dev(5)
     with pytest.raises(TypeError):
         x[np.array([0, 1])]  # stricter than CuPy, which copies the index over; documented
+    with pytest.raises(TypeError):
+        x[[0, 1]]
     assert x[cp.asarray([4, 0])].get().tolist() == [4.0, 0.0]

@@ -37,9 +37,9 @@ Where it is *stricter* than CuPy (deliberately: these are host/device mix-ups in
 - NumPy functions given a device array raise TypeError (``np.sum(device)``); real CuPy
   dispatches them through ``__array_function__`` / ``__array_ufunc__`` and returns a device
   array that later meets host code;
-- ``*_like`` functions, ``ascontiguousarray`` and indexing refuse host ndarrays (CuPy copies
-  some of them to the device silently); assigning a host ndarray into a device array
-  (``dev[...] = host``) is refused;
+- ``*_like`` functions, ``ascontiguousarray`` and indexing refuse host ndarrays, and indexing
+  refuses lists (CuPy copies them to the device silently); assigning a host ndarray into a
+  device array (``dev[...] = host``) is refused;
 - pickling a device array is refused.
 """
 import types as _types

@@ -74,6 +74,16 @@ def wrap(result):
     return result
 
 
+def _index(key):
+    """An index with its device arrays unwrapped; host ndarrays and lists refused (stricter
+    than CuPy, which copies them to the device: an implicit transfer per indexing)."""
+    if isinstance(key, tuple):
+        return tuple(_index(k) for k in key)
+    if isinstance(key, list):
+        raise TypeError("stand-in: index with a device array (xp.asarray(list)), not a list")
+    return unwrap(key)
+
+
 def garbage(a):
     """Fill a fresh buffer with what uninitialised device memory may hold."""
     if a.dtype.kind in "fc":
@@ -220,10 +230,10 @@ class ndarray:
         return str(self._a)
 
     def __getitem__(self, key):
-        return wrap(unwrap(self)[unwrap(key)])
+        return wrap(unwrap(self)[_index(key)])
 
     def __setitem__(self, key, value):
-        unwrap(self)[unwrap(key)] = unwrap(value, lists=False)
+        unwrap(self)[_index(key)] = unwrap(value, lists=False)
 
     def __copy__(self):
         return self.copy()
