@@ -77,3 +77,11 @@ def test_gpu_report_without_cupy(monkeypatch):
     monkeypatch.setattr(backend, "_CUPY_PROBLEM", "CuPy is not installed")
     assert backend.gpu_report() == ["GPU      none usable: CuPy is not installed "
                                     "(pip install 'minvert[gpu]' with an NVIDIA driver)"]
+
+
+def test_load_model_puts_the_net_on_the_default_device(strict_cupy, monkeypatch):
+    import minvert
+    assert minvert.load_model("tiny-vgg-textures").xp is strict_cupy  # a GPU is there: the default
+    assert minvert.load_model("tiny-vgg-textures", device="cpu").xp is np
+    monkeypatch.setenv("MINVERT_DEVICE", "cpu")
+    assert minvert.load_model("tiny-vgg-textures").xp is np

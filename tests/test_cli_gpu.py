@@ -68,6 +68,38 @@ def test_train_computes_on_the_device(strict_cupy, tmp_path, monkeypatch):
     assert main(["weights", "info", str(tmp_path / "r" / "model.h5")]) == 0
 
 
+def _record_devices(monkeypatch, cls, method, seen):
+    """Wrap cls.method to note whether the array it is given lives on the device."""
+    real = getattr(cls, method)
+
+    def spy(self, arg, *args, **kwargs):
+        if not hasattr(arg, "shape"):  # an optimizer's (name, param, grad) triples
+            arg = list(arg)
+            seen.append(all(is_gpu_array(p) for _, p, _ in arg))
+        else:
+            seen.append(is_gpu_array(arg))
+        return real(self, arg, *args, **kwargs)
+    monkeypatch.setattr(cls, method, spy)
+
+
+def test_transform_and_decoder_training_compute_on_the_device(strict_cupy, images, tmp_path,
+                                                               monkeypatch):
+    from minvert.optim import Optimizer
+    from minvert.transform import Objective
+    evaluated, stepped = [], []
+    _record_devices(monkeypatch, Objective, "evaluate", evaluated)
+    _record_devices(monkeypatch, Optimizer, "step", stepped)
+    assert main(["transform", str(images[0]), "--model", "tiny-vgg-textures", "--target", "stripes",
+                 "--iters", "1", "--out", str(tmp_path / "t"), *GPU]) == 0
+    enc = tmp_path / "enc.h5"
+    save(build_tiny("tiny-resnet", 8, rng=np.random.default_rng(0)), enc)
+    assert main(["reconstruct", "extract", str(images[0].parent), "--model", str(enc), "--out",
+                 str(tmp_path / "c.h5"), "--target-size", "16", *GPU]) == 0
+    assert main(["reconstruct", "train", str(tmp_path / "c.h5"), "--out", str(tmp_path / "run"),
+                 "--widths", "8", "--epochs", "1", "--batch", "4", *GPU]) == 0
+    assert evaluated and all(evaluated) and stepped and all(stepped)
+
+
 def test_reconstruct_every_step(strict_cupy, images, tmp_path):
     enc = tmp_path / "enc.h5"
     save(build_tiny("tiny-resnet", 8, rng=np.random.default_rng(0)), enc)
