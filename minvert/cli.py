@@ -302,7 +302,6 @@ def _run_exercise(args):
     return 0 if check_file(args.file) else 1
 
 
-
 def _add_info(sub):
     _cmd(sub, "info", "versions, GPU devices, whether a CUDA kernel compiles, where weights are looked for",
          handler=_run_info)
@@ -313,6 +312,7 @@ def _run_info(args):
     from importlib.metadata import PackageNotFoundError, version
     from . import __version__
     from .backend import gpu_report, select_device
+    from .errors import DeviceError
     from .weights.zoo import weights_search_path
     print(f"minvert  {__version__} (Python {platform.python_version()})")
     for package in ("numpy", "scipy", "h5py", "pillow"):
@@ -322,7 +322,6 @@ def _run_info(args):
             print(f"{package:<8} MISSING (pip install minvert)")
     for line in gpu_report():
         print(line)
-    from .errors import DeviceError
     try:
         problem, default = None, select_device()
     except DeviceError as e:
