@@ -116,7 +116,9 @@ def test_only_names_real_cupy_has():
     for name in ("itemset", "tostring", "data", "__array_interface__", "ctypes"):
         with pytest.raises(AttributeError):
             getattr(x, name)
-    assert isinstance(x.T, cp.ndarray) and x.flags.c_contiguous
+    assert isinstance(x.T, cp.ndarray) and x.flags.c_contiguous and not x.T.flags.c_contiguous
+    with pytest.raises(AttributeError):
+        x.flags.writeable  # NumPy's; CuPy's flags are c_contiguous, f_contiguous, owndata
 
 
 def test_devices_are_counted_and_not_mixed(monkeypatch):

@@ -103,7 +103,20 @@ METHODS = set("""all any argmax argmin argpartition argsort astype choose clip c
 copy cumprod cumsum diagonal dot fill flatten item max mean min nonzero partition prod ptp put ravel
 repeat reshape round sort squeeze std sum swapaxes take tobytes tofile tolist trace transpose var
 view""".split())
-ATTRIBUTES = set("T dtype flags imag itemsize nbytes ndim real shape size strides".split())
+ATTRIBUTES = set("T dtype imag itemsize nbytes ndim real shape size strides".split())
+
+
+class Flags:
+    """CuPy's ndarray.flags: three flags only (NumPy's writeable, aligned... do not exist)."""
+
+    def __init__(self, a):
+        self.c_contiguous = a.flags.c_contiguous
+        self.f_contiguous = a.flags.f_contiguous
+        self.owndata = a.flags.owndata
+
+    def __getitem__(self, name):
+        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous,
+                "OWNDATA": self.owndata}[name]
 
 
 def _binary(op, reflected=False, inplace=False):
@@ -188,6 +201,10 @@ class ndarray:
         if arr.shape != self._a.shape:
             raise ValueError("Shape mismatch")
         self._a[...] = arr
+
+    @property
+    def flags(self):
+        return Flags(self._a)
 
     @property
     def device(self):
