@@ -224,6 +224,19 @@ def _compare_module(compare):
     return torch
 
 
+def _torch_device(torch, device):
+    """torch's name for minvert's device: "cpu", or "cuda:N" for the CUDA device CuPy uses;
+    a one-line error when this PyTorch cannot reach CUDA."""
+    from .errors import MinvertError
+    if device != "gpu":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise MinvertError("--compare torch on the GPU needs a PyTorch build with CUDA (this one "
+                           f"is {torch.__version__}, without); install one, or bench with --device cpu")
+    import cupy
+    return f"cuda:{cupy.cuda.Device().id}"
+
+
 def _threads(torch=None):
     """The thread count NumPy's BLAS uses (its environment variables, else every CPU this
     process may run on); PyTorch is told to use as many."""
@@ -343,7 +356,7 @@ def _minvert_pass(spec, net, x, target):
 def _torch_pass(spec, model, x, target, torch, device="cpu"):
     """The same pass in PyTorch; returns what :func:`_minvert_pass` returns."""
     from .backend import to_numpy
-    dev = "cuda" if device == "gpu" else "cpu"
+    dev = _torch_device(torch, device)
     x, target = (torch.from_numpy(to_numpy(a)).to(dev) for a in (x, target))
     if spec["pass"] == "forward":
         model.eval()
@@ -374,7 +387,7 @@ def _torch_pass(spec, model, x, target, torch, device="cpu"):
 
     def synced():
         result = fn()
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(dev)
         return result
     return synced
 
@@ -555,7 +568,7 @@ def _to_torch(layer, torch, device="cpu"):
                     getattr(module, name).copy_(torch.from_numpy(to_numpy(a)))
         return module
 
-    return convert(layer).to("cuda" if device == "gpu" else "cpu")
+    return convert(layer).to(_torch_device(torch, device))
 
 
 @functools.lru_cache(maxsize=None)

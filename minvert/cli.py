@@ -13,6 +13,7 @@ EPILOG = """first steps:
   minvert demo --out demo/            the whole project on its bundled models, offline (~1-2 min)
   minvert gradcheck                   check every hand-written backward pass numerically
   minvert weights download vgg19      fetch and convert real ImageNet weights (needs network)
+  minvert info                        versions, GPU devices and whether CUDA works, where weights are looked for
 """
 
 
@@ -88,7 +89,8 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"minvert {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in (_add_classify, _add_transform, _add_reconstruct, _add_train, _add_dataset,
-                _add_convert, _add_weights, _add_gradcheck, _add_bench, _add_demo, _add_exercise):
+                _add_convert, _add_weights, _add_gradcheck, _add_bench, _add_demo, _add_exercise,
+                _add_info):
         add(sub)
     return parser
 
@@ -100,9 +102,21 @@ def _cmd(sub, name, help, description=None, handler=None):
     return p
 
 
+def _device_spec(text):
+    """argparse type for --device: the spelling is checked here, the hardware when it is used."""
+    from .backend import parse_device
+    from .errors import DeviceError
+    try:
+        parse_device(text)
+    except DeviceError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("--device ", "", 1)) from None
+    return text
+
+
 def _device_args(p):
-    p.add_argument("--device", choices=["cpu", "gpu"], default=None,
-                   help="where to compute (default: $MINVERT_DEVICE, else GPU if CuPy sees one, else CPU)")
+    p.add_argument("--device", type=_device_spec, default=None, metavar="DEVICE",
+                   help="where to compute: cpu, gpu, gpu:N (CUDA device N; cuda, cuda:N too). "
+                        "Default: $MINVERT_DEVICE, else the GPU if CuPy sees one, else the CPU")
 
 
 # classify ------------------------------------------------------------------------
@@ -288,6 +302,7 @@ def _add_gradcheck(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--shape", nargs="+", metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
     p.add_argument("--plant", metavar="KEY", help="plant a bug: relu, maxpool, sigmoid, batchnorm_train, softmax_ce")
+    _device_args(p)
 
 
 def _run_gradcheck(args):
@@ -302,7 +317,7 @@ def _run_gradcheck(args):
     if args.shape:
         raise MinvertError("--shape goes with FILE.py:NAME (your own layer)")
     try:
-        rows = check_layers(plant=args.plant, seed=args.seed)
+        rows = check_layers(plant=args.plant, seed=args.seed, device=args.device)
     except ValueError as e:
         raise MinvertError(str(e)) from None
     return 0 if all(r.ok for r in rows) else 1
@@ -321,32 +336,36 @@ def _add_bench(sub):
                    help="presets: the paper's Gram content loss (default) or fzliu's raw-map one")
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch with the same weights")
     p.add_argument("--repeats", type=int, default=3)
+    _device_args(p)
 
 
 def _run_bench(args):
     from . import bench
     from .errors import check_options
     check_options(args, minimum={"repeats": 1})
+    from .backend import select_device
+    device = select_device(args.device)  # 'cpu' or 'gpu' (gpu:N made current)
     if args.what == "layers":
-        bench.bench_layers(repeats=args.repeats)
+        bench.bench_layers(repeats=args.repeats, device=device)
     elif args.what == "nets":
-        bench.bench_nets(repeats=args.repeats, compare=args.compare)
+        bench.bench_nets(repeats=args.repeats, compare=args.compare, device=device)
     elif args.what == "presets":
         from .transform.scales import bench_presets
         bench_presets(model=args.model, content_kind=args.content_kind)
     else:
-        bench.bench_decoder(repeats=args.repeats, compare=args.compare)
+        bench.bench_decoder(repeats=args.repeats, compare=args.compare, device=device)
 
 
 def _add_demo(sub):
     p = _cmd(sub, "demo", "run both papers on the bundled models and write an HTML page", handler=_run_demo)
     p.add_argument("--out", default="minvert-demo", metavar="DIR")
     p.add_argument("--force", action="store_true")
+    _device_args(p)
 
 
 def _run_demo(args):
     from .demo import run_demo
-    run_demo(args.out, force=args.force)
+    run_demo(args.out, force=args.force, device=args.device)
 
 
 def _add_exercise(sub):
@@ -366,6 +385,36 @@ def _add_exercise(sub):
 def _run_exercise(args):
     from .exercises import check_file
     return 0 if check_file(args.file, seed=args.seed) else 1
+
+
+def _add_info(sub):
+    _cmd(sub, "info", "versions, GPU devices, whether a CUDA kernel compiles, where weights are looked for",
+         handler=_run_info)
+
+
+def _run_info(args):
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    from . import __version__
+    from .backend import gpu_report, select_device
+    from .errors import DeviceError
+    from .weights.zoo import weights_search_path
+    print(f"minvert  {__version__} (Python {platform.python_version()})")
+    for package in ("numpy", "scipy", "h5py", "pillow"):
+        try:
+            print(f"{package:<8} {version(package)}")
+        except PackageNotFoundError:
+            print(f"{package:<8} MISSING (pip install minvert)")
+    for line in gpu_report():
+        print(line)
+    try:
+        problem, default = None, select_device()
+    except DeviceError as e:
+        problem, default = str(e), "none"
+    print(f"device   {default} by default ($MINVERT_DEVICE={os.environ.get('MINVERT_DEVICE', '')!r})"
+          + (f": {problem}" if problem else ""))
+    print("weights  looked for in: " + ", ".join(str(p) for p in weights_search_path()))
+    return 1 if problem else 0
 
 
 if __name__ == "__main__":

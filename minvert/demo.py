@@ -22,7 +22,8 @@ OPTIMIZER = "adam"    # converges in the demo's seconds; the paper's Adadelta: `
 TRANSFORM_ITERS = 30
 
 
-def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transform_iters=TRANSFORM_ITERS):
+def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transform_iters=TRANSFORM_ITERS,
+             device=None):
     from .datasets import CLASSES, make_dataset
     from .images import save_image
     out = Path(out)
@@ -38,9 +39,9 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
         paths.append(out / "images" / f"{CLASSES[y]}_{i % N_CLASSIFY}.png")
         paths[-1].parent.mkdir(exist_ok=True)
         save_image(paths[-1], img)
-    report = {"classify": _classify(paths, labels, log)}
-    report["transform"] = _transform(out, images, labels, transform_iters, log)
-    report["reconstruct"] = _reconstruct(out, decoder_epochs, log)
+    report = {"classify": _classify(paths, labels, log, device)}
+    report["transform"] = _transform(out, images, labels, transform_iters, log, device)
+    report["reconstruct"] = _reconstruct(out, decoder_epochs, log, device)
     _loss_curves(out, report)
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -50,12 +51,12 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
     return report
 
 
-def _classify(paths, labels, log):
+def _classify(paths, labels, log, device=None):
     from .classify import classify_files
     from .datasets import CLASSES
     rows = {}
     for model in ("tiny-vgg-textures", "tiny-resnet-textures"):
-        results = classify_files([str(p) for p in paths], model, top=1)
+        results = classify_files([str(p) for p in paths], model, top=1, device=device)
         correct = sum(r["top"][0]["label"] == CLASSES[y] for r, y in zip(results, labels))
         log(f"[1/3] {model}: {correct}/{len(paths)} generated textures classified correctly")
         rows[model] = {"correct": correct, "total": len(paths),
@@ -66,11 +67,11 @@ def _classify(paths, labels, log):
     return rows
 
 
-def _transform(out, images, labels, iters, log):
+def _transform(out, images, labels, iters, log, device=None):
     from .datasets import CLASSES
     from .transform import Multipliers, Settings, transform
     from .weights import load_model
-    net = load_model("tiny-vgg-textures")
+    net = load_model("tiny-vgg-textures", device=device)
     img = images[list(labels).index(CLASSES.index("dots"))]
     settings = Settings(target=CLASSES.index("stripes"), iters=iters, multipliers=Multipliers(tv=1e-3))
     log(f"[2/3] paper 000: dots -> stripes with L-BFGS-B, {iters} iterations, TV 1e-3")
@@ -84,7 +85,7 @@ def _transform(out, images, labels, iters, log):
             "loss_per_iteration": losses}
 
 
-def _reconstruct(out, epochs, log):
+def _reconstruct(out, epochs, log, device=None):
     from .datasets import CLASSES, make_dataset
     from .images import save_image
     from .reconstruct import evaluate, extract, train
@@ -103,10 +104,11 @@ def _reconstruct(out, epochs, log):
         (run / stale).unlink(missing_ok=True)
     log(f"[3/3] paper 003: tiny-resnet-textures features of {N_RECON} textures, decoder trained "
         f"{epochs} epochs with {OPTIMIZER} (first 10 images held out)")
-    extract([str(p) for p in paths], "tiny-resnet-textures", cache, target_size=64, log=lambda *_: None)
+    extract([str(p) for p in paths], "tiny-resnet-textures", cache, target_size=64, log=lambda *_: None,
+            device=device)
     history = train(cache, run, decoder={"widths": [64, 48, 32, 16]}, epochs=epochs, batch_size=20,
-                    split="paper", optimizer=OPTIMIZER, log=lambda *_: None)
-    ev = evaluate(run, cache, log=lambda *_: None)
+                    split="paper", optimizer=OPTIMIZER, log=lambda *_: None, device=device)
+    ev = evaluate(run, cache, log=lambda *_: None, device=device)
     for name in ("contact_sheet.png",):
         if (run / name).exists():
             (run / name).replace(folder / name)

@@ -21,6 +21,11 @@ class FormatError(MinvertError, ValueError):
     """A file is not in the format expected (corrupt, truncated, another kind of file)."""
 
 
+class DeviceError(MinvertError, RuntimeError):
+    """A device that is not there (no CuPy, no CUDA device, gpu:N out of range), or a host
+    array given to a device network (or the reverse)."""
+
+
 def check_options(args, minimum=(), positive=(), finite=()):
     """Refuse option values no run can use, before any work (``minvert: error: --iters 0: ...``).
 

@@ -24,7 +24,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import array_module, get_array_module, to_numpy
 
 TOLERANCE = 1e-7  # accepted rel_error; correct float64 code lands near 1e-10 (h = 1e-5)
 
@@ -105,12 +105,13 @@ def directional_check(loss, arrays, grads, h=1e-6, rng=None):
     dirs = [d / norm for d in dirs]
     analytic = sum(float(np.sum(to_numpy(g) * d)) for g, d in zip(grads, dirs))
     saved = [a.copy() for a in arrays]
+    steps = [get_array_module(a).asarray(h * d) for a, d in zip(arrays, dirs)]  # on each array's device
     try:
-        for a, d in zip(arrays, dirs):
-            a += h * d
+        for a, step in zip(arrays, steps):
+            a += step
         plus = float(loss())
-        for a, s, d in zip(arrays, saved, dirs):
-            a[...] = s - h * d
+        for a, s, step in zip(arrays, saved, steps):
+            a[...] = s - step
         minus = float(loss())
     finally:
         for a, s in zip(arrays, saved):
@@ -132,8 +133,10 @@ def vjp_gradients(forward, vjp, arrays, rng, h=1e-5):
     arrays: {name: float64 C-contiguous array} perturbed in place by the check.
     Returns {name: (analytic, numerical)} as float64 host arrays; dout is random (never ones).
     """
-    out = to_numpy(forward())
-    dout = rng.standard_normal(np.shape(out))
+    out = forward()
+    # drawn from the same host generator on every device (a GPU table matches the CPU one),
+    # then placed where forward computes
+    dout = get_array_module(out).asarray(rng.standard_normal(getattr(out, "shape", ())))
     analytic = {k: None if g is None else _host64(g) for k, g in vjp(dout).items()}
     return {k: (analytic[k], numerical_vjp(forward, a, dout, h)) for k, a in arrays.items()}
 
@@ -184,28 +187,29 @@ def print_table(rows, say):
         f"||n||) < {TOLERANCE:g})" + (f", {failed} FAIL" if failed else ""))
 
 
-def _cases(rng):
+def _cases(rng, xp=np):
     """(key, display name, thing) with thing a Layer plus its input, or a function case
     (forward, vjp, arrays). Inputs dodge the kinks: ReLU inputs are at least 0.1 from 0,
     max-pool inputs are a permutation (distinct values, gaps >> h), BCE probabilities in
-    [0.05, 0.95], far from the clipping."""
+    [0.05, 0.95], far from the clipping. xp: where the arrays live (numpy or cupy); the
+    numbers are drawn on the host either way, so every device checks the same cases."""
     from . import layers as L
 
     def normal(*shape):
-        return rng.standard_normal(shape)
+        return xp.asarray(rng.standard_normal(shape))
 
     def away_from_zero(*shape):
-        return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape)
+        return xp.asarray(rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 1.0, shape))
 
     def distinct(*shape):
-        return (rng.permutation(int(np.prod(shape))).reshape(shape) - np.prod(shape) / 2) / 100
+        return xp.asarray((rng.permutation(int(np.prod(shape))).reshape(shape) - np.prod(shape) / 2) / 100)
 
     def f64(layer, training=False):
         layer.astype(np.float64)
         layer.training = training
         for v in layer.params.values():  # non-trivial parameters (gamma = 1 would hide bugs)
             v[...] = rng.uniform(0.5, 1.5, v.shape) * rng.choice([-1.0, 1.0], v.shape)
-        return layer
+        return layer.to(xp)
 
     cases = []
     try:
@@ -220,7 +224,7 @@ def _cases(rng):
         cases.append(("conv2d", "Conv2D (minvert/layers/conv.py missing)", None))
     bn_eval = f64(L.BatchNorm2D(3))
     bn_eval.state["mean"][...] = normal(3)
-    bn_eval.state["var"][...] = rng.uniform(0.5, 2.0, 3)
+    bn_eval.state["var"][...] = xp.asarray(rng.uniform(0.5, 2.0, 3))
     cases += [
         ("maxpool", "MaxPool2D 3x3/2 pad 1", (L.MaxPool2D(3, 2, 1), distinct(2, 2, 7, 7))),
         ("maxpool2", "MaxPool2D 2x2/2", (L.MaxPool2D(2), distinct(2, 2, 6, 6))),
@@ -249,17 +253,17 @@ def _cases(rng):
     def loss_case(fn, pred, target, wrt):
         return (lambda: fn(pred, target)[0], lambda g: {wrt: g * fn(pred, target)[1]},
                 {wrt: pred})
-    soft = rng.dirichlet(np.ones(5), 4)
+    soft = xp.asarray(rng.dirichlet(np.ones(5), 4))
     cases += [
         ("softmax_ce", "softmax cross-entropy (index)",
-         loss_case(L.softmax_cross_entropy, normal(4, 5), rng.integers(0, 5, 4), "logits")),
+         loss_case(L.softmax_cross_entropy, normal(4, 5), xp.asarray(rng.integers(0, 5, 4)), "logits")),
         ("softmax_ce_soft", "softmax cross-entropy (soft)",
          loss_case(L.softmax_cross_entropy, normal(4, 5), soft, "logits")),
         ("bce", "binary cross-entropy (probabilities)",
-         loss_case(L.binary_cross_entropy, rng.uniform(0.05, 0.95, (2, 3, 4)),
-                   rng.uniform(0, 1, (2, 3, 4)), "p")),
+         loss_case(L.binary_cross_entropy, xp.asarray(rng.uniform(0.05, 0.95, (2, 3, 4))),
+                   xp.asarray(rng.uniform(0, 1, (2, 3, 4))), "p")),
         ("bce_logits", "BCE with logits",
-         loss_case(L.bce_with_logits, 2 * normal(2, 3, 4), rng.uniform(0, 1, (2, 3, 4)), "z")),
+         loss_case(L.bce_with_logits, 2 * normal(2, 3, 4), xp.asarray(rng.uniform(0, 1, (2, 3, 4))), "z")),
         ("mse", "MSE", loss_case(L.mse, normal(2, 3, 4), normal(2, 3, 4), "pred")),
     ]
     return cases
@@ -314,7 +318,7 @@ def _plant(key, thing):
         "every gradient 0.1 % too large"
 
 
-def check_layers(out=print, plant=None, seed=0):
+def check_layers(out=print, plant=None, seed=0, device="cpu"):
     """Gradient-check every layer and loss w.r.t. every input and parameter.
 
     Small random float64 shapes drawn from ``seed``, random upstream gradients, h = 1e-5; a
@@ -323,12 +327,16 @@ def check_layers(out=print, plant=None, seed=0):
     out: where the table goes (``print``, or None for silence).
     plant: a case key (e.g. "relu", "maxpool", "batchnorm_train", "softmax_ce", any other
     key from the table) whose backward is replaced by a wrong one, to see the check fail.
+    device: "cpu", "gpu", "gpu:N" or None (the default device); float64 there.
     Returns the rows, :class:`Row` (layer, wrt, error, ok, where) tuples.
     """
     from .layers import Layer
     say = out or (lambda *a: None)
     rng = np.random.default_rng(seed)
-    cases = _cases(rng)
+    xp = array_module(device)
+    if xp is not np:
+        say("gradient checks on the GPU (CuPy), float64")
+    cases = _cases(rng, xp)
     keys = [key for key, _, _ in cases]
     if plant is not None and plant not in keys:
         raise ValueError(f"plant={plant!r}: choose one of {', '.join(keys)}")

@@ -19,7 +19,9 @@ PACKAGE_PARENT = str(Path(minvert.__file__).resolve().parent.parent)
 
 
 def _run(args, cwd):
-    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+    # keep an inherited PYTHONPATH (CI's second run puts the strict CuPy stand-in on it)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p))
     return subprocess.run([sys.executable, "-m", "minvert.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 

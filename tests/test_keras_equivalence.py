@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import minvert
+from minvert.backend import to_numpy
 from minvert.nets import build
 from minvert.weights.keras_h5 import keras_to_minvert, load_keras_h5, read_keras_h5
 from minvert.weights.project import assign_weights
@@ -49,10 +50,11 @@ def rel(a, b):
 
 
 def check_against(net, ref, x):
-    out = net.forward(x)
+    """x: host input; it runs on the net's device (the GPU when that is the default)."""
+    out = to_numpy(net.forward(net.xp.asarray(x)))
     assert out.shape == ref["out"].shape and out.dtype == np.float64
     assert rel(out, ref["out"]) < 1e-10
-    dx = net.backward(ref["dout"])
+    dx = to_numpy(net.backward(net.xp.asarray(ref["dout"])))
     assert dx.shape == x.shape
     assert rel(dx[:, :, SUB][:, :, :, SUB], ref["dx_sub"]) < 1e-8
     assert abs(float((dx * probe(dx.shape)).sum()) - ref["dx_probe"]) < 1e-8 * ref["dx_norm"]

@@ -199,7 +199,7 @@ def test_project_file_round_trip_is_bit_identical(tmp_path):
     _randomise_bn(net, rng)
     net.astype(np.float32)
     path = save(net, tmp_path / "r.h5", source={"name": "x.pth", "sha256": "0" * 64})
-    back = load_model(str(path))
+    back = load_model(str(path), device="cpu")  # bit-identical: same device, same arithmetic
     x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
     np.testing.assert_array_equal(back.predict(x), net.predict(x))
     assert back.labels == ["a", "b", "c"] and back.preprocessing == pre

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from minvert.backend import to_numpy
 from minvert.cli import main
 from minvert.errors import MinvertError
 from minvert.train import train_command
@@ -19,7 +20,8 @@ def _args(out, **kw):
 
 
 def _weights(net):
-    return {n: {k: v.copy() for k, v in {**l.params, **l.state}.items()} for n, l in net.weighted_layers()}
+    return {n: {k: to_numpy(v).copy() for k, v in {**l.params, **l.state}.items()}
+            for n, l in net.weighted_layers()}
 
 
 @pytest.mark.parametrize("arch", ["tiny-vgg", "tiny-resnet"])
@@ -105,3 +107,27 @@ def test_folder_errors_and_unreadable_files(tmp_path, capsys):
     text = captured.out + captured.err
     assert "skipped 2 unreadable" in text and "bad1.png" in text
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_checkpoint_writer_snapshots_now_and_reports_errors(tmp_path):
+    from minvert.nets.tiny import build_tiny
+    from minvert.optim import Adam
+    from minvert.train import CheckpointWriter, load_checkpoint
+    net = build_tiny("tiny-vgg", 3, rng=np.random.default_rng(0), input_size=16)
+    writer = CheckpointWriter(tmp_path / "c.h5")
+    w = net.layers["conv1_1"].params["w"]
+    before = to_numpy(w).copy()
+    progress = {"epoch": 1, "batch": 0, "step": 0, "history": [],
+                "rng": np.random.default_rng(0).bit_generator.state}
+    writer.save(net, Adam(), progress)
+    w += 1.0  # training goes on while the file is written: the checkpoint keeps the snapshot
+    writer.wait()
+    back = build_tiny("tiny-vgg", 3, rng=np.random.default_rng(1), input_size=16)
+    assert load_checkpoint(tmp_path / "c.h5", back, Adam()) == progress
+    np.testing.assert_array_equal(to_numpy(back.layers["conv1_1"].params["w"]), before)
+    (tmp_path / "a_file").write_text("")
+    broken = CheckpointWriter(tmp_path / "a_file" / "c.h5")  # its folder cannot be made
+    broken.save(net, Adam(), {})
+    with pytest.raises(OSError):
+        broken.wait()
+    broken.wait()  # reported once

@@ -195,13 +195,13 @@ def test_noise_and_mix_initialisations(net, image):
 
 def test_nan_keeps_the_last_good_image(net, image, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = Objective.__call__
+    real = Objective.evaluate  # what the optimisers call
 
     def flaky(self, x, **kw):
         calls["n"] += 1
         total, values, logits, dx = real(self, x, **kw)
         return (float("nan") if calls["n"] > 3 else total), values, logits, dx
-    monkeypatch.setattr(Objective, "__call__", flaky)
+    monkeypatch.setattr(Objective, "evaluate", flaky)
     summary = transform(net, image, Settings(target=2, iters=10), out_dir=tmp_path, log=lambda *_: None)
     assert "NaN" in summary["stopped_early"]
     assert (tmp_path / "result.png").exists() and summary["iterations"] >= 1
@@ -258,3 +258,23 @@ def test_cli_init_image_layers_optimizer_and_print_every(net, image, tmp_path, c
     assert main(base + ["--jitter", "4", "--optimizer", "lbfgs", "--out", str(tmp_path / "d")]) == 1
     assert "use --optimizer gd" in capsys.readouterr().err
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_one_device_sync_per_evaluation(strict_cupy, image):
+    """On the GPU an evaluation waits for the device once: the value, every term, the logits
+    and the gradient come back in one transfer (the stand-in counts the waits)."""
+    from minvert.transform.optimize import _evaluate
+    net = build_tiny("tiny-vgg", 8, labels=list(CLASSES), rng=np.random.default_rng(0)).to(strict_cupy)
+    net.freeze()
+    x0 = net.xp.asarray(net.preprocessing.preprocess(image))
+    mult = Multipliers(content=0.3, style=2e3, tv=1e-3, color=0.2)
+    objective = Objective(net, x0, Settings(target=3, multipliers=mult))
+    syncs = strict_cupy._core._state
+    for grad_to_host in (True, False):
+        before = syncs["syncs"]
+        total, values, logits, grad, dx = _evaluate(objective, x0 + 0.01, grad_to_host)
+        assert syncs["syncs"] - before == 1
+        assert isinstance(logits, np.ndarray) and isinstance(dx, strict_cupy.ndarray)
+        assert (grad is not None) == grad_to_host and set(values) == {"class", "content", "style", "tv", "color"}
+    total_f, values_f, _, dx_f = objective(x0 + 0.01)  # the public call gives the same numbers
+    assert total_f == total and values_f == values

@@ -59,7 +59,8 @@ def test_tutorial_runs_offline_and_writes_its_pictures(path, tmp_path):
     (site / "sitecustomize.py").write_text(NO_NETWORK)
     out = tmp_path / "out"
     env = dict(os.environ, MINVERT_TUTORIAL_OUT=str(out), MINVERT_WEIGHTS=str(tmp_path),
-               PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]))
+               PYTHONPATH=os.pathsep.join(  # an inherited one too (CI's stand-in run puts CuPy's there)
+                   p for p in (str(site), str(ROOT), os.environ.get("PYTHONPATH")) if p))
     proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]

@@ -50,5 +50,7 @@ def test_cupy_matches_numpy():
     x, dout = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 3, 8, 10))
     layer = UpsampleNearest(2)
     out, dx = layer.forward(x), layer.backward(dout)
-    assert rel_error(layer.forward(cp.asarray(x)), out) == 0
+    assert rel_error(layer.forward(cp.asarray(x)), out) == 0  # copies only: exact
+    # backward sums 4 = 2x2 terms per element: any order is within 2 gamma_4 ~ 1e-15 of
+    # sum|dout|, and 4 random normals rarely cancel to below 1e-3 of that: 1e-12 has margin
     assert rel_error(layer.backward(cp.asarray(dout)), dx) < 1e-12

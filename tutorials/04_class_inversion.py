@@ -53,7 +53,9 @@ def claim(holds, text):
 
 # %%
 if (BUNDLED_DIR / "tiny-vgg-textures.h5").exists():
-    net = minvert.load_model("tiny-vgg-textures")
+    # on the CPU, even when a GPU is the default: every array below is a NumPy array that
+    # scipy and printing take as it is (on a GPU, arrays cross with net.xp.asarray / to_numpy)
+    net = minvert.load_model("tiny-vgg-textures", device="cpu")
 else:
     from minvert.nets.tiny import build_tiny
     print("NOTE: the bundled tiny-vgg-textures is missing; using RANDOM weights, so the class\n"

@@ -45,7 +45,9 @@ OUT.mkdir(parents=True, exist_ok=True)
 # instead). Targets are the images themselves at the decoder's output size, in [0, 1].
 
 # %%
-encoder = minvert.load_model("tiny-resnet-textures")
+# On the CPU even when a GPU is the default, like the decoder below (build_decoder makes NumPy
+# arrays): every array here is NumPy. `minvert reconstruct train` does the same on the GPU.
+encoder = minvert.load_model("tiny-resnet-textures", device="cpu")
 images, labels, _ = make_dataset(5, size=64, seed=11)           # 40 textures, 5 per class
 order = np.random.default_rng(0).permutation(len(images))
 images = images[order]

@@ -11,6 +11,7 @@ functions; networks use the classes.
 """
 import numpy as np
 
+from ..backend import to_numpy
 from ..errors import DTypeError, ShapeError
 
 
@@ -63,7 +64,7 @@ class Layer:
         """Move parameters and state to the array module xp (numpy or cupy)."""
         for d in (self.params, self.state):
             for k, v in d.items():
-                d[k] = xp.asarray(v)
+                d[k] = to_numpy(v) if xp is np else xp.asarray(v)  # back to the host explicitly
         self.grads = {}
         return self
 

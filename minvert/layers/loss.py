@@ -14,7 +14,7 @@ Reference: minvert/layers/reference/loss.py (row by row). This version adds stab
 """
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, to_numpy
 from ..errors import ShapeError
 from .activation import sigmoid
 from .base import check_floating, check_rank
@@ -51,18 +51,22 @@ def softmax_cross_entropy(logits, target):
     check_floating(logits, "logits")
     check_rank(logits, 2, "(N, K) logits", "logits")
     xp = get_array_module(logits)
-    target = xp.asarray(target)  # a NumPy target with CuPy logits is fine
+    if not hasattr(target, "dtype"):
+        target = np.asarray(target)  # a list or an int
     N, K = logits.shape
     logp, p = _log_softmax(logits, axis=1)
     if np.issubdtype(target.dtype, np.integer):
         if target.shape != (N,):
             raise ShapeError(f"class-index target has shape {tuple(target.shape)}; expected ({N},)")
-        if N and (int(target.min()) < 0 or int(target.max()) >= K):
-            raise ShapeError(f"class index out of range [0, {K}): got "
-                             f"{int(target.min())}..{int(target.max())}")
+        bounds = get_array_module(target).stack([target.min(), target.max()]) if N else np.zeros(2, int)
+        low, high = (int(v) for v in to_numpy(bounds))  # device labels: one transfer, not two
+        if low < 0 or high >= K:
+            raise ShapeError(f"class index out of range [0, {K}): got {low}..{high}")
+        target = xp.asarray(target)  # a NumPy target with CuPy logits is fine
         t = (target[:, None] == xp.arange(K)).astype(logits.dtype)  # one-hot (N, K), no scatter
         dlogits = p - t
     else:
+        target = xp.asarray(target)
         _same_shape(logits, target, "softmax cross-entropy")
         t = target.astype(logits.dtype, copy=False)
         dlogits = p * t.sum(axis=1, keepdims=True) - t

@@ -158,6 +158,7 @@ class ResNet(Network):
     def features(self, x):
         """The global-average-pooled feature (N, feature_size), without keeping caches."""
         self.check_input(x, min_size=32)
+        self.check_device(x)
         for name in self.names[: self.names.index("avgpool") + 1]:
             x = self.layers[name].predict(x)
         return x

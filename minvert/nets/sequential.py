@@ -13,7 +13,7 @@ Taps serve the losses of paper 000, which need activations deep inside VGG::
 on the way back. With ``output=False`` the forward pass stops after the deepest tapped
 layer and the backward pass starts there.
 """
-from ..backend import get_array_module
+from ..backend import check_device, get_array_module
 from ..errors import MinvertError, ShapeError
 from ..layers.activation import ReLU
 from ..layers.base import Layer
@@ -40,7 +40,15 @@ class Sequential(Layer):
         return self.layers[name]
 
     # forward / backward ------------------------------------------------------
+    def check_device(self, x, what="input"):
+        """One-line DeviceError when x is on the other side (host/GPU) from the weights: the
+        single place where a network refuses an array it would otherwise fail on deep inside."""
+        p = next((v for _, layer in self.named_layers() for v in layer.params.values()), None)
+        if p is not None and x is not None:
+            check_device(x, p, f"{type(self).__name__} {what}", "its weights")
+
     def forward(self, x):
+        self.check_device(x)
         for name in self.names:
             x = self.layers[name].forward(x)
         self._ran = len(self.names)
@@ -53,6 +61,7 @@ class Sequential(Layer):
         A convolution runs fused with an inference-mode batch-norm and a ReLU that follow
         it: they are applied to each chunk of its output while that is in the CPU cache
         (:meth:`~minvert.layers.conv.Conv2D.predict`)."""
+        self.check_device(x)
         layers = [self.layers[name] for name in self.names] + [None, None]
         i = 0
         while layers[i] is not None:
@@ -74,6 +83,7 @@ class Sequential(Layer):
         Returns (out, acts): ``out`` is the network output, or None when ``output`` is False,
         in which case the pass stops after the deepest tapped layer.
         """
+        self.check_device(x)
         unknown = [t for t in taps if t not in self.layers]
         if unknown:
             raise MinvertError(f"no layer named {unknown[0]!r}; layers are: {', '.join(self.names)}")
@@ -94,6 +104,9 @@ class Sequential(Layer):
         tap_grads: {layer name: gradient w.r.t. that layer's output}, added on the way back.
         """
         tap_grads = tap_grads or {}
+        self.check_device(dout, "gradient")
+        for g in tap_grads.values():
+            self.check_device(g, "tap gradient")
         for name in tap_grads:
             if name not in self.layers or self.names.index(name) >= self._ran:
                 raise MinvertError(f"gradient given for layer {name!r}, which the last forward did not reach")

@@ -306,6 +306,7 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
         return to_numpy(net.predict(xp.asarray(c.features[rows]))).transpose(0, 2, 3, 1)  # (n, s, s, 3)
 
     def step(idx):
+        idx = xp.asarray(idx)  # the epoch's shuffle is drawn on the host
         t = t_train[idx].astype(net.dtype) / 255
         out = net.forward(x_train[idx])
         acc[0] += float(_psnr_rows(out, t).sum())

@@ -61,12 +61,11 @@ def class_loss(logits, target):
     check_floating(logits, "logits")
     if logits.ndim != 2:
         raise ShapeError(f"logits have shape {tuple(logits.shape)}; expected 2-D (N, K)")
-    xp = get_array_module(logits)
     N, K = logits.shape
     t = np.broadcast_to(to_numpy(target), (N,))
     if not np.issubdtype(t.dtype, np.integer) or t.min() < 0 or t.max() >= K:
         raise ShapeError(f"target class {target!r} is not an integer in [0, {K}) for {K} logits")
-    return softmax_cross_entropy(logits, xp.asarray(t, dtype=np.int64))
+    return softmax_cross_entropy(logits, t.astype(np.int64))  # host labels: no device sync
 
 
 # -- content ----------------------------------------------------------------------------

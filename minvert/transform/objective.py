@@ -115,7 +115,14 @@ class Objective:
         return terms
 
     def __call__(self, x, shift=(0, 0), only=None):
-        """(total value, terms {name: value}, logits, dx (1, 3, H, W)).
+        """(total value, terms {name: value}, logits, dx), values as Python floats."""
+        total, values, logits, dx = self.evaluate(x, shift=shift, only=only)
+        return float(total), {k: float(v) for k, v in values.items()}, logits, dx
+
+    def evaluate(self, x, shift=(0, 0), only=None):
+        """(total, terms {name: value}, logits, dx (1, 3, H, W)), the values as 0-d arrays on
+        the net's device: nothing waits for the GPU here (the optimiser brings everything
+        back to the host in one transfer).
 
         shift (dy, dx): the network sees x rolled by that many pixels (jitter) and its gradient
         is rolled back; TV and colour see x unshifted. only: a term name; dx is then the
@@ -149,8 +156,7 @@ class Objective:
                 dx = grads[name] if dx is None else dx + grads[name]
         if self.mask is not None:
             dx = dx * self.mask
-        values = {k: float(v[0]) for k, v in terms.items()}
-        return float(total), values, logits, dx
+        return total, {k: v[0] for k, v in terms.items()}, logits, dx
 
     def breakdown(self, x):
         """The scale of every active term at x (unshifted), for reports and the inert warning.

@@ -35,9 +35,28 @@ from .objective import Objective, default_layers, report_terms
 _STOP = "stop"
 
 
-def _to_host(value, grad):
-    """The one place where device arrays become scipy's float64 host vectors."""
-    return float(value), to_numpy(grad).astype(np.float64).ravel()
+def _to_host(total, values, logits, grad, grad_to_host):
+    """The one place where an evaluation's device arrays come to the host, in ONE transfer
+    (on CuPy each separate float() or .get() waits for the GPU): the total, each term, the
+    logits and the gradient (or, when it stays on the device, one number that is NaN if any
+    of it is not finite), packed into one float64 vector (exact for float32 values).
+    Returns (total, {term: value}, logits in their dtype, grad as scipy's float64 vector or
+    None); raises _NonFinite when anything is NaN or infinite."""
+    xp = get_array_module(logits)
+    parts = [xp.asarray(total, dtype=np.float64).reshape(1),
+             *(xp.asarray(v, dtype=np.float64).reshape(1) for v in values.values()),
+             logits.astype(np.float64).ravel()]
+    if grad_to_host:
+        parts.append(grad.astype(np.float64).ravel())
+    else:
+        parts.append(xp.where(xp.isfinite(grad).all(), 0.0, np.nan).reshape(1))
+    host = to_numpy(xp.concatenate(parts))
+    if not np.isfinite(host).all():
+        raise _NonFinite()
+    k, n = len(values) + 1, logits.size
+    terms = {name: float(v) for name, v in zip(values, host[1:k])}
+    host_logits = host[k:k + n].astype(logits.dtype).reshape(logits.shape)
+    return float(host[0]), terms, host_logits, (host[k + n:] if grad_to_host else None)
 
 
 def _to_net(v, like):
@@ -250,11 +269,11 @@ def _image(pre, x, original, mask_arr):
     return img
 
 
-def _evaluate(objective, x, state, **kw):
-    total, values, logits, dx = objective(x, **kw)
-    if not np.isfinite(total) or not bool(get_array_module(dx).isfinite(dx).all()):
-        raise _NonFinite()
-    return total, values, logits, dx
+def _evaluate(objective, x, grad_to_host, **kw):
+    """One objective evaluation with one device->host transfer (see :func:`_to_host`).
+    Returns (total, values, host logits, host float64 gradient vector or None, device gradient)."""
+    total, values, logits, dx = objective.evaluate(x, **kw)
+    return (*_to_host(total, values, logits, dx, grad_to_host), dx)
 
 
 def _lbfgs(objective, x, s, low, high, record, state):
@@ -262,10 +281,9 @@ def _lbfgs(objective, x, s, low, high, record, state):
     last = {}
 
     def fun(v):
-        xv = _to_net(v, x)
-        total, values, logits, dx = _evaluate(objective, xv, state)
+        total, values, logits, grad, _ = _evaluate(objective, _to_net(v, x), grad_to_host=True)
         last.update(v=v.copy(), values=values, total=total, logits=logits)
-        return _to_host(total, dx)
+        return total, grad
 
     def callback(xk):
         if not np.array_equal(xk, last["v"]):  # the line search ended elsewhere: re-evaluate there
@@ -303,7 +321,7 @@ def _gradient_steps(objective, x, s, rng, low, high, mask_arr, record, state, lo
     for i in range(s.iters):
         shift = (tuple(int(v) for v in rng.integers(-s.jitter, s.jitter + 1, size=2))
                  if s.jitter else (0, 0))
-        total, values, logits, g = _evaluate(objective, x, state, shift=shift)
+        total, values, logits, _, g = _evaluate(objective, x, grad_to_host=False, shift=shift)
         if i == 0 and s.optimizer == "gd":
             per_lr = float(xp.abs(g * xp.asarray(pixel.astype(x.dtype))).sum()) / max(free, 1)  # levels moved at lr 1
             if s.lr is None:

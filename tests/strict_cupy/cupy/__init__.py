@@ -1,0 +1,146 @@
+"""A strict stand-in for CuPy, so the whole test suite and every command can run "on the GPU"
+on a machine without one, and fail wherever real CuPy would refuse.
+
+Put ``tests/strict_cupy`` on ``PYTHONPATH`` and ``import cupy`` finds this package (CLI
+subprocesses too); ``MINVERT_DEVICE=gpu`` then makes it minvert's default device. Device
+arrays are NumPy arrays behind a wrapper that imitates CuPy's refusals:
+
+- no implicit conversion: ``np.asarray(device)`` raises TypeError (``__array__`` refuses,
+  with CuPy's message), so h5py, Pillow and scipy reject device arrays as they do with CuPy;
+- no host ndarrays in device operations, 0-d included: operators, functions, ``out=``,
+  indices and assigned values refuse them with CuPy's ``Unsupported type`` TypeError;
+  Python and NumPy scalars pass; ``cupy.asarray`` / ``cupy.array`` are the explicit way in,
+  ``.get()`` / ``cupy.asnumpy`` the way out;
+- reductions and scalar indexing give 0-d device arrays, not host scalars;
+- ``empty``, ``empty_like`` and ``ndarray(shape)`` hold garbage (NaN, or random integers);
+- only names real CuPy has (``_names.py``, read from cupy-cuda12x 14.0.1); ndarray methods
+  likewise; arrays remember their device and refuse to meet the current device's arrays
+  after ``cupy.cuda.Device(n).use()`` (as CuPy without peer access does).
+- ``cupy.cuda.runtime.getDeviceCount()`` is ``$STRICT_CUPY_DEVICES`` (default 2, so that
+  ``gpu:1`` can be tested);
+- it counts the times the host waits for the device (``.get()``, ``cupy.asnumpy``,
+  ``float``/``int``/``bool``, ``item``, printing) in ``cupy._core._state["syncs"]``, a hook
+  for tests that real CuPy does not have.
+
+Where it is *more permissive* than CuPy (it cannot catch these):
+- it computes with NumPy, so results equal NumPy's bit for bit: no cuBLAS summation order,
+  no float-to-int cast differences, no out-of-bounds index wrap-around; the random
+  generators are NumPy's, not cuRAND's;
+- there is no asynchrony: nothing checks that the clock is read after a synchronisation, and
+  ``float(x)``, ``bool(x)``, ``len``, printing (implicit syncs in CuPy too) are all free;
+- memory is unlimited and ``get_default_memory_pool()`` reports zeros;
+- arguments of functions other than ufuncs may be nested lists of Python numbers where some
+  CuPy functions want arrays (ufuncs refuse lists, as CuPy's do);
+- dtype promotion is NumPy's (CuPy differs in a few corner cases with Python scalars).
+
+Where it is *stricter* than CuPy (deliberately: these are host/device mix-ups in waiting):
+- NumPy functions given a device array raise TypeError (``np.sum(device)``); real CuPy
+  dispatches them through ``__array_function__`` / ``__array_ufunc__`` and returns a device
+  array that later meets host code;
+- ``*_like`` functions, ``ascontiguousarray`` and indexing refuse host ndarrays, and indexing
+  refuses lists (CuPy copies them to the device silently); assigning a host ndarray into a
+  device array (``dev[...] = host``) is refused;
+- pickling a device array is refused.
+"""
+import types as _types
+
+import numpy as _np
+
+from . import _core
+from ._core import ndarray, unwrap as _unwrap, wrap as _wrap, garbage as _garbage
+from ._names import CUPY_NAMES as _CUPY_NAMES
+from . import cuda, lib, linalg, random  # noqa: F401  (submodules real CuPy has)
+
+_STRICT_STANDIN = True
+__version__ = "14.0.1+strict-standin"
+
+
+def _host_copy(obj, dtype=None, order="K"):
+    """Host data (lists, scalars, NumPy arrays) -> a fresh device array: the explicit way in."""
+    if isinstance(obj, (list, tuple)) and any(isinstance(v, ndarray) for v in obj):
+        obj = [_unwrap(v) for v in obj]
+    return _wrap(_np.array(obj, dtype=dtype, order=order, copy=True))
+
+
+def asarray(a, dtype=None, order=None, *, blocking=False):
+    if isinstance(a, ndarray):
+        return a if dtype is None or _np.dtype(dtype) == a.dtype else a.astype(dtype)
+    return _host_copy(a, dtype, order or "K")
+
+
+def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False):
+    if isinstance(obj, ndarray):
+        out = obj.astype(dtype or obj.dtype, copy=copy)
+    else:
+        out = _host_copy(obj, dtype, order)
+    while out.ndim < ndmin:
+        out = out[None]
+    return out
+
+
+asanyarray = asarray
+
+
+def asnumpy(a, stream=None, order="C", out=None, blocking=True):
+    if isinstance(a, ndarray):
+        return a.get(order=order, out=out)
+    return _np.asarray(a, order=order)
+
+
+def empty(shape, dtype=float, order="C"):
+    return ndarray(shape, dtype=dtype, order=order)
+
+
+def empty_like(prototype, dtype=None, order="K", subok=None, shape=None):
+    return _wrap(_garbage(_np.empty_like(_unwrap(prototype), dtype=dtype, order=order,
+                                         shape=shape)))
+
+
+def get_array_module(*args):
+    return _ModuleSelf if any(isinstance(a, ndarray) for a in args) else _np
+
+
+class _MemoryPool:
+    def used_bytes(self):
+        return 0
+
+    def total_bytes(self):
+        return 0
+
+    def free_all_blocks(self, stream=None):
+        pass
+
+    def set_limit(self, size=None, fraction=None):
+        pass
+
+    def get_limit(self):
+        return 0
+
+
+_POOL = _MemoryPool()
+
+
+def get_default_memory_pool():
+    return _POOL
+
+
+def is_available():
+    return cuda.runtime.getDeviceCount() > 0
+
+
+def __getattr__(name):
+    """NumPy's function of the same name behind the device rules, if CuPy has the name."""
+    if name not in _CUPY_NAMES or not hasattr(_np, name) or name.startswith("_"):
+        raise AttributeError(f"module 'cupy' has no attribute '{name}'"
+                             + (" (stand-in: not imitated)" if name in _CUPY_NAMES else ""))
+    obj = getattr(_np, name)
+    if isinstance(obj, _types.ModuleType):
+        raise AttributeError(f"module 'cupy' has no attribute '{name}' (stand-in: not imitated)")
+    if callable(obj) and not isinstance(obj, type):
+        return _core.Function(obj, name)
+    return obj  # dtypes, scalar types, constants: the same objects as NumPy's, as in CuPy
+
+
+import sys as _sys  # noqa: E402
+
+_ModuleSelf = _sys.modules[__name__]
