@@ -2,7 +2,7 @@
 
 The shape is checked against Pillow's own polygon/ellipse rasteriser (an independent drawing of
 the outline the label names, from the recorded centre, radius and angle), the colour family
-against the hue measured on the image's pixels.
+against the hue measured on the image's pixels, the background against its measured brightness.
 """
 import colorsys
 import json
@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from minvert.cli import main
 from minvert.datasets import dataset_classes, make_dataset
 from minvert.errors import MinvertError
-from minvert.shapes import CLASSES, HUES, SHAPES, draw_shape_image
+from minvert.shapes import BACKGROUNDS, CLASSES, HUES, SHAPES, draw_shape_image
 
 
 def _outline(shape, r):
@@ -56,8 +56,8 @@ def _hue_in(hue_deg, family, slack=6.0):
 
 
 @pytest.mark.parametrize("name", CLASSES)
-def test_each_image_shows_its_labelled_shape_and_colour(name):
-    colour, shape = name.split("-")
+def test_each_image_shows_its_labelled_shape_colour_and_background(name):
+    colour, shape, _, background = name.split("-")
     size = 96
     for i in range(3):
         img, info = draw_shape_image(name, np.random.default_rng([7, i]), size)
@@ -70,33 +70,36 @@ def test_each_image_shows_its_labelled_shape_and_colour(name):
         r, g, b = img[inside].astype(np.float64).mean(axis=0) / 255  # measured on the pixels
         h, s, v = colorsys.rgb_to_hsv(r, g, b)
         assert _hue_in(360 * h, colour) and s > 0.45, (name, i, 360 * h, s)
-        # the object stands out: its colour differs from the background around it
-        ring = (info["mask"] == 0)
-        assert np.abs(img[ring].mean(axis=0) - img[inside].mean(axis=0)).max() > 25
+        # the background has the labelled brightness, and the object stands out from it
+        outside = info["mask"] == 0
+        bg = img[outside].astype(np.float64).mean(axis=0) / 255
+        lo, hi = BACKGROUNDS[background]
+        assert lo - 0.05 < max(bg) < hi + 0.05, (name, i, bg)
+        assert np.abs(img[outside].mean(axis=0) - img[inside].mean(axis=0)).max() > 25
 
 
 def test_dataset_is_seeded_and_varies_what_the_label_does_not_fix():
     x, y, names = make_dataset(3, size=32, seed=5, kind="shapes")
-    assert names == list(CLASSES) and dataset_classes("shapes") == CLASSES and len(CLASSES) == 16
-    assert x.shape == (48, 32, 32, 3) and x.dtype == np.uint8
-    np.testing.assert_array_equal(y, np.repeat(np.arange(16), 3))
+    assert names == list(CLASSES) and dataset_classes("shapes") == CLASSES and len(CLASSES) == 32
+    assert x.shape == (96, 32, 32, 3) and x.dtype == np.uint8
+    np.testing.assert_array_equal(y, np.repeat(np.arange(32), 3))
     x2, _, _ = make_dataset(3, size=32, seed=5, kind="shapes")
     assert x.tobytes() == x2.tobytes()
     assert not np.array_equal(x, make_dataset(3, size=32, seed=6, kind="shapes")[0])
     np.testing.assert_array_equal(make_dataset(1, size=32, seed=5, kind="shapes")[0], x[::3])
-    # position and size vary within a class; background brightness is no class cue
-    infos = [draw_shape_image("blue-cross", np.random.default_rng([1, i]), 64)[1] for i in range(20)]
+    # position, size and the background's shade vary within a class
+    drawn = [draw_shape_image("blue-cross-on-dark", np.random.default_rng([1, i]), 64) for i in range(20)]
+    infos = [info for _, info in drawn]
     assert np.std([inf["centre"][0] for inf in infos]) > 5 and np.std([inf["radius"] for inf in infos]) > 1
-    corners = x[:, :4, :4].reshape(len(x), -1).mean(axis=1)  # (N,) a patch of background
-    assert all(np.ptp(corners[y == k]) > 20 for k in range(4))
+    assert np.std([img[info["mask"] == 0].mean() for img, info in drawn]) > 8
 
 
 def test_bad_requests_are_one_line_errors():
-    with pytest.raises(MinvertError, match="red-circle") as e:
-        draw_shape_image("purple-circle", 0)
+    with pytest.raises(MinvertError, match="red-circle-on-dark") as e:
+        draw_shape_image("purple-circle-on-dark", 0)
     assert "\n" not in str(e.value)
     with pytest.raises(MinvertError, match="too small"):
-        draw_shape_image("red-circle", 0, size=8)
+        draw_shape_image("red-circle-on-dark", 0, size=8)
     with pytest.raises(MinvertError, match="shapes"):
         make_dataset(1, kind="faces")
     with pytest.raises(MinvertError, match="stripes"):
@@ -107,8 +110,9 @@ def test_cli_writes_the_shapes_dataset(tmp_path, capsys):
     out = tmp_path / "shapes"
     assert main(["dataset", "shapes", "--out", str(out), "--n", "1", "--size", "32", "--seed", "3"]) == 0
     meta = json.loads((out / "dataset.json").read_text())
-    assert meta["kind"] == "minvert shapes" and meta["n_images"] == 16 and meta["seed"] == 3
+    assert meta["kind"] == "minvert shapes" and meta["n_images"] == 32 and meta["seed"] == 3
     x, _, _ = make_dataset(1, size=32, seed=3, kind="shapes")
-    np.testing.assert_array_equal(np.asarray(Image.open(out / "green-cross" / "green-cross_00000.png")),
-                                  x[CLASSES.index("green-cross")])
-    assert "wrote 16 images" in capsys.readouterr().out
+    name = "green-cross-on-light"
+    np.testing.assert_array_equal(np.asarray(Image.open(out / name / f"{name}_00000.png")),
+                                  x[CLASSES.index(name)])
+    assert "wrote 32 images" in capsys.readouterr().out
