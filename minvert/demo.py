@@ -1,9 +1,10 @@
-"""``minvert demo``: both papers on the bundled models, offline, in about a minute on a CPU.
+"""``minvert demo``: both papers on the bundled models, offline, in about a minute on a CPU
+(25 s of CPU time; one BLAS thread is best on a shared machine).
 
 1. classify generated images with the bundled classifiers (textures and shapes);
 2. paper 000: transform a "dots" texture until tiny-vgg-textures calls it "stripes";
 3. paper 003: extract tiny-resnet-shapes features of generated shapes images, train a small
-   decoder, reconstruct images it was trained on and 60 it never saw, and measure what comes
+   decoder, reconstruct images it was trained on and 160 it never saw, and measure what comes
    back (PSNR/SSIM against the mean-image baseline, re-identification against chance, and
    which concepts - colour, shape, background - the encoder recognises in the reconstructions);
 4. write DIR/index.html (text: :mod:`minvert.demo_page`) with every image and its numbers.
@@ -19,8 +20,8 @@ import numpy as np
 from .errors import MinvertError
 
 N_CLASSIFY = 2          # generated textures per class to classify
-RECON_PER_CLASS = 15    # generated shapes per class for paper 003: 32 classes -> 480 images
-HELD_OUT = 0.125        # fraction never shown to the decoder: 60 of 480
+RECON_PER_CLASS = 20    # generated shapes per class for paper 003: 32 classes -> 640 images
+HELD_OUT = 0.25         # fraction never shown to the decoder: 160 of 640, enough for a tight interval
 DECODER_EPOCHS = 60
 # 128-d feature -> 2x2x32 map -> four 2x upsampling stages -> 32x32 output. The paper's 4x4 start
 # would leave 8 numbers per cell, and a 3x3 conv at 4x4 sees only 9 of the 16 cells, so each

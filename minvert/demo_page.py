@@ -64,11 +64,13 @@ amplified until its brightest pixels are white (black = unchanged).</p>
 pixel changed by {t['mean_abs_pixel_change']:.1f} of 255; the result's total variation is
 {t['tv_ratio']:.2f}&times; the original's (below 1: smoother).</p>
 <p class="note"><b>Why the result still shows dots.</b> The optimiser changes only what the classifier's
-decision depends on. A tiny network trained on 8 synthetic patterns decides "stripes" from a few
-local cues: weakening the round blobs that are its evidence for "dots" and adding faint oriented
-edges is enough for it to be sure, long before anything looks like stripes to us (the difference
-image shows where it worked). A classifier's idea of a class is not a picture of it; paper 000 gets
-convincing tigers only because VGG-19 learnt from millions of photos, and with its extra loss terms.</p>"""
+decision depends on, and stops as soon as the classifier is sure. A tiny network trained on 8
+synthetic patterns takes its evidence from a few local statistics of edges; a change of a few
+levels out of 255, spread over the whole image as fine grain (the amplified difference), tips that
+evidence from "dots" to "stripes" long before anything looks like stripes to us. A classifier's
+evidence for a class is not a picture of it. Paper 000 gets convincing tigers because VGG-19 learnt
+from over a million photos and because its extra loss terms (content, style, colour) steer the
+change.</p>"""
 
 
 def _metrics_table(ev):
@@ -92,7 +94,7 @@ def _reconstruct(r, encoder):
     tr, ho = ev["train"], ev["held_out"]
     n = r["n_images"]
     return f"""<h2>3. Paper 003: how much of an image its feature vector gives away</h2>
-<p><b>What was done.</b> {n} new images of coloured shapes (15 of each of the 32 classes) went through
+<p><b>What was done.</b> {n} new images of coloured shapes ({n // 32} of each of the 32 classes) went through
 {esc(encoder)}, which turns each into its 128-number <i>pooled feature vector</i> (what ResNet-50's
 2048-d vector is in the paper). A decoder (the paper's design, scaled down: the vector reshaped to a 2&times;2&times;32
 map, then four stages of 3&times;3 convolutions and 2&times; upsampling to 32&times;32) was trained for {len(r['history'])} epochs to turn

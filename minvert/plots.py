@@ -5,8 +5,14 @@ from PIL import Image, ImageDraw, ImageFont
 CAPTION_H = 16
 
 
+FONT_SIZE = 12  # px: captions stay legible when a page shows the figure at its own size
+
+
 def _font():
-    return ImageFont.load_default()
+    try:
+        return ImageFont.load_default(size=FONT_SIZE)  # Pillow >= 10.1: a scalable font
+    except TypeError:
+        return ImageFont.load_default()  # older Pillow: its small bitmap font
 
 
 def panel(images, captions=(), min_side=160, pad=4, columns=None):
@@ -48,7 +54,7 @@ def line_plot(series, title="", xlabel="epoch", ylabel="loss", size=(480, 300)):
     colors = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
     w, h = size
     legend_rows = (len(series) + 1) // 2  # two entries per row
-    left, right, top, bottom = 62, 14, 24 + 14 * legend_rows, 36
+    left, right, top, bottom = 62, 14, 30 + 16 * legend_rows, 36
     canvas = Image.new("RGB", size, "white")
     draw, font = ImageDraw.Draw(canvas), _font()
     ys = [float(v) for vals in series.values() for v in vals if np.isfinite(v)]
@@ -78,7 +84,7 @@ def line_plot(series, title="", xlabel="epoch", ylabel="loss", size=(480, 300)):
             draw.line(pts, fill=c, width=2)
         elif pts:
             draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2], fill=c)
-        lx, ly = left + (k % 2) * (w - left - right) // 2, 22 + 14 * (k // 2)
-        draw.line([lx, ly + 6, lx + 16, ly + 6], fill=c, width=2)
+        lx, ly = left + (k % 2) * (w - left - right) // 2, 24 + 16 * (k // 2)
+        draw.line([lx, ly + 8, lx + 16, ly + 8], fill=c, width=2)
         draw.text((lx + 20, ly), name, fill=c, font=font)
     return np.asarray(canvas)

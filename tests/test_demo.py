@@ -19,7 +19,7 @@ def test_demo_writes_a_page_whose_images_and_numbers_exist(tmp_path):
     assert len(report["classify"]["tiny-resnet-shapes"]["predictions"]) == 32
     assert report["transform"]["iterations"] >= 1
     r = report["reconstruct"]
-    assert r["n_images"] == 64 and r["evaluation"]["held_out"]["count"] == 8  # 12.5 % held out
+    assert r["n_images"] == 64 and r["evaluation"]["held_out"]["count"] == 16  # a quarter held out
     assert len(r["history"]) == 3 and set(r["concepts"]) >= {"colour", "shape", "background", "class"}
     assert "95% CI" in page and "chance" in page and "baseline" in page
     # every step reports progress, the decoder's epochs included
