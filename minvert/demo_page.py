@@ -128,9 +128,12 @@ family in {k['colour']:.0%} of the {k['count']} held-out reconstructions (chance
 background in {k['background']:.0%} (chance 50 %) and the shape in {k['shape']:.0%} (chance 25 %); the
 pixels are {ho['psnr'] - ho['mean_image']['psnr']:+.1f} dB closer than the mean image, and
 {ho['reidentification']['top1']:.0%} of unseen images are picked out of {n} by their reconstruction
-({ho['reidentification']['top1'] * n:.0f}&times; chance). What does not come back: the exact position and
-size of the object, its crisp outline, the background's own colours, the direction of its horizon and
-its texture &mdash; reconstructions are soft blobs in roughly the right place. Training images come
+({ho['reidentification']['top1'] * n:.0f}&times; chance). The object's rough place comes back too: the
+centre of the reconstructed blob is {k['position_error_px']['reconstruction']:.1f} pixels (of 64) from the
+object's, where guessing the middle of the image is off by {k['position_error_px']['image_centre']:.1f}.
+What does not come back: the exact position and size of the object, its crisp outline, the
+background's own colours, the direction of its horizon and its texture &mdash; reconstructions are
+soft blobs in roughly the right place. Training images come
 back better (PSNR {tr['psnr']:.2f} vs {ho['psnr']:.2f} dB, re-identified {tr['reidentification']['top1']:.0%}
 vs {ho['reidentification']['top1']:.0%}): some of that is memorised, not read from the vector. So a
 feature vector is not anonymous: it tells what kind of scene an image shows, but not the picture.</p>"""
