@@ -184,39 +184,61 @@ def make_texture(name, rng, size=64):
     img = np.rint(np.clip(img, 0, 255)).astype(np.uint8)
     return np.ascontiguousarray(img.transpose(1, 2, 0))      # (size, size, 3)
 
-def _check_request(n_per_class, seed, classes):
+# -- generated datasets by name ------------------------------------------------
+
+KINDS = ("textures", "shapes")  # `minvert dataset KIND`, `minvert train --data KIND`
+
+
+def dataset_classes(kind):
+    """The fixed class list of a generated dataset ('textures' or 'shapes')."""
+    return _kind(kind)[0]
+
+
+def _kind(kind):
+    """(class names, draw(name, rng, size) -> uint8 image) of a generated dataset."""
+    if kind == "textures":
+        return CLASSES, make_texture
+    if kind == "shapes":
+        from . import shapes  # it builds on the texture helpers above
+        return shapes.CLASSES, shapes.make_shape_image
+    raise MinvertError(f"unknown generated dataset {kind!r}; choose from {', '.join(KINDS)}")
+
+
+def _check_request(n_per_class, seed, classes, known):
     if int(n_per_class) < 1:
         raise MinvertError(f"n_per_class={n_per_class}: ask for at least 1 image per class")
     if int(seed) < 0:
         raise MinvertError(f"seed={seed}: use a non-negative integer")
-    unknown = [c for c in classes if c not in _DRAW]
+    unknown = [c for c in classes if c not in known]
     if unknown:
-        raise MinvertError(f"unknown texture class {unknown[0]!r}; choose from {', '.join(CLASSES)}")
+        raise MinvertError(f"unknown class {unknown[0]!r}; choose from {', '.join(known)}")
 
 
-def _image_rng(seed, name, i):
-    return np.random.default_rng([int(seed), CLASSES.index(name), int(i)])
+def _image_rng(seed, class_index, i):
+    return np.random.default_rng([int(seed), int(class_index), int(i)])
 
 
-def make_dataset(n_per_class, size=64, seed=0, classes=CLASSES):
-    """Generate textures in memory.
+def make_dataset(n_per_class, size=64, seed=0, classes=None, kind="textures"):
+    """Generate a dataset in memory: ``kind`` 'textures' (this module) or 'shapes'
+    (:mod:`minvert.shapes`); ``classes``: a subset of its classes (default all, in order).
 
     Returns ``(images, labels, class_names)``: images uint8 (N, size, size, 3) with
     N = n_per_class * len(classes), class-major order (all of classes[0] first);
     labels int64 (N,) indexing class_names (= list(classes)).
     """
-    classes = list(classes)
-    _check_request(n_per_class, seed, classes)
+    known, draw = _kind(kind)
+    classes = list(known if classes is None else classes)
+    _check_request(n_per_class, seed, classes, known)
     n, size = int(n_per_class), int(size)
     images = np.empty((n * len(classes), size, size, 3), np.uint8)
     for c, name in enumerate(classes):
         for i in range(n):
-            images[c * n + i] = make_texture(name, _image_rng(seed, name, i), size)
+            images[c * n + i] = draw(name, _image_rng(seed, known.index(name), i), size)
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), n)
     return images, labels, classes
 
 
-def write_dataset(out_dir, n_per_class, size=64, seed=0, classes=CLASSES, log=print):
+def write_dataset(out_dir, n_per_class, size=64, seed=0, classes=None, log=print, kind="textures"):
     """Write ``out_dir/<class>/<class>_<i:05d>.png`` plus ``out_dir/dataset.json``.
 
     Same images as :func:`make_dataset` with the same arguments. Refuses (MinvertError)
@@ -225,8 +247,9 @@ def write_dataset(out_dir, n_per_class, size=64, seed=0, classes=CLASSES, log=pr
     """
     from PIL import Image
 
-    classes = list(classes)
-    _check_request(n_per_class, seed, classes)
+    known, draw = _kind(kind)
+    classes = list(known if classes is None else classes)
+    _check_request(n_per_class, seed, classes, known)
     n, size = int(n_per_class), int(size)
     paths = {name: [os.path.join(out_dir, name, f"{name}_{i:05d}.png") for i in range(n)]
              for name in classes}
@@ -240,10 +263,10 @@ def write_dataset(out_dir, n_per_class, size=64, seed=0, classes=CLASSES, log=pr
     for c, name in enumerate(classes):
         os.makedirs(os.path.join(out_dir, name), exist_ok=True)
         for i, path in enumerate(paths[name]):
-            Image.fromarray(make_texture(name, _image_rng(seed, name, i), size)).save(path)
+            Image.fromarray(draw(name, _image_rng(seed, known.index(name), i), size)).save(path)
         if log:
             log(f"[{c + 1}/{len(classes)}] {name}: {n} images -> {os.path.join(out_dir, name)}")
-    summary = {"kind": "minvert textures", "classes": classes, "n_per_class": n, "size": size,
+    summary = {"kind": f"minvert {kind}", "classes": classes, "n_per_class": n, "size": size,
                "seed": int(seed), "n_images": n * len(classes)}
     with open(meta_path, "w") as f:
         json.dump(summary, f, indent=1)
@@ -253,9 +276,9 @@ def write_dataset(out_dir, n_per_class, size=64, seed=0, classes=CLASSES, log=pr
     return summary
 
 
-def cli_dataset(out, n, size=64, seed=0):
-    """Body of ``minvert dataset textures --out DIR --n N [--size S] [--seed K]``."""
-    return write_dataset(out, n, size=size, seed=seed)
+def cli_dataset(out, n, size=64, seed=0, kind="textures"):
+    """Body of ``minvert dataset KIND --out DIR --n N [--size S] [--seed K]``."""
+    return write_dataset(out, n, size=size, seed=seed, kind=kind)
 
 
 # -- loading any image folder ---------------------------------------------------

@@ -120,3 +120,32 @@ def reidentification_rate(recon_features, source_features, k=(1, 5)):
     own = sim[np.arange(n), np.arange(n)]
     rank = (sim >= own[:, None]).sum(axis=1) - 1  # originals at least as similar, own excluded
     return {f"top{int(kk)}": float(np.mean(rank < kk)) for kk in ks}
+
+
+def wilson_interval(successes, n, z=1.96):
+    """Wilson score interval (z = 1.96: 95 %) of a proportion successes / n: (low, high).
+
+    Unlike the normal approximation p +- z sqrt(p(1-p)/n) it stays inside [0, 1] and is not
+    empty at 0 successes, which matters for re-identification rates near 0 on small sets.
+    """
+    if n <= 0:
+        raise ShapeError("a proportion needs at least one trial")
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_mean_interval(values, level=0.95, n_boot=2000, seed=0):
+    """Percentile-bootstrap interval of the mean of ``values`` (1-d, host): (low, high).
+
+    Resamples the values with replacement ``n_boot`` times (seeded: the same numbers every run).
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ShapeError("no values to bootstrap")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)  # (n_boot,)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)

@@ -5,8 +5,14 @@ from PIL import Image, ImageDraw, ImageFont
 CAPTION_H = 16
 
 
+FONT_SIZE = 12  # px: captions stay legible when a page shows the figure at its own size
+
+
 def _font():
-    return ImageFont.load_default()
+    try:
+        return ImageFont.load_default(size=FONT_SIZE)  # Pillow >= 10.1: a scalable font
+    except TypeError:
+        return ImageFont.load_default()  # older Pillow: its small bitmap font
 
 
 def panel(images, captions=(), min_side=160, pad=4, columns=None):
@@ -40,10 +46,15 @@ def amplified_difference(a, b):
 
 
 def line_plot(series, title="", xlabel="epoch", ylabel="loss", size=(480, 300)):
-    """A small line chart. series: {name: list of y values} (x = 1, 2, ...). Returns uint8."""
+    """A small line chart. series: {name: list of y values} (x = 1, 2, ...). Returns uint8.
+
+    The legend sits in its own strip above the axes (it never covers a curve), the y label is
+    written upright along the y axis, ticks show the range of both axes.
+    """
     colors = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
     w, h = size
-    left, right, top, bottom = 56, 12, 24, 36
+    legend_rows = (len(series) + 1) // 2  # two entries per row
+    left, right, top, bottom = 62, 14, 30 + 16 * legend_rows, 36
     canvas = Image.new("RGB", size, "white")
     draw, font = ImageDraw.Draw(canvas), _font()
     ys = [float(v) for vals in series.values() for v in vals if np.isfinite(v)]
@@ -56,11 +67,16 @@ def line_plot(series, title="", xlabel="epoch", ylabel="loss", size=(480, 300)):
     draw.rectangle([left, top, w - right, h - bottom], outline=(160, 160, 160))
     for frac in (0.0, 0.5, 1.0):
         v = lo + frac * (hi - lo)
-        draw.text((4, py(v) - 6), f"{v:.3g}", fill="black", font=font)
+        draw.line([left - 3, py(v), left, py(v)], fill=(160, 160, 160))
+        draw.text((18, py(v) - 6), f"{v:.3g}", fill="black", font=font)
     draw.text((left, h - bottom + 4), "1", fill="black", font=font)
-    draw.text((w - right - 24, h - bottom + 4), str(n), fill="black", font=font)
-    draw.text((w // 2 - 20, h - 16), xlabel, fill="black", font=font)
-    draw.text((left, 6), f"{title}  ({ylabel})" if title else ylabel, fill="black", font=font)
+    draw.text((w - right - 6 * len(str(n)), h - bottom + 4), str(n), fill="black", font=font)
+    draw.text((left + (w - left - right) // 2 - 3 * len(xlabel), h - 16), xlabel, fill="black", font=font)
+    label = Image.new("RGB", (max(8 * len(ylabel), 1), 14), "white")
+    ImageDraw.Draw(label).text((0, 0), ylabel, fill="black", font=font)
+    label = label.rotate(90, expand=True)
+    canvas.paste(label, (2, max(top, top + (h - top - bottom - label.height) // 2)))
+    draw.text((left, 6), title, fill="black", font=font)
     for k, (name, vals) in enumerate(series.items()):
         c = colors[k % len(colors)]
         pts = [(px(i), py(float(v))) for i, v in enumerate(vals) if np.isfinite(v)]
@@ -68,5 +84,7 @@ def line_plot(series, title="", xlabel="epoch", ylabel="loss", size=(480, 300)):
             draw.line(pts, fill=c, width=2)
         elif pts:
             draw.ellipse([pts[0][0] - 2, pts[0][1] - 2, pts[0][0] + 2, pts[0][1] + 2], fill=c)
-        draw.text((w - right - 110, top + 4 + 12 * k), f"- {name}", fill=c, font=font)
+        lx, ly = left + (k % 2) * (w - left - right) // 2, 24 + 16 * (k // 2)
+        draw.line([lx, ly + 8, lx + 16, ly + 8], fill=c, width=2)
+        draw.text((lx + 20, ly), name, fill=c, font=font)
     return np.asarray(canvas)

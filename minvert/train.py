@@ -300,11 +300,12 @@ def make_optimizer(name, lr=None):
 
 
 def load_training_data(data, n, val_n, val_fraction, size, seed, log=print):
-    """(x_train uint8, y_train, x_val uint8, y_val, class names) from 'textures' or a folder."""
-    from .datasets import load_image_folder, make_dataset
-    if data == "textures":
-        x, y, names = make_dataset(n, size=size, seed=seed)
-        xv, yv, _ = make_dataset(val_n, size=size, seed=seed + 10_000)  # other seeds: unseen images
+    """(x_train uint8, y_train, x_val uint8, y_val, class names) from a generated dataset
+    ('textures', 'shapes') or a folder."""
+    from .datasets import KINDS, load_image_folder, make_dataset
+    if data in KINDS:
+        x, y, names = make_dataset(n, size=size, seed=seed, kind=data)
+        xv, yv, _ = make_dataset(val_n, size=size, seed=seed + 10_000, kind=data)  # other seeds: unseen
         return x, y, xv, yv, list(names)
     x, y, names, skipped = load_image_folder(data, size=size, warn=log)
     order = np.random.default_rng(seed).permutation(len(x))
@@ -397,11 +398,13 @@ def train_command(args, log=print, on_step=None):
     history = train_classifier(net, optimizer, x_train, ytr, x_val, yval, out, epochs=args.epochs,
                                batch_size=args.batch, seed=args.seed, resume=args.resume, log=log,
                                on_step=on_step, schedule=args.schedule)
-    name = f"{args.arch}-{'textures' if args.data == 'textures' else 'custom'}"
+    from .datasets import KINDS, make_dataset
+    generated = args.data in KINDS
+    name = f"{args.arch}-{args.data if generated else 'custom'}"
     source = {"name": name, "trained_by": "minvert train", "history": history}
-    if args.data == "textures" and args.test_n:
-        from .datasets import make_dataset
-        xte, yte, _ = make_dataset(args.test_n, size=args.size, seed=args.seed + 20_000)  # never seen
+    if generated and args.test_n:
+        xte, yte, _ = make_dataset(args.test_n, size=args.size, seed=args.seed + 20_000,
+                                   kind=args.data)  # never seen
         source["test_accuracy"] = accuracy(net, pre.preprocess(xte), yte)
         source["test_images"] = len(xte)
     save(net, out / "model.h5", source=source, force=True)

@@ -111,3 +111,26 @@ def test_reidentification_constructed_case():
     assert reidentification_rate(rec, src, k=(1, 6))["top6"] == 0.8
     with pytest.raises(ShapeError):
         reidentification_rate(src, src[:5])
+
+
+def test_wilson_interval_matches_scipy():
+    from scipy.stats import binomtest
+    from minvert.metrics import wilson_interval
+    for k, n in ((0, 50), (3, 64), (8, 10), (50, 50)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert np.allclose(wilson_interval(k, n), (ci.low, ci.high), atol=2e-4), (k, n)
+    with pytest.raises(ShapeError):
+        wilson_interval(0, 0)
+
+
+def test_bootstrap_mean_interval_covers_the_mean_and_matches_a_loop():
+    from minvert.metrics import bootstrap_mean_interval
+    x = RNG.normal(3.0, 2.0, 60)
+    lo, hi = bootstrap_mean_interval(x, n_boot=4000, seed=1)
+    assert lo < x.mean() < hi
+    assert abs((hi - lo) - 2 * 1.96 * x.std() / math.sqrt(60)) < 0.15  # about the normal width
+    rng = np.random.default_rng(1)  # the same resamples, drawn as one loop would
+    idx = rng.integers(0, 60, (4000, 60))
+    means = sorted(sum(x[j] for j in row) / 60 for row in idx)
+    assert np.isclose(lo, np.percentile(means, 2.5)) and np.isclose(hi, np.percentile(means, 97.5))
+    assert bootstrap_mean_interval(x, seed=1) == bootstrap_mean_interval(x, seed=1)

@@ -280,6 +280,10 @@ def test_evaluate_beats_the_mean_image_on_training_images(data, trained):
         # one constant image can only point to the one original it resembles most
         assert s["reidentification_mean_image"]["top1"] <= 1 / s["count"]
         assert s["reidentification_chance"] == {"top1": 1 / 14, "top5": 5 / 14}
+        lo, hi = s["ci95"]["psnr_gain"]
+        assert lo <= s["psnr"] - s["mean_image"]["psnr"] <= hi
+        lo, hi = s["ci95"]["reidentification_top1"]
+        assert 0 <= lo <= s["reidentification"]["top1"] <= hi <= 1 and hi - lo > 0.1  # few images: wide
     assert r["train"]["psnr"] > r["train"]["mean_image"]["psnr"] + 1
     assert set(r["random"]) == {"abs_scaled", "normal", "real_feature_mean"}
     sheet = load_image(trained["run"] / "contact_sheet.png")

@@ -1,9 +1,11 @@
-"""The small bundled classifiers, trained by minvert itself on its generated textures.
+"""The small bundled classifiers, trained by minvert itself on its generated datasets.
 
 * ``tiny-vgg-textures``: 3x3 convs + max-pools + fc, with VGG's layer names
   (``conv1_1 ... pool3, flatten, fc6, relu6, fc7``) so paper 000's code runs unchanged on it.
-* ``tiny-resnet-textures``: basic residual blocks with batch-norm, global average pool, fc;
-  its 128-d pooled feature stands in for ResNet-50's 2048-d one in paper 003's experiment.
+* ``tiny-resnet-textures``: basic residual blocks with batch-norm, global average pool, fc.
+* ``tiny-resnet-shapes``: the same network trained on the shapes dataset (:mod:`minvert.shapes`,
+  32 classes of colour x shape x background); its 128-d pooled feature carries colour, shape and
+  scene, and stands in for ResNet-50's 2048-d one in paper 003's experiment.
 
 Both take 64x64 RGB scaled to [0, 1] ("unit" preprocessing).
 """

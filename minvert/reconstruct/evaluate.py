@@ -11,6 +11,8 @@
   how often its own source ranks first / within the first five. References: the mean image (one
   constant image can only hit the one original it resembles most), chance (k / N), and the
   targets themselves at the decoder's resolution (the best this resolution allows);
+- 95 % intervals over the images of each set (``ci95``): the mean PSNR gain over the mean image
+  (percentile bootstrap) and the top-1 re-identification rate (Wilson score);
 - random-vector decodes (the paper's Fig. 3): |N(0,1)| vectors rescaled so that each has the mean
   of the real features (real pooled features are means of ReLU outputs, so >= 0), and raw N(0,1)
   vectors as in the paper's code (out of distribution). For each decode, the PSNR to the nearest
@@ -71,19 +73,29 @@ def _score(net, enc, cache, rows, size, mean_img, mean_feat):
         return float(np.mean([metric(x, t) for x, t in zip(preds, tgt)]))
 
     rec_u8, n = _u8(rec), len(cache)
+    reid = _reid(encode(enc, list(rec_u8)), rows, cache.features)
     scores = {
         "count": len(rows), "mse": mean_of(mse, rec), "psnr": float(p.mean()),
         "psnr_std": float(p.std()), "ssim": mean_of(ssim, rec),
         "mean_image": {"mse": mean_of(mse, means), "psnr": float(base_p.mean()),
                        "ssim": mean_of(ssim, means)},
         "beats_mean_image": float(np.mean(p > base_p)),
-        "reidentification": _reid(encode(enc, list(rec_u8)), rows, cache.features),
+        "reidentification": reid,
         "reidentification_mean_image": _reid(np.repeat(mean_feat, len(rows), 0), rows, cache.features),
         "reidentification_targets": _reid(encode(enc, list(tgt_u8)), rows, cache.features),
         "reidentification_chance": {"top1": 1 / n, "top5": min(5, n) / n},
+        "ci95": _intervals(p - base_p, reid["top1"], len(rows)),
     }
     pairs = [(rec_u8[i], tgt_u8[i], p[i], cache.names[rows[i]]) for i in range(min(SHEET_PAIRS, len(rows)))]
     return scores, pairs
+
+
+def _intervals(psnr_gain, top1, n):
+    """95 % intervals over the images of a set: the mean PSNR gain over the mean image
+    (bootstrap) and the re-identification top-1 rate (Wilson)."""
+    from ..metrics import bootstrap_mean_interval, wilson_interval
+    return {"psnr_gain": list(bootstrap_mean_interval(psnr_gain)),
+            "reidentification_top1": list(wilson_interval(round(top1 * n), n))}
 
 
 def _nearest_mse(img, reference, chunk=64):
@@ -181,6 +193,9 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
         log(f"{name:<9}{r['count']:>7}{r['psnr']:7.2f}{fmt(r['ssim'])} {r['mean_image']['psnr']:12.2f}/"
             f"{fmt(r['mean_image']['ssim'])}   {ri['top1']:.2f}/{ri['top5']:.2f} ({rt['top1']:.2f}/"
             f"{rt['top5']:.2f}; {ch['top1']:.3f}/{ch['top5']:.3f})")
+        gain, top1 = r["ci95"]["psnr_gain"], r["ci95"]["reidentification_top1"]
+        log(f"{'':9}95% CI: PSNR gain over the mean image {r['psnr'] - r['mean_image']['psnr']:+.2f} dB "
+            f"[{gain[0]:+.2f}, {gain[1]:+.2f}]; re-id top-1 [{top1[0]:.2f}, {top1[1]:.2f}]")
     rnd = result["random"]
     log(f"random vectors: nearest training target at {rnd['abs_scaled']['nearest_train_psnr']:.2f} dB "
         f"(|N(0,1)| scaled), {rnd['normal']['nearest_train_psnr']:.2f} dB (N(0,1))")

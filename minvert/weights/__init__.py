@@ -4,7 +4,7 @@ from pathlib import Path
 from ..errors import MinvertError
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data"
-BUNDLED = ("tiny-vgg-textures", "tiny-resnet-textures")
+BUNDLED = ("tiny-vgg-textures", "tiny-resnet-textures", "tiny-resnet-shapes")
 
 
 def resolve_model(name_or_path):
@@ -37,9 +37,9 @@ def resolve_model(name_or_path):
 def load_model(name_or_path, dtype="float32", device=None):
     """The network stored in a project weight file, found by path or by name.
 
-    Names: the bundled models (tiny-vgg-textures, tiny-resnet-textures) and the zoo names of
-    downloaded weights (vgg19, resnet50, ...), looked up in $MINVERT_WEIGHTS, ./weights and
-    the user cache directory.
+    Names: the bundled models (tiny-vgg-textures, tiny-resnet-textures, tiny-resnet-shapes) and
+    the zoo names of downloaded weights (vgg19, resnet50, ...), looked up in $MINVERT_WEIGHTS,
+    ./weights and the user cache directory.
     """
     from .project import load
     return load(resolve_model(name_or_path), dtype=dtype, device=device)
