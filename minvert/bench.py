@@ -287,13 +287,17 @@ def _layer_macs(net, x1):
     one forward pass of a single sample x1 leaves in their caches."""
     from .layers.conv import Conv2D
     from .layers.dense import Dense
+    from .layers.shape import normalize_pad
+    from .layers.upconv import UpsampleConv2D
     net.eval()
     net.forward(x1)
     macs = []
     for _, layer in net.named_layers():
         if isinstance(layer, Conv2D):
-            (_, C, H, W), (F, _, KH, KW) = layer.cache["x"].shape, layer.cache["w"].shape
-            (SH, SW), (top, bottom, left, right) = layer.cache["stride"], layer.cache["pad"]
+            (_, C, H, W), (F, _, KH, KW) = layer.cache["x"].shape, layer.params["w"].shape
+            (SH, SW), (top, bottom, left, right) = layer.stride, normalize_pad(layer.pad)
+            if isinstance(layer, UpsampleConv2D):  # counted as the plain upsample + conv
+                H, W = H * layer.factor[0], W * layer.factor[1]
             H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
             macs.append((layer, F * C * KH * KW * H_out * W_out))
         elif isinstance(layer, Dense):
@@ -501,6 +505,7 @@ def _to_torch(layer, torch, device="cpu"):
     from .layers.norm import BatchNorm2D
     from .layers.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
     from .layers.shape import Flatten, normalize_pad
+    from .layers.upconv import UpsampleConv2D
     from .layers.upsample import UpsampleNearest
     from .nets.decoder import FeatureToMap
     from .nets.resnet import ResidualBlock
@@ -515,13 +520,11 @@ def _to_torch(layer, torch, device="cpu"):
             return Residual(convert(layer.main), layer.shortcut and convert(layer.shortcut))
         if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)) and isinstance(layer.pad, str):
             raise MinvertError(f"pad={layer.pad!r} has no fixed PyTorch equivalent; give numbers")
+        if isinstance(layer, UpsampleConv2D):
+            return nn.Sequential(nn.Upsample(scale_factor=layer.factor, mode="nearest"),
+                                 conv(layer))
         if isinstance(layer, Conv2D):
-            (F, C, KH, KW), bias = layer.params["w"].shape, "b" in layer.params
-            top, bottom, left, right = normalize_pad(layer.pad)
-            symmetric = top == bottom and left == right
-            m = nn.Conv2d(C, F, (KH, KW), layer.stride, (top, left) if symmetric else 0, bias=bias)
-            copy(m, weight=layer.params["w"], bias=layer.params.get("b"))
-            return m if symmetric else nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), m)
+            return conv(layer)
         if isinstance(layer, Dense):
             (n_out, n_in), bias = layer.params["w"].shape, "b" in layer.params
             return copy(nn.Linear(n_in, n_out, bias=bias), weight=layer.params["w"],
@@ -547,6 +550,14 @@ def _to_torch(layer, torch, device="cpu"):
         if type(layer) not in simple:
             raise MinvertError(f"no PyTorch equivalent for {type(layer).__name__} in the benchmark")
         return simple[type(layer)]()
+
+    def conv(layer):
+        (F, C, KH, KW), bias = layer.params["w"].shape, "b" in layer.params
+        top, bottom, left, right = normalize_pad(layer.pad)
+        symmetric = top == bottom and left == right
+        m = nn.Conv2d(C, F, (KH, KW), layer.stride, (top, left) if symmetric else 0, bias=bias)
+        copy(m, weight=layer.params["w"], bias=layer.params.get("b"))
+        return m if symmetric else nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), m)
 
     def copy(module, **arrays):
         with torch.no_grad():
