@@ -120,7 +120,11 @@ TINY = {"vgg": {"size": 32, "config": {"widths": [4, 4, 8, 8, 8], "fc": [16, 16]
                                        "num_classes": 10, "input_size": 32}},
         "resnet": {"size": 32, "config": {"width": 4, "blocks": [1, 1, 1, 1], "num_classes": 10}},
         "decoder": {"config": {"start": [2, 2, 4], "feature_size": 16, "widths": [8, 4]}}}
-PASSES = {"forward": "forward", "dx": "forward+dx (frozen)", "train": "train step"}
+PASSES = {"forward": "forward", "dx": "forward+dx (frozen)", "objective": "paper-000 objective",
+          "train": "train step"}
+# the objective pass: paper 000's "bear-full" multipliers (content, style, TV, colour), all
+# five terms active, on Caffe-style input (0..255 minus the mean: colour threshold 76.5)
+OBJECTIVE = {"target": 294, "multipliers": (-6e-11, 1e-13, 1e-7, 1e-6), "preprocessing": "caffe"}
 PAUSE = 0.2  # s between timed calls: BLAS and OpenMP threads spin ~0.1 s after their work
 
 
@@ -164,7 +168,7 @@ def bench_nets(repeats=3, compare=None, out=print, device="cpu", size=224, batch
     specs = [
         ({"net": "vgg", "label": _label("VGG-19", vgg), "size": size,
           "config": {"depth": 19, **(vgg or {}), "input_size": size}},
-         [("forward", 1), ("dx", 1)]),
+         [("forward", 1), ("dx", 1), ("objective", 1)]),
         ({"net": "resnet", "label": _label("ResNet-50 v1.5", resnet), "size": size,
           "config": {"depth": 50, "variant": "v1.5", **(resnet or {})}},
          [("forward", b) for b in batches]),
@@ -276,6 +280,9 @@ def _inputs(spec, net):
         c, side = net.config, net.output_size
         x = rng.random((N, c["feature_size"]))
         target = rng.random((N, c["out_channels"], side, side))
+    elif spec.get("pass") == "objective":  # x: the original image, target: the current one
+        x = 60 * rng.standard_normal((N, 3, spec["size"], spec["size"]))
+        target = x + 20 * rng.standard_normal(x.shape)
     else:
         x = rng.standard_normal((N, 3, spec["size"], spec["size"]))
         target = rng.standard_normal((N, net.config["num_classes"]))
@@ -309,7 +316,7 @@ def _layer_macs(net, x1):
 def _pass_gflop(kind, macs, batch):
     """GFLOP of the pass: 2 x its multiply-adds (see bench_nets)."""
     total = sum(m for _, m in macs)
-    if kind in ("dx", "train"):
+    if kind in ("dx", "objective", "train"):
         total += sum(m for layer, m in macs if layer.need_dx)
     if kind == "train":
         total += sum(m for layer, m in macs if layer.trainable)
@@ -330,6 +337,16 @@ def _minvert_pass(spec, net, x, target):
             net.forward(x)
             return net.backward(target)
         return forward_backward
+    if spec["pass"] == "objective":
+        from .images import Preprocessing
+        from .transform.losses import Multipliers
+        from .transform.objective import Objective, Settings
+        net.freeze()
+        net.preprocessing = Preprocessing(OBJECTIVE["preprocessing"])
+        target_class = OBJECTIVE["target"] % net.config["num_classes"]  # tiny test nets too
+        settings = Settings(target_class, Multipliers(*OBJECTIVE["multipliers"]))
+        objective = Objective(net, x, settings)
+        return lambda: objective(target)[3]  # dx
     net.train()
     net["conv1"].need_dx = False  # as in training: nobody needs the gradient of the features
     opt = Adadelta(lr=1.0, rho=0.95, eps=1e-7)
@@ -362,6 +379,8 @@ def _torch_pass(spec, model, x, target, torch, device="cpu"):
             xi = x.detach().requires_grad_(True)
             model(xi).backward(target)
             return xi.grad
+    elif spec["pass"] == "objective":
+        fn = _torch_objective(model.eval().requires_grad_(False), x, target, torch)
     else:
         model.train()
         opt = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-7)
@@ -381,6 +400,54 @@ def _torch_pass(spec, model, x, target, torch, device="cpu"):
         torch.cuda.synchronize()
         return result
     return synced
+
+
+def _torch_objective(model, x0, x, torch):
+    """Paper 000's objective (minvert/transform: losses.py, objective.py) written in
+    PyTorch, autograd for the gradient: model a VGG nn.Sequential whose children carry
+    the minvert layer names, x0 the original image, x the current one. Returns the
+    callable giving d total / d x."""
+    import types
+    from .images import Preprocessing
+    from .transform.losses import Multipliers, color_threshold
+    from .transform.objective import Settings, default_layers
+    settings = Settings(OBJECTIVE["target"], Multipliers(*OBJECTIVE["multipliers"]))
+    m, layers = settings.multipliers, list(model.named_children())
+    content, style = default_layers(types.SimpleNamespace(names=[n for n, _ in layers]), settings)
+    threshold = color_threshold(*Preprocessing(OBJECTIVE["preprocessing"]).pixel_bounds())
+    threshold = torch.tensor(threshold, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+
+    def taps(xi):
+        acts = {}
+        for name, layer in layers:
+            xi = layer(xi)
+            if name == content or name in style:
+                acts[name] = xi
+        return xi, acts
+
+    def gram(F):
+        Fm = F.reshape(F.shape[1], -1)  # (C, H*W)
+        return Fm @ Fm.T, Fm.shape
+
+    with torch.no_grad():
+        P, A = taps(x0)[1][content].clone(), {n: gram(f)[0] for n, f in taps(x0)[1].items()}
+
+    def fn():
+        xi = x.detach().requires_grad_(True)
+        logits, acts = taps(xi)
+        target = torch.full((x.shape[0],), OBJECTIVE["target"] % logits.shape[1], device=x.device)
+        total = torch.nn.functional.cross_entropy(logits, target)
+        total = total + m.content * 0.5 * ((acts[content] - P) ** 2).sum()
+        for n in style:
+            G, (C, M) = gram(acts[n])
+            total = total + m.style / len(style) / (4.0 * C ** 2 * M ** 2) * ((G - A[n]) ** 2).sum()
+        dh, dv = xi[..., :, 1:] - xi[..., :, :-1], xi[..., 1:, :] - xi[..., :-1, :]
+        total = total + m.tv * (dh.abs().sum() + dv.abs().sum())
+        d = xi - x0
+        total = total + m.color * ((d * (d.abs() > threshold)) ** 2).sum()
+        total.backward()
+        return xi.grad
+    return fn
 
 
 def _measure(spec, net, model, torch, macs, repeats, device, memory, out):
