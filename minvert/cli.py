@@ -242,9 +242,12 @@ def _run_gradcheck(args):
 
 def _add_bench(sub):
     p = _cmd(sub, "bench", "measure speed and memory", handler=_run_bench,
-             description="layers: 3x3 conv forward/backward vs a bare matmul. nets: VGG-19 and "
-                         "ResNet-50 (add --compare torch to time PyTorch in the same run). decoder: "
-                         "paper 003's decoder training step.")
+             description="layers: 3x3 conv forward/backward (im2col and Winograd) vs a bare "
+                         "matmul. nets: VGG-19 forward, forward + backward to the pixels and one "
+                         "evaluation of paper 000's five-term objective, ResNet-50 inference "
+                         "(add --compare torch to time PyTorch in the same run, same weights). "
+                         "decoder: paper 003's decoder training step. Peak memory is measured "
+                         "in fresh processes; docs/performance.md has results.")
     p.add_argument("what", choices=["layers", "nets", "decoder"])
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch with the same weights")
     p.add_argument("--repeats", type=int, default=3)
