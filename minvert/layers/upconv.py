@@ -106,6 +106,7 @@ def _fold_phase_grad(dwp, w_shape, taps_h, taps_w):
 
 
 def _offsets(taps):
+    """Per phase, where its outputs start in the grid: lo_a - min(lo)."""
     lo_min = min(lo for lo, _ in taps)
     return [lo - lo_min for lo, _ in taps]
 
@@ -130,7 +131,7 @@ def upsample_conv2d_forward(x, w, b=None, pad=0, factor=2):
     grid, _ = conv2d_forward(x, _phase_weights(w, taps_h, taps_w, kh, kw), None, 1, grid_pad)
     grid = grid.reshape(N, fh, fw, F, Hg, Wg)  # (N, fh, fw, F, Hg, Wg)
     out = xp.empty((N, F, H, fh, W, fw), dtype=x.dtype)  # (N, F, H, fh, W, fw)
-    for a, da in enumerate(_offsets(taps_h)):
+    for a, da in enumerate(_offsets(taps_h)):  # phase (a, b_): b is the bias
         for b_, db in enumerate(_offsets(taps_w)):
             phase = grid[:, a, b_, :, da:da + H, db:db + W]  # (N, F, H, W)
             if b is None:
@@ -183,16 +184,18 @@ class UpsampleConv2D(Conv2D):
                  init="he", rng=None, dtype=np.float32):
         super().__init__(in_channels, out_channels, kernel_size, 1, pad, bias, init, rng, dtype)
         if isinstance(pad, str):
-            raise MinvertError(f"UpsampleConv2D pad={pad!r}: give numbers (top, bottom, left, right)")
+            raise MinvertError(f"UpsampleConv2D pad={pad!r}: give numbers "
+                               f"(top, bottom, left, right)")
         self.factor = normalize_pair(factor, "upsampling factor")
 
     def forward(self, x):
-        out, self.cache = upsample_conv2d_forward(x, self.params["w"], self.params.get("b"), self.pad,
-                                   self.factor)
+        out, self.cache = upsample_conv2d_forward(x, self.params["w"], self.params.get("b"),
+                                                  self.pad, self.factor)
         return out
 
     def predict(self, x, affine=None, relu=False):
-        out, _ = upsample_conv2d_forward(x, self.params["w"], self.params.get("b"), self.pad, self.factor)
+        out, _ = upsample_conv2d_forward(x, self.params["w"], self.params.get("b"), self.pad,
+                                         self.factor)
         if affine is not None:
             scale, shift = affine
             out = out * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)

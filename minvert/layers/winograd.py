@@ -47,7 +47,8 @@ from .conv import _pad, _scratch
 # V and M of one band of tile rows stay under about this many bytes each. Measured: 4 MB
 # bands (in cache) lose to 32 MB ones by up to 1.2x: fewer, larger matmuls and adds win
 BAND_BYTES = 32 << 20
-KERNEL_BLOCK = 4096  # rows (f, c) per block of the kernel transform (measured: 3x faster than all at once)
+# rows (f, c) per block of the kernel transform (measured: 3x faster than all at once)
+KERNEL_BLOCK = 4096
 
 
 def applies(KH, KW, SH, SW, pad):

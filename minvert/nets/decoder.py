@@ -86,7 +86,8 @@ def build_decoder(config=None, rng=None, dtype=np.float32):
         return name, UpsampleConv2D(channels, width, kernel, pad=same_padding(kernel), factor=2,
                                     init="glorot", rng=rng, dtype=dtype)
     for k, width in enumerate(config["widths"], 1):
-        layers += [conv(f"conv{k}", width, 3, upsampled=k > 1), (f"lrelu{k}", LeakyReLU(config["alpha"]))]
+        layers += [conv(f"conv{k}", width, 3, upsampled=k > 1),
+                   (f"lrelu{k}", LeakyReLU(config["alpha"]))]
         channels = width
     layers += [conv("conv_out", config["out_channels"], config["final_kernel"],
                     upsampled=bool(config["widths"])),
