@@ -132,6 +132,13 @@ def test_rule_and_the_kept_transform():
     out = layer.forward(x)
     U = layer.kept["U"]
     assert layer.cache["U"] is U and layer.predict(x) is not None and layer.kept["U"] is U
+    small = x[:, :, :14, :14]  # 196 pixels: only a frozen layer, which keeps U, gains
+    layer.forward(small)
+    assert layer.cache["U"] is U
+    layer.trainable = True
+    layer.forward(small)
+    assert "U" not in layer.cache and "kept" not in vars(layer)
+    layer.trainable = False
     layer.params["w"] = layer.params["w"] * 2  # a new array: a new transform
     np.testing.assert_allclose(layer.forward(x), 2 * out - layer.params["b"].reshape(1, -1, 1, 1),
                                rtol=1e-5, atol=1e-4)

@@ -226,7 +226,7 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
     (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
-    if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right)):
+    if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right), kept):
         U = _kernel_transform(w, kept)
         out = winograd.conv3x3_winograd(x, U, b, (top, bottom, left, right), scale, relu)
         return out, (SH, SW), (top, bottom, left, right), U
@@ -235,15 +235,16 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
     return out, (SH, SW), (top, bottom, left, right), None
 
 
-def winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, pad):
+def winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, pad, kept=None):
     """Whether a convolution (and its transposed one, C and F swapped) runs faster by
-    Winograd F(2x2, 3x3) (winograd.py) than by im2col. Measured (``minvert bench layers
-    --winograd``; docs/layers.md has the table): 64 channels lose (the matmuls are too
-    thin to run at full speed, the transforms cost more than the multiplies saved);
-    7x7 images lose (short rows of tiles); below 784 output pixels per call the
-    transforms' fixed costs (and at 2 threads their running on one core) eat the gain."""
+    Winograd F(2x2, 3x3) (winograd.py) than by im2col. Measured (``minvert bench layers``,
+    docs/performance.md): 64 channels lose (the matmuls are too thin to run at full
+    speed, the transforms cost more than the multiplies saved); 7x7 images lose (short
+    rows of tiles); below 784 output pixels per call the kernel transform eats the gain,
+    unless a frozen layer keeps it (``kept``; VGG-19's 14x14 layers then gain 3%)."""
     return winograd.applies(KH, KW, SH, SW, pad) and min(C, F) >= WINOGRAD_MIN_CHANNELS \
-        and min(H_out, W_out) >= WINOGRAD_MIN_SIZE and N * H_out * W_out >= WINOGRAD_MIN_PIXELS
+        and min(H_out, W_out) >= WINOGRAD_MIN_SIZE \
+        and (kept is not None or N * H_out * W_out >= WINOGRAD_MIN_PIXELS)
 
 
 def _kernel_transform(w, kept):
