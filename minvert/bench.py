@@ -24,8 +24,10 @@ import numpy as np
 
 from .backend import get_array_module, to_device
 
-# (N, C, H, W, F): 3x3 convolutions, pad 1, of VGG's first, third and fifth stages
-VGG_SHAPES = [(1, 64, 224, 224, 64), (1, 256, 56, 56, 256), (1, 512, 14, 14, 512)]
+# (N, C, H, W, F): 3x3 convolutions, pad 1, of VGG's first, second, third, fourth and fifth
+# stages, and of ResNet-50's third stage at batch 16
+VGG_SHAPES = [(1, 64, 224, 224, 64), (1, 128, 112, 112, 128), (1, 256, 56, 56, 256),
+              (1, 512, 28, 28, 512), (1, 512, 14, 14, 512), (16, 256, 14, 14, 256)]
 
 
 def sync(xp):
@@ -79,10 +81,15 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
     shapes: list of (N, C, H, W, F) for 3x3 stride-1 pad-1 convolutions (default: three
     VGG shapes). The matmul is w2d (F, C*9) @ cols (C*9, N*H*W), the product the forward
     pass performs; backward to the input does a product of the same size when C == F.
-    GFLOP/s counts 2*N*F*C*9*H*W multiply-adds for every pass. compare_dx: also time
-    both ways of computing dx (transposed convolution, col2im), of which backward picks one.
+    GFLOP/s counts 2*N*F*C*9*H*W multiply-adds for every pass (the im2col count, also for
+    Winograd, which does fewer). compare_dx: also time both ways of computing dx
+    (transposed convolution, col2im), of which backward picks one. Always timed too:
+    Winograd F(2x2, 3x3) forward and dx with the kernel transform done beforehand, and
+    that transform alone; "forward" and "backward dx" are whichever path the layer's
+    rule (``conv.winograd_pays``) picks, "im2col" forces the other one.
     Returns the rows (dicts); ``out`` receives the printed lines (None: print nothing).
     """
+    from .layers import conv, winograd
     from .layers.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
     rng = np.random.default_rng(0)
     rows = []
@@ -93,11 +100,19 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
         w2d, cols = rand(F, C * 9), rand(C * 9, N * H * W)
         xp = get_array_module(x)
         _, cache = conv2d_forward(x, w, b, 1, 1)
+        plain_cache = {k: v for k, v in cache.items() if k != "U"}
+        U = winograd.kernel_transform(w)
         fns = {
             "forward": lambda: conv2d_forward(x, w, b, 1, 1),
             "backward dx": lambda: conv2d_backward(dout, cache, need_dx=True, need_dw=False),
             "backward dw": lambda: conv2d_backward(dout, cache, need_dx=False, need_dw=True),
             "matmul": lambda: w2d @ cols,
+            "forward im2col": lambda: conv._conv_matmul(x, (1, 1, 1, 1), w.reshape(F, -1), b,
+                                                        3, 3, 1, 1, H, W),
+            "dx im2col": lambda: conv2d_backward(dout, plain_cache, need_dw=False),
+            "forward winograd": lambda: winograd.conv3x3_winograd(x, U, b, (1, 1, 1, 1)),
+            "dx winograd": lambda: winograd.dx_winograd(dout, U, (1, 1, 1, 1)),
+            "kernel transform": lambda: winograd.kernel_transform(w),
         }
         if compare_dx:
             fns["dx transposed"] = lambda: _dx_transposed(dout, w, (1, 1, 1, 1))
@@ -120,7 +135,11 @@ TINY = {"vgg": {"size": 32, "config": {"widths": [4, 4, 8, 8, 8], "fc": [16, 16]
                                        "num_classes": 10, "input_size": 32}},
         "resnet": {"size": 32, "config": {"width": 4, "blocks": [1, 1, 1, 1], "num_classes": 10}},
         "decoder": {"config": {"start": [2, 2, 4], "feature_size": 16, "widths": [8, 4]}}}
-PASSES = {"forward": "forward", "dx": "forward+dx (frozen)", "train": "train step"}
+PASSES = {"forward": "forward", "dx": "forward+dx (frozen)", "objective": "paper-000 objective",
+          "train": "train step"}
+# the objective pass: paper 000's "bear-full" multipliers (content, style, TV, colour), all
+# five terms active, on Caffe-style input (0..255 minus the mean: colour threshold 76.5)
+OBJECTIVE = {"target": 294, "multipliers": (-6e-11, 1e-13, 1e-7, 1e-6), "preprocessing": "caffe"}
 PAUSE = 0.2  # s between timed calls: BLAS and OpenMP threads spin ~0.1 s after their work
 
 
@@ -164,7 +183,7 @@ def bench_nets(repeats=3, compare=None, out=print, device="cpu", size=224, batch
     specs = [
         ({"net": "vgg", "label": _label("VGG-19", vgg), "size": size,
           "config": {"depth": 19, **(vgg or {}), "input_size": size}},
-         [("forward", 1), ("dx", 1)]),
+         [("forward", 1), ("dx", 1), ("objective", 1)]),
         ({"net": "resnet", "label": _label("ResNet-50 v1.5", resnet), "size": size,
           "config": {"depth": 50, "variant": "v1.5", **(resnet or {})}},
          [("forward", b) for b in batches]),
@@ -289,6 +308,9 @@ def _inputs(spec, net):
         c, side = net.config, net.output_size
         x = rng.random((N, c["feature_size"]))
         target = rng.random((N, c["out_channels"], side, side))
+    elif spec.get("pass") == "objective":  # x: the original image, target: the current one
+        x = 60 * rng.standard_normal((N, 3, spec["size"], spec["size"]))
+        target = x + 20 * rng.standard_normal(x.shape)
     else:
         x = rng.standard_normal((N, 3, spec["size"], spec["size"]))
         target = rng.standard_normal((N, net.config["num_classes"]))
@@ -300,13 +322,17 @@ def _layer_macs(net, x1):
     one forward pass of a single sample x1 leaves in their caches."""
     from .layers.conv import Conv2D
     from .layers.dense import Dense
+    from .layers.shape import normalize_pad
+    from .layers.upconv import UpsampleConv2D
     net.eval()
     net.forward(x1)
     macs = []
     for _, layer in net.named_layers():
         if isinstance(layer, Conv2D):
-            (_, C, H, W), (F, _, KH, KW) = layer.cache["x"].shape, layer.cache["w"].shape
-            (SH, SW), (top, bottom, left, right) = layer.cache["stride"], layer.cache["pad"]
+            (_, C, H, W), (F, _, KH, KW) = layer.cache["x"].shape, layer.params["w"].shape
+            (SH, SW), (top, bottom, left, right) = layer.stride, normalize_pad(layer.pad)
+            if isinstance(layer, UpsampleConv2D):  # counted as the plain upsample + conv
+                H, W = H * layer.factor[0], W * layer.factor[1]
             H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
             macs.append((layer, F * C * KH * KW * H_out * W_out))
         elif isinstance(layer, Dense):
@@ -318,7 +344,7 @@ def _layer_macs(net, x1):
 def _pass_gflop(kind, macs, batch):
     """GFLOP of the pass: 2 x its multiply-adds (see bench_nets)."""
     total = sum(m for _, m in macs)
-    if kind in ("dx", "train"):
+    if kind in ("dx", "objective", "train"):
         total += sum(m for layer, m in macs if layer.need_dx)
     if kind == "train":
         total += sum(m for layer, m in macs if layer.trainable)
@@ -339,6 +365,16 @@ def _minvert_pass(spec, net, x, target):
             net.forward(x)
             return net.backward(target)
         return forward_backward
+    if spec["pass"] == "objective":
+        from .images import Preprocessing
+        from .transform.losses import Multipliers
+        from .transform.objective import Objective, Settings
+        net.freeze()
+        net.preprocessing = Preprocessing(OBJECTIVE["preprocessing"])
+        target_class = OBJECTIVE["target"] % net.config["num_classes"]  # tiny test nets too
+        settings = Settings(target_class, Multipliers(*OBJECTIVE["multipliers"]))
+        objective = Objective(net, x, settings)
+        return lambda: objective(target)[3]  # dx
     net.train()
     net["conv1"].need_dx = False  # as in training: nobody needs the gradient of the features
     opt = Adadelta(lr=1.0, rho=0.95, eps=1e-8)
@@ -371,6 +407,8 @@ def _torch_pass(spec, model, x, target, torch, device="cpu"):
             xi = x.detach().requires_grad_(True)
             model(xi).backward(target)
             return xi.grad
+    elif spec["pass"] == "objective":
+        fn = _torch_objective(model.eval().requires_grad_(False), x, target, torch)
     else:
         model.train()
         opt = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-8)
@@ -390,6 +428,54 @@ def _torch_pass(spec, model, x, target, torch, device="cpu"):
         torch.cuda.synchronize(dev)
         return result
     return synced
+
+
+def _torch_objective(model, x0, x, torch):
+    """Paper 000's objective (minvert/transform: losses.py, objective.py) written in
+    PyTorch, autograd for the gradient: model a VGG nn.Sequential whose children carry
+    the minvert layer names, x0 the original image, x the current one. Returns the
+    callable giving d total / d x."""
+    import types
+    from .images import Preprocessing
+    from .transform.losses import Multipliers, color_threshold
+    from .transform.objective import Settings, default_layers
+    settings = Settings(OBJECTIVE["target"], Multipliers(*OBJECTIVE["multipliers"]))
+    m, layers = settings.multipliers, list(model.named_children())
+    content, style = default_layers(types.SimpleNamespace(names=[n for n, _ in layers]), settings)
+    threshold = color_threshold(*Preprocessing(OBJECTIVE["preprocessing"]).pixel_bounds())
+    threshold = torch.tensor(threshold, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
+
+    def taps(xi):
+        acts = {}
+        for name, layer in layers:
+            xi = layer(xi)
+            if name == content or name in style:
+                acts[name] = xi
+        return xi, acts
+
+    def gram(F):
+        Fm = F.reshape(F.shape[1], -1)  # (C, H*W)
+        return Fm @ Fm.T, Fm.shape
+
+    with torch.no_grad():
+        P, A = taps(x0)[1][content].clone(), {n: gram(f)[0] for n, f in taps(x0)[1].items()}
+
+    def fn():
+        xi = x.detach().requires_grad_(True)
+        logits, acts = taps(xi)
+        target = torch.full((x.shape[0],), OBJECTIVE["target"] % logits.shape[1], device=x.device)
+        total = torch.nn.functional.cross_entropy(logits, target)
+        total = total + m.content * 0.5 * ((acts[content] - P) ** 2).sum()
+        for n in style:
+            G, (C, M) = gram(acts[n])
+            total = total + m.style / len(style) / (4.0 * C ** 2 * M ** 2) * ((G - A[n]) ** 2).sum()
+        dh, dv = xi[..., :, 1:] - xi[..., :, :-1], xi[..., 1:, :] - xi[..., :-1, :]
+        total = total + m.tv * (dh.abs().sum() + dv.abs().sum())
+        d = xi - x0
+        total = total + m.color * ((d * (d.abs() > threshold)) ** 2).sum()
+        total.backward()
+        return xi.grad
+    return fn
 
 
 def _measure(spec, net, model, torch, macs, repeats, device, memory, out):
@@ -514,6 +600,7 @@ def _to_torch(layer, torch, device="cpu"):
     from .layers.norm import BatchNorm2D
     from .layers.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
     from .layers.shape import Flatten, normalize_pad
+    from .layers.upconv import UpsampleConv2D
     from .layers.upsample import UpsampleNearest
     from .nets.decoder import FeatureToMap
     from .nets.resnet import ResidualBlock
@@ -528,13 +615,11 @@ def _to_torch(layer, torch, device="cpu"):
             return Residual(convert(layer.main), layer.shortcut and convert(layer.shortcut))
         if isinstance(layer, (Conv2D, MaxPool2D, AvgPool2D)) and isinstance(layer.pad, str):
             raise MinvertError(f"pad={layer.pad!r} has no fixed PyTorch equivalent; give numbers")
+        if isinstance(layer, UpsampleConv2D):
+            return nn.Sequential(nn.Upsample(scale_factor=layer.factor, mode="nearest"),
+                                 conv(layer))
         if isinstance(layer, Conv2D):
-            (F, C, KH, KW), bias = layer.params["w"].shape, "b" in layer.params
-            top, bottom, left, right = normalize_pad(layer.pad)
-            symmetric = top == bottom and left == right
-            m = nn.Conv2d(C, F, (KH, KW), layer.stride, (top, left) if symmetric else 0, bias=bias)
-            copy(m, weight=layer.params["w"], bias=layer.params.get("b"))
-            return m if symmetric else nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), m)
+            return conv(layer)
         if isinstance(layer, Dense):
             (n_out, n_in), bias = layer.params["w"].shape, "b" in layer.params
             return copy(nn.Linear(n_in, n_out, bias=bias), weight=layer.params["w"],
@@ -560,6 +645,14 @@ def _to_torch(layer, torch, device="cpu"):
         if type(layer) not in simple:
             raise MinvertError(f"no PyTorch equivalent for {type(layer).__name__} in the benchmark")
         return simple[type(layer)]()
+
+    def conv(layer):
+        (F, C, KH, KW), bias = layer.params["w"].shape, "b" in layer.params
+        top, bottom, left, right = normalize_pad(layer.pad)
+        symmetric = top == bottom and left == right
+        m = nn.Conv2d(C, F, (KH, KW), layer.stride, (top, left) if symmetric else 0, bias=bias)
+        copy(m, weight=layer.params["w"], bias=layer.params.get("b"))
+        return m if symmetric else nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), m)
 
     def copy(module, **arrays):
         with torch.no_grad():

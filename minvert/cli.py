@@ -335,11 +335,14 @@ def _run_gradcheck(args):
 
 def _add_bench(sub):
     p = _cmd(sub, "bench", "measure speed and memory", handler=_run_bench,
-             description="layers: 3x3 conv forward/backward vs a bare matmul. nets: VGG-19 and "
-                         "ResNet-50 (add --compare torch to time PyTorch in the same run). decoder: "
-                         "paper 003's decoder training step. presets: each paper-000 preset's terms, "
-                         "their values and shares of the gradient norm at the start and a few steps in "
-                         "(full-size VGG-19 with random weights, or --model).")
+             description="layers: 3x3 conv forward/backward (im2col and Winograd) vs a bare "
+                         "matmul. nets: VGG-19 forward, forward + backward to the pixels and one "
+                         "evaluation of paper 000's five-term objective, ResNet-50 inference "
+                         "(add --compare torch to time PyTorch in the same run, same weights). "
+                         "decoder: paper 003's decoder training step. Peak memory is measured "
+                         "in fresh processes; docs/performance.md has results. presets: each "
+                         "paper-000 preset's terms, their values and shares of the gradient norm at "
+                         "the start and a few steps in (full-size VGG-19 with random weights, or --model).")
     p.add_argument("what", choices=["layers", "nets", "decoder", "presets"])
     p.add_argument("--model", help="presets: a 1000-class model name or .h5 (default: random VGG-19)")
     p.add_argument("--content-kind", choices=["gram", "raw"], default="gram",

@@ -222,6 +222,7 @@ def _cases(rng, xp=np):
         if e.name != "minvert.layers.conv":
             raise
         cases.append(("conv2d", "Conv2D (minvert/layers/conv.py missing)", None))
+    from .layers.upconv import UpsampleConv2D
     bn_eval = f64(L.BatchNorm2D(3))
     bn_eval.state["mean"][...] = normal(3)
     bn_eval.state["var"][...] = xp.asarray(rng.uniform(0.5, 2.0, 3))
@@ -241,6 +242,8 @@ def _cases(rng, xp=np):
         ("reshape", "Reshape (4, 3)", (L.Reshape((4, 3)), normal(2, 12))),
         ("zeropad", "ZeroPad2D (1,2,0,1)", (L.ZeroPad2D((1, 2, 0, 1)), normal(2, 2, 3, 3))),
         ("upsample", "UpsampleNearest 2", (L.UpsampleNearest(2), normal(2, 2, 3, 3))),
+        ("upsample_conv", "UpsampleConv2D x2 3x3 pad 1 (fused)",  # 8x8: the fused path
+         (f64(UpsampleConv2D(2, 3, 3, pad=1)), normal(1, 2, 8, 8))),
         ("batchnorm_train", "BatchNorm2D training",
          (f64(L.BatchNorm2D(3), training=True), 2 + 3 * normal(4, 3, 3, 3))),
         ("batchnorm_eval", "BatchNorm2D inference", (bn_eval, normal(4, 3, 3, 3))),

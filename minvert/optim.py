@@ -186,6 +186,11 @@ class Adam(Optimizer):
         p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 
+# Adadelta updates a large parameter this many values at a time: its temporaries then
+# stay a few MB instead of twice the parameter (the decoder's largest weight is 75 MB)
+UPDATE_CHUNK = 1 << 20
+
+
 class Adadelta(Optimizer):
     """Adadelta (Zeiler 2012) exactly as Keras computes it; defaults = tf.keras 1.5."""
 
@@ -200,9 +205,27 @@ class Adadelta(Optimizer):
         xp = get_array_module(p)
         a = self._slot("accum_grad", name, p)    # E[g²]
         d = self._slot("accum_delta", name, p)   # E[Δ²]
+        if all(v.flags.c_contiguous for v in (p, g, a, d)) and p.size > UPDATE_CHUNK:
+            flat = [v.reshape(-1) for v in (p, g, a, d)]  # views (contiguous)
+            for i in range(0, p.size, UPDATE_CHUNK):  # temporaries of UPDATE_CHUNK values
+                self._adadelta(xp, *(v[i:i + UPDATE_CHUNK] for v in flat))
+        else:
+            self._adadelta(xp, p, g, a, d)
+
+    def _adadelta(self, xp, p, g, a, d):
+        """In place, with two temporaries the size of p; the same operations in the same
+        order as the formulas, so the same bits:
+        a = rho a + (1 - rho) g²;  update = g sqrt(d + eps) / sqrt(a + eps) (old d);
+        p -= lr update;  d = rho d + (1 - rho) update²."""
+        t, u = xp.multiply(g, g), xp.empty_like(p)
         a *= self.rho
-        a += (1 - self.rho) * (g * g)
-        update = g * xp.sqrt(d + self.eps) / xp.sqrt(a + self.eps)  # uses the old E[Δ²]
-        p -= self.lr * update
+        t *= 1 - self.rho
+        a += t
+        update = xp.sqrt(xp.add(d, self.eps, out=t), out=t)
+        xp.multiply(g, update, out=update)
+        update /= xp.sqrt(xp.add(a, self.eps, out=u), out=u)
+        p -= xp.multiply(update, self.lr, out=u)
         d *= self.rho
-        d += (1 - self.rho) * (update * update)
+        u = xp.multiply(update, update, out=u)
+        u *= 1 - self.rho
+        d += u

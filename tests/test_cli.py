@@ -58,7 +58,7 @@ def test_classify_text_and_json(tmp_path, capsys):
 
 def test_gradcheck_passes_and_fails_honestly(capsys):
     assert main(["gradcheck"]) == 0
-    assert "34 of 34 checks pass" in capsys.readouterr().out
+    assert "37 of 37 checks pass" in capsys.readouterr().out
     assert main(["gradcheck", "--plant", "maxpool"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "1 FAIL" in out

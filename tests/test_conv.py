@@ -231,5 +231,7 @@ def test_bench_layers_smoke():
     lines = []
     rows = bench_layers(repeats=1, shapes=[(1, 2, 6, 6, 3)], out=lines.append, compare_dx=True)
     assert [r["op"] for r in rows] == ["forward", "backward dx", "backward dw", "matmul",
-                                       "dx transposed", "dx col2im"]
-    assert all(r["ms"] >= 0 and r["ratio"] >= 0 for r in rows) and len(lines) == 9
+                                       "forward im2col", "dx im2col", "forward winograd",
+                                       "dx winograd", "kernel transform", "dx transposed",
+                                       "dx col2im"]
+    assert all(r["ms"] >= 0 and r["ratio"] >= 0 for r in rows) and len(lines) == 14

@@ -196,3 +196,20 @@ def test_cupy_matches_numpy_and_resumes_from_numpy_state():
             o_cp2.step([("p", p_cp2, cp.asarray(g))])
         np.testing.assert_allclose(cp.asnumpy(p_cp2), p_np, rtol=1e-12, atol=1e-14)
         assert isinstance(o_cp2.state[o_cp2.slots[0]]["p"], cp.ndarray)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_adadelta_in_chunks_is_the_same_update(monkeypatch, contiguous):
+    """Large parameters are updated UPDATE_CHUNK values at a time (small temporaries);
+    a non-contiguous gradient takes the whole-array path. Same bits as the oracle."""
+    from minvert import optim
+    monkeypatch.setattr(optim, "UPDATE_CHUNK", 5)
+    rng = np.random.default_rng(2)
+    p = rng.standard_normal((3, 4))
+    grads = rng.standard_normal((STEPS, 4, 3)).transpose(0, 2, 1)  # (STEPS, 3, 4) views
+    ref, s, opt = p.copy(), {}, Adadelta()
+    for t in range(STEPS):
+        g = np.ascontiguousarray(grads[t]) if contiguous else grads[t]
+        opt.step([("p", p, g)])
+        ref, s = adadelta_oracle(ref, grads[t], s)
+    np.testing.assert_array_equal(p, ref)

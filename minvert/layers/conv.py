@@ -35,6 +35,11 @@ from .shape import normalize_pad, normalize_pair
 # want the biggest matmuls.
 MATMUL_COLUMNS = {"cpu": 2048, "gpu": 1 << 40}
 WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
+# Winograd F(2x2, 3x3) from this many input and output channels, output rows and
+# columns, and output pixels times the batch on (see winograd_pays)
+WINOGRAD_MIN_CHANNELS = 128
+WINOGRAD_MIN_SIZE = 14
+WINOGRAD_MIN_PIXELS = 784
 _SCRATCH = {}  # (xp, dtype, slot) -> buffer whose contents never outlive a call (not thread-safe)
 
 
@@ -199,29 +204,62 @@ def _geometry(x, w, b, stride, pad):
     return (SH, SW), pad
 
 
-def conv2d_forward(x, w, b=None, stride=1, pad=0):
+def conv2d_forward(x, w, b=None, stride=1, pad=0, kept=None):
     """x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None -> (out (N, F, H_out, W_out), cache).
 
     stride: int or (SH, SW). pad: int, (top, bottom, left, right) (TensorFlow 'same' for
     even kernels is asymmetric, see :func:`same_padding`), or "same" / "valid".
     H_out = (H + top + bottom - KH) // SH + 1, W_out = (W + left + right - KW) // SW + 1.
+    kept: a dict in which a frozen layer keeps its Winograd kernel transform between calls.
     """
-    out, stride, pad = _forward(x, w, b, stride, pad)
+    out, stride, pad, U = _forward(x, w, b, stride, pad, kept=kept)
     # dx needs only w; dw rebuilds im2col(x) chunk by chunk: keeping cols (KH*KW times the
     # size of x) for every layer would not fit in memory for a training batch
     cache = {"x": x, "w": w, "stride": stride, "pad": pad, "has_b": b is not None}
+    if U is not None:  # Winograd ran: dx will too, from the same transformed kernel, kept
+        # by a frozen layer anyway, else rebuilt (16/9 the size of w, too much to hold for
+        # every layer of a training batch)
+        cache["U"] = U if kept is not None else None
     return out, cache
 
 
-def _forward(x, w, b, stride, pad, scale=None, relu=False):
-    """conv2d_forward's output without a cache -> (out, (SH, SW), (top, bottom, left, right));
-    scale and relu: see _conv_matmul."""
+def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
+    """conv2d_forward's output without a cache -> (out, (SH, SW), (top, bottom, left, right),
+    U), U the Winograd kernel transform when that path ran, else None; scale and relu:
+    see _conv_matmul."""
     (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
+    if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right), kept):
+        U = _kernel_transform(w, kept)
+        out = winograd.conv3x3_winograd(x, U, b, (top, bottom, left, right), scale, relu)
+        return out, (SH, SW), (top, bottom, left, right), U
     out = _conv_matmul(x, (top, bottom, left, right), w.reshape(F, -1), b, KH, KW, SH, SW,
                        H_out, W_out, scale, relu)
-    return out, (SH, SW), (top, bottom, left, right)
+    return out, (SH, SW), (top, bottom, left, right), None
+
+
+def winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, pad, kept=None):
+    """Whether a convolution (and its transposed one, C and F swapped) runs faster by
+    Winograd F(2x2, 3x3) (winograd.py) than by im2col. Measured (``minvert bench layers``,
+    docs/performance.md): 64 channels lose (the matmuls are too thin to run at full
+    speed, the transforms cost more than the multiplies saved); 7x7 images lose (short
+    rows of tiles); below 784 output pixels per call the kernel transform eats the gain,
+    unless a frozen layer keeps it (``kept``; VGG-19's 14x14 layers then gain 3%)."""
+    return winograd.applies(KH, KW, SH, SW, pad) and min(C, F) >= WINOGRAD_MIN_CHANNELS \
+        and min(H_out, W_out) >= WINOGRAD_MIN_SIZE \
+        and (kept is not None or N * H_out * W_out >= WINOGRAD_MIN_PIXELS)
+
+
+def _kernel_transform(w, kept):
+    """winograd.kernel_transform(w), taken from ``kept`` when computed there for this very
+    array (a frozen layer's weights are constants; a new array replaces it)."""
+    if kept is not None and kept.get("w") is w:
+        return kept["U"]
+    U = winograd.kernel_transform(w)
+    if kept is not None:
+        kept.update(w=w, U=U)
+    return U
 
 
 def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
@@ -270,7 +308,10 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     if need_dw:
         dw = _dw(x, dout, KH, KW, SH, SW, (top, bottom, left, right)).reshape(w.shape)
         db = dout.sum(axis=(0, 2, 3)) if cache["has_b"] else None
-    if need_dx and SH == SW == 1 and (KH * KW == 1 or F * H * W + F * C < 2 * C * H * W):
+    if need_dx and "U" in cache:  # the forward ran by Winograd: so does its transpose
+        U = winograd.kernel_transform(w) if cache["U"] is None else cache["U"]
+        dx = winograd.dx_winograd(dout, U, (top, bottom, left, right))
+    elif need_dx and SH == SW == 1 and (KH * KW == 1 or F * H * W + F * C < 2 * C * H * W):
         dx = _dx_transposed(dout, w, (top, bottom, left, right))  # the cheaper one, see above
     elif need_dx:
         dx = _dx_col2im(dout, w, x.shape, SH, SW, (top, bottom, left, right))
@@ -371,7 +412,7 @@ class Conv2D(Layer):
 
     def forward(self, x):
         out, self.cache = conv2d_forward(x, self.params["w"], self.params.get("b"),
-                                         self.stride, self.pad)
+                                         self.stride, self.pad, self._kept_kernel())
         return out
 
     def predict(self, x, affine=None, relu=False):
@@ -383,7 +424,17 @@ class Conv2D(Layer):
         if affine is not None:
             scale, shift = affine
             b = shift if b is None else b * scale + shift
-        return _forward(x, self.params["w"], b, self.stride, self.pad, scale, relu)[0]
+        return _forward(x, self.params["w"], b, self.stride, self.pad, scale, relu,
+                        self._kept_kernel())[0]
+
+    def _kept_kernel(self):
+        """The dict in which the layer keeps its Winograd kernel transform between calls
+        while frozen (weights of a frozen layer are constants: assign a new array to
+        params["w"] to change them); None, and nothing kept, while trainable."""
+        if self.trainable:
+            self.__dict__.pop("kept", None)
+            return None
+        return self.__dict__.setdefault("kept", {})
 
     def backward(self, dout):
         if self.cache is None:
@@ -394,3 +445,6 @@ class Conv2D(Layer):
             if db is not None:
                 self.grads["b"] = db
         return dx
+
+
+from . import winograd  # noqa: E402  (winograd.py uses this module's scratch buffers)

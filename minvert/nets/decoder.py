@@ -3,8 +3,8 @@
     feature (N, 2048)
     -> reshape to 4x4x128, channels last, then to NCHW (N, 128, 4, 4)        "to_map"
     -> 6 x [3x3 'same' conv (2048, 1024, 512, 256, 128, 64 filters)           "convK"
-            (``kernel``: 4 for 4x4)
-            -> LeakyReLU(0.2) -> nearest 2x upsampling]                      "lreluK", "upK"
+            (``kernel``: 4 for 4x4; each upsampling is fused into the next conv)
+            -> LeakyReLU(0.2) -> nearest 2x upsampling]                      "lreluK"
     -> 2x2 'same' conv with 3 filters (TensorFlow pads 0 top/left, 1 bottom/right)  "conv_out"
     -> sigmoid                                                                "sigmoid"
     = (N, 3, 256, 256) in [0, 1]; 27,505,347 parameters.
@@ -14,6 +14,10 @@ feature index i lands at h = i // 512, w = (i // 128) % 4, c = i % 128. minvert 
 so :class:`FeatureToMap` reshapes to (N, 4, 4, 128) and transposes to (N, 128, 4, 4);
 the same index i then sits at [n, i % 128, i // 512, (i // 128) % 4], and a Keras kernel
 converted to OIHW sees exactly the values Keras' kernel saw.
+
+Each upsampling and the convolution after it are one layer, named like that convolution
+(:class:`~minvert.layers.upconv.UpsampleConv2D`: it computes the same function without
+building the upsampled image), so "convK" for K > 1 and "conv_out" upsample their input.
 
 Kernels are Glorot-uniform and biases zero, as Keras initialises them. ``config``::
 
@@ -37,7 +41,7 @@ from ..errors import MinvertError, ShapeError
 from ..layers.activation import LeakyReLU, Sigmoid
 from ..layers.base import Layer
 from ..layers.conv import Conv2D, same_padding
-from ..layers.upsample import UpsampleNearest
+from ..layers.upconv import UpsampleConv2D
 from .limits import check_config
 from .sequential import Network
 
@@ -83,16 +87,21 @@ def build_decoder(config=None, rng=None, dtype=np.float32):
     rng = rng or np.random.default_rng(0)
     h, w, c = config["start"]
     layers, channels = [("to_map", FeatureToMap(h, w, c))], c
-    kh = config["kernel"]
+
+    def conv(name, width, kernel, upsampled):
+        """Each upsampling is fused into the convolution after it (layers/upconv.py:
+        the 4x larger image is never built); weight names stay those of the conv."""
+        if not upsampled:
+            return name, Conv2D(channels, width, kernel, pad=same_padding(kernel),
+                                init="glorot", rng=rng, dtype=dtype)
+        return name, UpsampleConv2D(channels, width, kernel, pad=same_padding(kernel), factor=2,
+                                    init="glorot", rng=rng, dtype=dtype)
     for k, width in enumerate(config["widths"], 1):
-        layers += [(f"conv{k}", Conv2D(channels, width, kh, pad=same_padding(kh), init="glorot", rng=rng,
-                                       dtype=dtype)),
-                   (f"lrelu{k}", LeakyReLU(config["alpha"])),
-                   (f"up{k}", UpsampleNearest(2))]
+        layers += [conv(f"conv{k}", width, config["kernel"], upsampled=k > 1),
+                   (f"lrelu{k}", LeakyReLU(config["alpha"]))]
         channels = width
-    k = config["final_kernel"]
-    layers += [("conv_out", Conv2D(channels, config["out_channels"], k, pad=same_padding(k),
-                                   init="glorot", rng=rng, dtype=dtype)),
+    layers += [conv("conv_out", config["out_channels"], config["final_kernel"],
+                    upsampled=bool(config["widths"])),
                ("sigmoid", Sigmoid())]
     return Decoder(layers, config)
 
