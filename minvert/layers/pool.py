@@ -12,9 +12,9 @@ window holds at least one real element.
 Max and average pooling are a loop over the KH*KW kernel offsets (i, j): the slice
 ``x_pad[:, :, i::SH, j::SW]`` (cut to H_out x W_out) holds element (i, j) of every window
 at once. Forward combines those slices (max-pool as a max over rows of a max over
-columns, without building x_pad, see below); backward writes the gradient back through the same slices with
-strided ``+=`` (plain assignment when windows do not overlap). No fancy-index scatter, no
-im2col copy, the same code on NumPy and CuPy.
+columns, without building x_pad, see below); backward writes the gradient back through
+the same slices with strided ``+=`` (plain assignment when windows do not overlap). No
+fancy-index scatter, no im2col copy, the same code on NumPy and CuPy.
 
 Max-pool padding counts as -inf, so it never wins a window (PyTorch semantics; Keras pads
 post-ReLU inputs with zeros, which gives the same result). Ties: the gradient goes to
@@ -124,10 +124,9 @@ def _line_max(a, axis, K, S, before, n_out):
         index[axis] = slice(start, start + S * (last - first - 1) + 1, S)
         if first < last:
             parts.append((first, last, a[tuple(index)]))
-    full = [p for p in parts if p[:2] == (0, n_out)]  # an element real in every window
-    if full:
-        out = full[0][2].copy()
-        parts.remove(full[0])
+    full = [i for i, (first, last, _) in enumerate(parts) if (first, last) == (0, n_out)]
+    if full:  # an element real in every window: start from it
+        out = parts.pop(full[0])[2].copy()
     else:  # windows that some element misses start at -inf
         shape = list(a.shape)
         shape[axis] = n_out
