@@ -6,6 +6,7 @@ at every product: measured on a loaded 2-core machine (issue 15), tutorial 05 to
 and the demo 824 s with the default threads, 31 s and 185 s with OPENBLAS_NUM_THREADS=1.
 minvert cannot change the thread count once NumPy is loaded, so it says what to set.
 """
+import functools
 import os
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -29,3 +30,24 @@ def oversubscription_note(load=None, cores=None, environ=None):
                 f"starts {cores} threads per matrix product; if this runs slowly, run it as "
                 f"OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 minvert ... (README, 'Speed')")
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def blas_threads():
+    """How many threads NumPy's BLAS runs a matrix product on (see :func:`configured_threads`).
+    Read once: BLAS itself reads the variables only when NumPy loads it."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return configured_threads(os.environ, cores)
+
+
+def configured_threads(environ, cores):
+    """The first positive count in THREAD_VARIABLES, else (OpenBLAS' and MKL's default)
+    ``cores``, the cores this process may run on."""
+    for variable in THREAD_VARIABLES:
+        value = environ.get(variable, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return cores

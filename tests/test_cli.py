@@ -105,6 +105,14 @@ def test_blas_oversubscription_note():
     assert oversubscription_note(load=9, cores=1, environ={}) is None  # one core: one thread
 
 
+def test_blas_threads_from_the_environment():
+    from minvert.threads import configured_threads
+    assert configured_threads({}, 2) == 2  # BLAS' default: one thread per core
+    assert configured_threads({"OPENBLAS_NUM_THREADS": "1"}, 2) == 1
+    assert configured_threads({"OMP_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": ""}, 2) == 3
+    assert configured_threads({"OPENBLAS_NUM_THREADS": "0"}, 4) == 4  # 0 and junk: the default
+
+
 def test_python_dash_m_minvert_runs_the_command():
     import subprocess
     import sys

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..errors import DTypeError, MinvertError, ShapeError
+from ..threads import blas_threads
 from .base import Layer, check_floating, check_rank
 from .dense import init_weight
 from .shape import normalize_pad, normalize_pair
@@ -35,8 +36,8 @@ from .shape import normalize_pad, normalize_pair
 # want the biggest matmuls.
 MATMUL_COLUMNS = {"cpu": 2048, "gpu": 1 << 40}
 WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
-# Winograd F(2x2, 3x3) from this many input and output channels, output rows and
-# columns, and output pixels times the batch on (see winograd_pays)
+# Winograd F(2x2, 3x3) from this many input and output channels per BLAS thread, output
+# rows and columns, and output pixels times the batch on (see winograd_pays)
 WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MIN_SIZE = 14
 WINOGRAD_MIN_PIXELS = 784
@@ -158,9 +159,13 @@ def _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
 def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=False):
     """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out), x_pad = x padded by
     pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
-    the product before b is added; relu: max(out, 0) at the end."""
+    the product before b is added (folded into w2d instead when it has fewer entries
+    than the output: one pass over the output less, up to 13% on ResNet-50's 1x1 convs at
+    batch 16); relu: max(out, 0) at the end."""
     xp = get_array_module(x)
     N, F = x.shape[0], w2d.shape[0]
+    if scale is not None and w2d.shape[1] < N * H_out * W_out:  # fewer weights than outputs
+        w2d, scale = w2d * scale.reshape(F, 1), None  # (scale w) @ cols: one pass less
     out = xp.empty((N, F, H_out * W_out), dtype=x.dtype)  # (N, F, H_out*W_out)
     for n0, n1, r0, r1, cols in _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
         out_chunk = out[n0:n1, :, r0 * W_out:r1 * W_out]  # (n, F, rows*W_out)
@@ -230,7 +235,9 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
     (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
-    if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right), kept):
+    threads = blas_threads() if get_array_module(x) is np else 1  # a GPU: its own rule
+    if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right), kept,
+                     threads):
         U = _kernel_transform(w, kept)
         out = winograd.conv3x3_winograd(x, U, b, (top, bottom, left, right), scale, relu)
         return out, (SH, SW), (top, bottom, left, right), U
@@ -239,14 +246,18 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
     return out, (SH, SW), (top, bottom, left, right), None
 
 
-def winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, pad, kept=None):
+def winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, pad, kept=None, threads=1):
     """Whether a convolution (and its transposed one, C and F swapped) runs faster by
-    Winograd F(2x2, 3x3) (winograd.py) than by im2col. Measured (``minvert bench layers``,
-    docs/performance.md): 64 channels lose (the matmuls are too thin to run at full
-    speed, the transforms cost more than the multiplies saved); 7x7 images lose (short
-    rows of tiles); below 784 output pixels per call the kernel transform eats the gain,
-    unless a frozen layer keeps it (``kept``; VGG-19's 14x14 layers then gain 3%)."""
-    return winograd.applies(KH, KW, SH, SW, pad) and min(C, F) >= WINOGRAD_MIN_CHANNELS \
+    Winograd F(2x2, 3x3) (winograd.py) than by im2col, with ``threads`` BLAS threads.
+    Measured (``minvert bench layers``, docs/performance.md): below 128 channels per
+    thread Winograd loses. Its matmuls run on every thread, but its transforms, which
+    grow with the channels, run on one, while the multiplies it saves grow with their
+    product (measured at 1 and 2 threads: 128 channels win at 1 thread and lose at 2,
+    256 win at both). 7x7 images lose (short rows of tiles); below 784 output pixels per
+    call the kernel transform eats the gain, unless a frozen layer keeps it (``kept``;
+    VGG-19's 14x14 layers then gain 3%)."""
+    return winograd.applies(KH, KW, SH, SW, pad) \
+        and min(C, F) >= WINOGRAD_MIN_CHANNELS * threads \
         and min(H_out, W_out) >= WINOGRAD_MIN_SIZE \
         and (kept is not None or N * H_out * W_out >= WINOGRAD_MIN_PIXELS)
 

@@ -12,9 +12,9 @@ window holds at least one real element.
 Max and average pooling are a loop over the KH*KW kernel offsets (i, j): the slice
 ``x_pad[:, :, i::SH, j::SW]`` (cut to H_out x W_out) holds element (i, j) of every window
 at once. Forward combines those slices (max-pool as a max over rows of a max over
-columns, see below); backward writes the gradient back through the same slices with
-strided ``+=`` (plain assignment when windows do not overlap). No fancy-index scatter, no
-im2col copy, the same code on NumPy and CuPy.
+columns, without building x_pad, see below); backward writes the gradient back through
+the same slices with strided ``+=`` (plain assignment when windows do not overlap). No
+fancy-index scatter, no im2col copy, the same code on NumPy and CuPy.
 
 Max-pool padding counts as -inf, so it never wins a window (PyTorch semantics; Keras pads
 post-ReLU inputs with zeros, which gives the same result). Ties: the gradient goes to
@@ -104,26 +104,38 @@ def _overlap(g):
 
 # max pooling ---------------------------------------------------------------------------
 # The max over a KH x KW window is the max over KH rows of the max over KW columns, so the
-# forward pass runs as two 1-D passes: along the rows of x_pad (KW slices) to hmax
-# (N, C, H_pad, W_out), then down the columns of hmax (KH slices of whole rows) to out:
+# forward pass runs as two 1-D passes: along the rows of x (KW slices) to hmax
+# (N, C, H, W_out), then down the columns of hmax (KH slices of whole rows) to out:
 # KH + KW slice operations instead of KH * KW, and the second pass reads contiguous rows.
-def _line_windows(a, axis, K, S, n_out):
-    """Yield (k, slice of a) for k < K: element k of every 1-D window along ``axis``
-    (2: rows, 3: columns), window o covering a[S*o : S*o + K]; n_out windows."""
-    for k in range(K):
-        index = [slice(None)] * 4
-        index[axis] = slice(k, k + S * (n_out - 1) + 1, S)
-        yield k, a[tuple(index)]
-
-
-def _line_max(a, axis, K, S, n_out):
+# Padding (-inf, which never wins) is never built: each slice covers only the windows in
+# which its element is a real one (a padded copy of a batch of ResNet stem outputs costs
+# more than the pooling itself).
+def _line_max(a, axis, K, S, before, n_out):
+    """Max over 1-D windows along ``axis`` (2: rows, 3: columns) of ``a`` padded by
+    ``before`` -inf elements in front: window o covers padded elements S*o .. S*o + K - 1,
+    i.e. a[S*o - before + k] for k < K; n_out windows."""
     xp = get_array_module(a)
-    out = None
-    for k, win in _line_windows(a, axis, K, S, n_out):
-        if k == 0:
-            out = win.copy()
-        else:
-            xp.maximum(out, win, out=out)
+    parts = []  # (windows first:last, the slice of a holding their element k)
+    for k in range(K):
+        first = max(0, -(-(before - k) // S))  # first window whose element k is real
+        last = min(n_out, (a.shape[axis] - 1 - k + before) // S + 1)  # one past the last
+        start = S * first - before + k
+        index = [slice(None)] * 4
+        index[axis] = slice(start, start + S * (last - first - 1) + 1, S)
+        if first < last:
+            parts.append((first, last, a[tuple(index)]))
+    full = [i for i, (first, last, _) in enumerate(parts) if (first, last) == (0, n_out)]
+    if full:  # an element real in every window: start from it
+        out = parts.pop(full[0])[2].copy()
+    else:  # windows that some element misses start at -inf
+        shape = list(a.shape)
+        shape[axis] = n_out
+        out = xp.full(tuple(shape), -np.inf, dtype=a.dtype)
+    for first, last, part in parts:
+        index = [slice(None)] * 4
+        index[axis] = slice(first, last)
+        view = out[tuple(index)]
+        xp.maximum(view, part, out=view)
     return out
 
 
@@ -134,12 +146,12 @@ def maxpool2d_forward(x, kernel, stride=None, pad=0):
     """
     g = _geometry(x, kernel, stride, pad, "max-pool")
     (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
-    x_pad = _pad(x, g, -np.inf)
-    out = _line_max(_line_max(x_pad, 3, KW, SW, W_out), 2, KH, SH, H_out)
-    # x (alive in the previous layer anyway; x_pad when padded) and out: backward finds
-    # each window's winner as x == out. Tracking the argmax here instead would make the
-    # forward pass, all that inference runs, several times slower.
-    cache = {"x_pad": x_pad, "out": out, "geometry": g}
+    top, _, left, _ = g["pad"]
+    out = _line_max(_line_max(x, 3, KW, SW, left, W_out), 2, KH, SH, top, H_out)
+    # x (alive in the previous layer anyway) and out: backward finds each window's winner
+    # as x == out. Tracking the argmax here instead would make the forward pass, all that
+    # inference runs, several times slower.
+    cache = {"x": x, "out": out, "geometry": g}
     return out, cache
 
 
@@ -153,8 +165,8 @@ def maxpool2d_backward(dout, cache):
     second pass would route a gradient over KH times more elements.)
     """
     xp = get_array_module(dout)
-    g, x_pad, out = cache["geometry"], cache["x_pad"], cache["out"]
-    dx_pad = _grad_buffer(dout, g)
+    g, out = cache["geometry"], cache["out"]
+    x_pad, dx_pad = _pad(cache["x"], g, -np.inf), _grad_buffer(dout, g)
     overlap = _overlap(g)
     last = g["kernel"][0] * g["kernel"][1] - 1
     taken = None
