@@ -431,8 +431,8 @@ def _torch_pass(spec, model, x, target, torch, device="cpu"):
 
 
 def _torch_objective(model, x0, x, torch):
-    """Paper 000's objective (minvert/transform: losses.py, objective.py) written in
-    PyTorch, autograd for the gradient: model a VGG nn.Sequential whose children carry
+    """Paper 000's objective (minvert/transform: losses.py, objective.py; the default kinds:
+    Gram content, per-pixel colour) written in PyTorch, autograd for the gradient: model a VGG nn.Sequential whose children carry
     the minvert layer names, x0 the original image, x the current one. Returns the
     callable giving d total / d x."""
     import types
@@ -457,22 +457,24 @@ def _torch_objective(model, x0, x, torch):
         Fm = F.reshape(F.shape[1], -1)  # (C, H*W)
         return Fm @ Fm.T, Fm.shape
 
+    assert (settings.content_kind, settings.color_kind) == ("gram", "pixel")  # written out below
     with torch.no_grad():
-        P, A = taps(x0)[1][content].clone(), {n: gram(f)[0] for n, f in taps(x0)[1].items()}
+        A = {n: gram(f)[0] for n, f in taps(x0)[1].items()}  # content and style targets
 
     def fn():
         xi = x.detach().requires_grad_(True)
         logits, acts = taps(xi)
         target = torch.full((x.shape[0],), OBJECTIVE["target"] % logits.shape[1], device=x.device)
         total = torch.nn.functional.cross_entropy(logits, target)
-        total = total + m.content * 0.5 * ((acts[content] - P) ** 2).sum()
+        total = total + m.content * 0.5 * ((gram(acts[content])[0] - A[content]) ** 2).sum()
         for n in style:
             G, (C, M) = gram(acts[n])
             total = total + m.style / len(style) / (4.0 * C ** 2 * M ** 2) * ((G - A[n]) ** 2).sum()
         dh, dv = xi[..., :, 1:] - xi[..., :, :-1], xi[..., 1:, :] - xi[..., :-1, :]
         total = total + m.tv * (dh.abs().sum() + dv.abs().sum())
-        d = xi - x0
-        total = total + m.color * ((d * (d.abs() > threshold)) ** 2).sum()
+        d = xi - x0  # a pixel counts when its RGB distance exceeds 30 % of the cube's diagonal
+        far = ((d / threshold) ** 2).mean(dim=1, keepdim=True) > 1
+        total = total + m.color * ((d * far) ** 2).sum()
         total.backward()
         return xi.grad
     return fn
