@@ -93,8 +93,6 @@ def prepare_image(net, img, size=None, log=print):
     if size < smallest:
         raise MinvertError(f"--size {size} is below the {smallest}x{smallest} this network allows")
     H, W = img.shape[:2]
-    if min(H, W) < smallest:
-        raise MinvertError(f"the image is {W}x{H}; this network needs at least {smallest}x{smallest} pixels")
     if net.config.get("arch") == "vgg" and net.config.get("include_top"):
         if size != pre.input_size:
             raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
@@ -104,8 +102,14 @@ def prepare_image(net, img, size=None, log=print):
             img = center_crop(img, side)
             log(f"the image is {W}x{H}; this network's fc layers take {size}x{size}: using its central "
                 f"{side}x{side} square (crop the photo yourself to choose another)")
+        if min(H, W) < smallest:  # any photo fits an fc net; a tiny one only as big blocks
+            log(f"the image is {W}x{H}, below the {smallest}x{smallest} this network sees detail at: "
+                f"enlarged to {size}x{size}")
         shape = (size, size)
     else:
+        if min(H, W) < smallest:
+            raise MinvertError(f"the image is {W}x{H}; this network needs at least "
+                               f"{smallest}x{smallest} pixels")
         scale = size / max(H, W)
         shape = (max(1, round(H * scale)), max(1, round(W * scale)))
     if min(shape) < smallest:
