@@ -257,15 +257,10 @@ def _torch_device(torch, device):
 
 
 def _threads(torch=None):
-    """The thread count NumPy's BLAS uses (its environment variables, else every CPU this
-    process may run on); PyTorch is told to use as many."""
-    n = None
-    for var in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
-        if os.environ.get(var, "").strip().isdigit() and int(os.environ[var]) > 0:
-            n = int(os.environ[var])
-            break
-    if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """The thread count NumPy's BLAS uses (read at each call, unlike blas_threads);
+    PyTorch is told to use as many."""
+    from .threads import available_cores, configured_threads
+    n = configured_threads(os.environ, available_cores())
     if torch is not None:
         torch.set_num_threads(n)
     return n

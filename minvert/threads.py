@@ -36,11 +36,15 @@ def oversubscription_note(load=None, cores=None, environ=None):
 def blas_threads():
     """How many threads NumPy's BLAS runs a matrix product on (see :func:`configured_threads`).
     Read once: BLAS itself reads the variables only when NumPy loads it."""
+    return configured_threads(os.environ, available_cores())
+
+
+def available_cores():
+    """The cores this process may run on."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        cores = os.cpu_count() or 1
-    return configured_threads(os.environ, cores)
+        return os.cpu_count() or 1
 
 
 def configured_threads(environ, cores):

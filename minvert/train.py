@@ -21,7 +21,7 @@ from .backend import array_module, is_gpu_array, to_numpy
 from .errors import FormatError, MinvertError, check_options
 from .layers.loss import softmax_cross_entropy
 from .weights.hdf5 import json_text, open_h5, read_array, read_json_attr, read_text_attr
-from .weights.project import assign_weights, atomic_write, network_weights, read_weights
+from .weights.project import assign_weights, atomic_write, network_weights, read_weights, write_json
 
 CHECKPOINT_FORMAT = "minvert-checkpoint"
 
@@ -390,8 +390,7 @@ def train_command(args, log=print, on_step=None):
     args.lr = optimizer.lr  # recorded resolved, so a resumed run uses the same
     if not args.resume:
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / "run.json") as tmp:
-            tmp.write_text(json.dumps({k: getattr(args, k) for k in TRAIN_DEFAULTS}, indent=1))
+        write_json(out / "run.json", {k: getattr(args, k) for k in TRAIN_DEFAULTS})
     log(f"training {args.arch} ({net.num_params():,} parameters) on {len(x_train)} images, "
         f"{len(names)} classes, {args.optimizer}, batch {args.batch}, {args.epochs} epochs -> {out}")
     start = time.perf_counter()

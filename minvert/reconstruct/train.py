@@ -23,7 +23,7 @@ from ..backend import array_module, default_device, get_array_module, to_numpy
 from ..errors import FormatError, MinvertError
 from .features import (_HEADER_KEYS, _describe_encoder, names_digest, read_cache,
                           targets_at)
-from .watch import write_json  # evaluate imports it from here too
+from ..weights.project import write_json
 
 PAPER_TEST_SIZE = 10  # the paper's code holds out the first 10 loadable images
 DEFAULTS = {"epochs": 100, "batch_size": 30, "loss": "bce", "optimizer": "adadelta", "lr": None,

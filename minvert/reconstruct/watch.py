@@ -9,7 +9,6 @@
 * :func:`sigterm_as_interrupt`: SIGTERM (a batch scheduler, ``kill``) is saved like Ctrl-C.
 """
 import json
-import os
 import signal
 import threading
 import time
@@ -17,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from ..weights.project import write_json
 
 PROGRESS_SECONDS = 10.0
 
@@ -51,13 +52,6 @@ class Meter:
 def _duration(seconds):
     s = int(round(seconds))
     return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-def write_json(path, obj):
-    """Atomic JSON write (temporary file + rename, removed on failure)."""
-    from ..weights.project import atomic_write
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1))
 
 
 def save_decoder(net, out_dir, epoch, epochs):

@@ -97,6 +97,12 @@ def atomic_write(path):
         tmp.unlink(missing_ok=True)
 
 
+def write_json(path, obj):
+    """JSON written through :func:`atomic_write` (run.json, decoder.json, evaluation.json)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1))
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
