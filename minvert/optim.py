@@ -55,6 +55,7 @@ Update rules (g = grad, all operations elementwise):
 """
 import numpy as np
 
+from . import threads
 from .backend import get_array_module, to_numpy
 from .errors import MinvertError, ShapeError
 
@@ -207,8 +208,11 @@ class Adadelta(Optimizer):
         d = self._slot("accum_delta", name, p)   # E[Δ²]
         if all(v.flags.c_contiguous for v in (p, g, a, d)) and p.size > UPDATE_CHUNK:
             flat = [v.reshape(-1) for v in (p, g, a, d)]  # views (contiguous)
-            for i in range(0, p.size, UPDATE_CHUNK):  # temporaries of UPDATE_CHUNK values
-                self._adadelta(xp, *(v[i:i + UPDATE_CHUNK] for v in flat))
+
+            def update(start, stop):  # temporaries of UPDATE_CHUNK values
+                for i in range(start, stop, UPDATE_CHUNK):
+                    self._adadelta(xp, *(v[i:min(i + UPDATE_CHUNK, stop)] for v in flat))
+            threads.split(update, p.size, xp, elements=p.size)  # shared out among workers
         else:
             self._adadelta(xp, p, g, a, d)
 

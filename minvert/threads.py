@@ -6,8 +6,13 @@ at every product: measured on a loaded 2-core machine (issue 15), tutorial 05 to
 and the demo 824 s with the default threads, 31 s and 185 s with OPENBLAS_NUM_THREADS=1.
 minvert cannot change the thread count once NumPy is loaded, so it says what to set.
 """
+import ctypes
 import functools
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -55,3 +60,148 @@ def configured_threads(environ, cores):
         if value.isdigit() and int(value) > 0:
             return int(value)
     return cores
+
+
+# --- minvert's own workers ---------------------------------------------------------------
+#
+# BLAS runs a matrix product on every core, but NumPy runs everything else on one: in a
+# VGG-19 pass at 2 threads about half of the time (Winograd transforms, im2col copies,
+# pooling, ReLU) kept one core idle. And a BLAS worker thread spins for a while after each
+# product (OpenBLAS: about 0.1 s), fighting any other thread that wants that core. So on
+# the CPU, when NumPy's BLAS is OpenBLAS (whose thread count can be set at run time),
+# minvert holds BLAS at ONE thread and splits each heavy operation, products and the
+# elementwise work around them alike, into pieces that its own worker threads run: NumPy
+# releases the interpreter lock inside both. Idle workers wait without spinning.
+
+_WORKERS = None
+_EXECUTOR = None
+_LOCAL = threading.local()
+_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                     "openblas_set_num_threads64_", "openblas_set_num_threads")
+
+
+def workers():
+    """How many pieces minvert splits NumPy work into: blas_threads() when NumPy's BLAS is an
+    OpenBLAS that minvert can hold at one thread (held from the first call on), else 1
+    (BLAS keeps its own threads; everything else runs on one core)."""
+    global _WORKERS
+    if _WORKERS is None:
+        n = blas_threads()
+        setters = _openblas_thread_setters() if n > 1 else []
+        for set_threads in setters:
+            set_threads(1)
+        _WORKERS = n if setters else 1
+    return _WORKERS
+
+
+def _openblas_thread_setters():
+    """The set-thread-count functions of the OpenBLAS libraries loaded in this process (found
+    in /proc/self/maps: Linux only), [] when there is none."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        return []
+    setters = []
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _OPENBLAS_SETTERS:
+            setter = getattr(library, name, None)
+            if setter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                setters.append(setter)
+                break
+    return setters
+
+
+def parts(n, count=None):
+    """Split range(n) into at most ``count`` (default: workers()) contiguous non-empty
+    (start, stop) pieces of nearly equal size."""
+    count = max(1, min(n, workers() if count is None else count))
+    return [(n * k // count, n * (k + 1) // count) for k in range(count)]
+
+
+def run(tasks):
+    """Run the zero-argument callables ``tasks`` on the workers, the last one on the calling
+    thread, and return their results in order. An exception in any of them is raised here,
+    after all have finished. Called from inside a task it runs them one after the other."""
+    tasks = list(tasks)
+    if len(tasks) < 2 or workers() < 2 or getattr(_LOCAL, "inside", False):
+        return [task() for task in tasks]
+    futures = [_executor().submit(_inside, task) for task in tasks[:-1]]
+    try:
+        last = _inside(tasks[-1])
+    finally:
+        results = [future.result() for future in futures]  # wait for all, even on error
+    return results + [last]
+
+
+def _inside(task):
+    _LOCAL.inside = True
+    try:
+        return task()
+    finally:
+        _LOCAL.inside = False
+
+
+def _executor():
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        _EXECUTOR = ThreadPoolExecutor(workers() - 1, thread_name_prefix="minvert-worker")
+    return _EXECUTOR
+
+
+# a split costs a few tens of microseconds (measured: 20-55 us for a task handed to a
+# worker and back): below about 0.1 ms of work one call is faster. Work is counted in
+# multiply-adds for products, in elements for elementwise passes.
+SPLIT_MIN_MACS = 1 << 23
+SPLIT_MIN_ELEMENTS = 1 << 18
+
+
+def worth_splitting(xp, macs=0, elements=0):
+    """Whether work of ``macs`` multiply-adds or ``elements`` elements touched, on arrays of
+    module ``xp``, is worth sharing out: on the CPU (a GPU has its own parallelism), with
+    more than one worker, and large enough."""
+    return xp is numpy and (macs >= SPLIT_MIN_MACS or elements >= SPLIT_MIN_ELEMENTS) \
+        and workers() > 1
+
+
+def split(fn, n, xp, macs=0, elements=0):
+    """[fn(start, stop) for the pieces of range(n)] run on the workers when the work is
+    worth it (:func:`worth_splitting`), else [fn(0, n)]."""
+    if not worth_splitting(xp, macs, elements):
+        return [fn(0, n)]
+    return run([lambda piece=piece: fn(*piece) for piece in parts(n)])
+
+
+def split_flat(fn, *arrays):
+    """fn(*pieces) on matching pieces of the flattened ``arrays`` (the same size, C-contiguous),
+    on the workers; fn(*arrays) once when small, on a GPU or not contiguous."""
+    first = arrays[0]
+    on_cpu = type(first) is numpy.ndarray
+    if not (worth_splitting(numpy if on_cpu else None, elements=first.size)
+            and all(a.flags.c_contiguous and a.size == first.size for a in arrays)):
+        fn(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    split(lambda i, j: fn(*(a[i:j] for a in flat)), first.size, numpy, elements=first.size)
+
+
+def matmul(a, b, out=None):
+    """a (M, K) @ b (K, P) -> (M, P) (into ``out`` if given), split over the workers by
+    rows of a or columns of b, whichever are more; one call on a GPU, for small products
+    and with one worker."""
+    M, K, P = a.shape[0], a.shape[1], b.shape[1]
+    if type(a) is not numpy.ndarray or not worth_splitting(numpy, macs=M * K * P):
+        return a @ b if out is None else numpy.matmul(a, b, out=out)
+    if out is None:
+        out = numpy.empty((M, P), dtype=numpy.result_type(a, b))
+    if M > P:
+        run([lambda s=s: numpy.matmul(a[s[0]:s[1]], b, out=out[s[0]:s[1]]) for s in parts(M)])
+    else:
+        run([lambda s=s: numpy.matmul(a, b[:, s[0]:s[1]], out=out[:, s[0]:s[1]])
+             for s in parts(P)])
+    return out

@@ -37,7 +37,7 @@ def winograd_always(monkeypatch):
     monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 1)
     monkeypatch.setattr(conv, "WINOGRAD_MIN_SIZE", 1)
     monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 1)
-    monkeypatch.setattr(conv, "blas_threads", lambda: 1)
+    monkeypatch.setattr(conv.threads, "blas_threads", lambda: 1)
 
 
 def test_kernel_transform_is_g_w_gt():
@@ -123,16 +123,16 @@ def test_float32_within_1e4_of_float64(C, F, H):
 def test_rule_per_blas_thread():
     """128 channels per BLAS thread (the transforms run on one thread, the matmuls on all)."""
     geometry = (1, 1, (1, 1, 1, 1))  # stride 1, pad 1
-    assert conv.winograd_pays(1, 128, 128, 28, 28, 3, 3, *geometry, threads=1)
-    assert not conv.winograd_pays(1, 128, 128, 28, 28, 3, 3, *geometry, threads=2)
-    assert conv.winograd_pays(1, 256, 512, 28, 28, 3, 3, *geometry, threads=2)
-    assert not conv.winograd_pays(1, 256, 256, 7, 7, 3, 3, *geometry, threads=1)  # 7x7
-    assert not conv.winograd_pays(1, 256, 256, 14, 14, 3, 3, *geometry, threads=1)  # 196 pixels
-    assert conv.winograd_pays(1, 256, 256, 14, 14, 3, 3, *geometry, kept={}, threads=1)
+    assert conv.winograd_pays(1, 128, 128, 28, 28, 3, 3, *geometry, alone=1)
+    assert not conv.winograd_pays(1, 128, 128, 28, 28, 3, 3, *geometry, alone=2)
+    assert conv.winograd_pays(1, 256, 512, 28, 28, 3, 3, *geometry, alone=2)
+    assert not conv.winograd_pays(1, 256, 256, 7, 7, 3, 3, *geometry, alone=1)  # 7x7
+    assert not conv.winograd_pays(1, 256, 256, 14, 14, 3, 3, *geometry, alone=1)  # 196 pixels
+    assert conv.winograd_pays(1, 256, 256, 14, 14, 3, 3, *geometry, kept={}, alone=1)
 
 
 def test_rule_and_the_kept_transform(monkeypatch):
-    monkeypatch.setattr(conv, "blas_threads", lambda: 1)  # the rule for 1 thread, anywhere
+    monkeypatch.setattr(conv.threads, "blas_threads", lambda: 1)  # the rule for 1 thread, anywhere
     rng = np.random.default_rng(6)
     x, w, b = case((1, 128, 28, 28), 128, rng, np.float32)
     assert "U" in conv2d_forward(x, w, b, 1, 1)[1]

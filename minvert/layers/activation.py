@@ -16,6 +16,7 @@ Reference: minvert/layers/reference/activation.py. This version adds memory (the
 the output, alive in the next layer anyway, instead of x), speed (leaky ReLU as max(x, alpha x)
 in place, not where()) and a sigmoid that never overflows.
 """
+from .. import threads
 from ..backend import get_array_module
 from .base import Layer, check_floating
 from .shape import last_cache
@@ -26,14 +27,18 @@ def relu_forward(x):
     """out = max(x, 0)."""
     check_floating(x)
     xp = get_array_module(x)
-    out = xp.maximum(x, 0)
+    out = xp.empty_like(x)
+    threads.split_flat(lambda a, o: xp.maximum(a, 0, out=o), x, out)
     cache = {"out": out}  # out > 0 is the mask; out is alive in the next layer anyway
     return out, cache
 
 
 def relu_backward(dout, cache):
     """dx = dout where out > 0, else 0."""
-    return dout * (cache["out"] > 0)
+    xp, out = get_array_module(dout), cache["out"]
+    dx = xp.empty(dout.shape, dtype=dout.dtype)
+    threads.split_flat(lambda d, o, r: xp.multiply(d, o > 0, out=r), dout, out, dx)
+    return dx
 
 
 # LeakyReLU ----------------------------------------------------------------------------

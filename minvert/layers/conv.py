@@ -19,12 +19,13 @@ version adds speed (one BLAS matmul per band of rows instead of H_out*W_out smal
 memory (scratch buffers reused, cols rebuilt in backward instead of kept).
 """
 import importlib
+import threading
 
 import numpy as np
 
 from ..backend import get_array_module
 from ..errors import DTypeError, MinvertError, ShapeError
-from ..threads import blas_threads
+from .. import threads
 from .base import Layer, check_floating, check_rank
 from .dense import init_weight
 from .shape import normalize_pad, normalize_pair
@@ -36,12 +37,15 @@ from .shape import normalize_pad, normalize_pair
 # want the biggest matmuls.
 MATMUL_COLUMNS = {"cpu": 2048, "gpu": 1 << 40}
 WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
+# fewest output pixels per chunk when a layer's chunks are made smaller to be shared out
+# among workers (threads.py); with fewer, its filters are shared out instead
+SHARE_COLUMNS = 392
 # Winograd F(2x2, 3x3) from this many input and output channels per BLAS thread, output
 # rows and columns, and output pixels times the batch on (see winograd_pays)
 WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MIN_SIZE = 14
 WINOGRAD_MIN_PIXELS = 784
-_SCRATCH = {}  # (xp, dtype, slot) -> buffer whose contents never outlive a call (not thread-safe)
+_SCRATCH = {}  # (xp, dtype, slot, thread) -> buffer whose contents never outlive a call
 
 
 def same_padding(kernel_size, stride=1, in_size=None):
@@ -59,8 +63,10 @@ def same_padding(kernel_size, stride=1, in_size=None):
 
 
 def _scratch(xp, slot, shape, dtype):
-    """An uninitialised array from a buffer kept between calls (grown when too small)."""
-    size, key = int(np.prod(shape)), (xp.__name__, np.dtype(dtype).str, slot)
+    """An uninitialised array from a buffer kept between calls (grown when too small), one
+    per thread: the workers of threads.py fill theirs at the same time."""
+    size = int(np.prod(shape))
+    key = (xp.__name__, np.dtype(dtype).str, slot, threading.get_ident())
     buf = _SCRATCH.get(key)
     if buf is None or buf.size < size:
         buf = _SCRATCH[key] = xp.empty(size, dtype=dtype)
@@ -89,24 +95,32 @@ def _pad(x, top, bottom, left, right):
     return x_pad
 
 
-def _chunks(xp, shape, itemsize, copies=True):
+def _chunks(xp, shape, itemsize, copies=True, pieces=1):
     """Split the work on an im2col matrix of shape (N, C, KH, KW, H_out, W_out) into
     (n0, n1, r0, r1): samples n0:n1, output rows r0:r1 (see MATMUL_COLUMNS).
 
-    No copy (1x1 stride-1 conv) -> one chunk for all of x.
+    No copy (1x1 stride-1 conv) -> one chunk for all of x. At least ``pieces`` chunks (to
+    share out among workers, threads.py) when each can still have SHARE_COLUMNS outputs:
+    one sample per chunk, in bands of rows; else what MATMUL_COLUMNS gives.
     """
     N, H_out, W_out = shape[0], shape[4], shape[5]
     sample_bytes = int(np.prod(shape[1:])) * itemsize
     device = "cpu" if xp is np else "gpu"
     if not copies:
-        return [(0, N, 0, H_out)]
-    if sample_bytes > WHOLE_BYTES[device]:
+        chunks = [(0, N, 0, H_out)]
+    elif sample_bytes > WHOLE_BYTES[device]:
         rows = -(-MATMUL_COLUMNS[device] // W_out)
-        return [(n, n + 1, r0, min(H_out, r0 + rows)) for n in range(N)
-                for r0 in range(0, H_out, rows)]
-    per = max(1, min(WHOLE_BYTES[device] // sample_bytes,
-                     -(-MATMUL_COLUMNS[device] // (H_out * W_out))))
-    return [(n0, min(N, n0 + per), 0, H_out) for n0 in range(0, N, per)]
+        chunks = [(n, n + 1, r0, min(H_out, r0 + rows)) for n in range(N)
+                  for r0 in range(0, H_out, rows)]
+    else:
+        per = max(1, min(WHOLE_BYTES[device] // sample_bytes,
+                         -(-MATMUL_COLUMNS[device] // (H_out * W_out))))
+        chunks = [(n0, min(N, n0 + per), 0, H_out) for n0 in range(0, N, per)]
+    if len(chunks) < pieces and N * H_out * W_out >= pieces * SHARE_COLUMNS:
+        rows = max(-(-SHARE_COLUMNS // W_out), H_out * N // pieces)  # rows per chunk
+        chunks = [(n, n + 1, r0, min(H_out, r0 + rows)) for n in range(N)
+                  for r0 in range(0, H_out, rows)]
+    return chunks
 
 
 def _windows(x_pad, KH, KW, SH, SW, H_out, W_out):
@@ -128,32 +142,50 @@ def _is_x_itself(window):
         window.strides[4] == W_out * window.itemsize
 
 
-def _im2col(window, n0, n1, r0, r1):
+def _im2col(window, n0, n1, r0, r1, into=None):
     """cols (C*KH*KW, n*rows*W_out) of samples n0:n1 side by side, output rows r0:r1: one
-    copy into scratch memory. 1x1 stride 1: the view (n, C, rows*W_out) of x, no copy."""
+    copy into scratch memory (or into ``into``, of that shape). 1x1 stride 1: the view
+    (n, C, rows*W_out) of x, no copy."""
     n, (C, KH, KW) = n1 - n0, window.shape[1:4]
     part = window[n0:n1, :, :, :, r0:r1]  # (n, C, KH, KW, rows, W_out)
     if _is_x_itself(window):
         return part.reshape(n, C, -1)  # (n, C, rows*W_out), a view of x
     part = part.transpose(1, 2, 3, 0, 4, 5)  # (C, KH, KW, n, rows, W_out)
-    cols = _scratch(get_array_module(window), "cols", part.shape, window.dtype)
+    cols = into.reshape(part.shape) if into is not None else \
+        _scratch(get_array_module(window), "cols", part.shape, window.dtype)
     cols[...] = part  # the single copy
     return cols.reshape(C * KH * KW, -1)  # (C*KH*KW, n*rows*W_out)
 
 
-def _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
-    """Yield (n0, n1, r0, r1, cols) for the chunks of :func:`_chunks`, cols from
-    :func:`_im2col` of x padded by pad = (top, bottom, left, right). Each chunk pads only
-    the rows it reads: a padded copy of a whole training batch can be larger than the
-    layer's output, and a chunk's is still in the CPU cache when im2col reads it."""
-    xp = get_array_module(x)
-    (N, C, H), (top, _, left, right) = x.shape[:3], pad
+def _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, pieces=1):
+    """The chunks (n0, n1, r0, r1) of :func:`_chunks` for the im2col matrix of x padded by
+    pad = (top, bottom, left, right), to be turned into cols by :func:`_chunk_cols`."""
     copies = not (KH * KW == 1 and (SH, SW) == (1, 1) and x.flags.c_contiguous)
-    for n0, n1, r0, r1 in _chunks(xp, (N, C, KH, KW, H_out, W_out), x.itemsize, copies):
-        y0, y1 = SH * r0 - top, SH * (r1 - 1) + KH - top  # rows of x under output rows r0:r1
-        part = _pad(x[n0:n1, :, max(y0, 0):min(y1, H)], max(-y0, 0), max(y1 - H, 0), left, right)
-        window = _windows(part, KH, KW, SH, SW, r1 - r0, W_out)
-        yield n0, n1, r0, r1, _im2col(window, 0, n1 - n0, 0, r1 - r0)
+    return _chunks(get_array_module(x), (x.shape[0], x.shape[1], KH, KW, H_out, W_out),
+                   x.itemsize, copies, pieces)
+
+
+def _chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk, into=None):
+    """cols of one chunk (n0, n1, r0, r1), from :func:`_im2col`. Only the rows the chunk
+    reads are padded: a padded copy of a whole training batch can be larger than the
+    layer's output, and a chunk's is still in the CPU cache when im2col reads it."""
+    (n0, n1, r0, r1), (H, (top, _, left, right)) = chunk, (x.shape[2], pad)
+    y0, y1 = SH * r0 - top, SH * (r1 - 1) + KH - top  # rows of x under output rows r0:r1
+    part = _pad(x[n0:n1, :, max(y0, 0):min(y1, H)], max(-y0, 0), max(y1 - H, 0), left, right)
+    return _im2col(_windows(part, KH, KW, SH, SW, r1 - r0, W_out), 0, n1 - n0, 0, r1 - r0, into)
+
+
+def _shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk):
+    """cols of one chunk for all the workers to read: copied by them, channels shared out
+    (rows c*KH*KW.. of cols come from channel c alone); 1x1 stride 1: a view of x."""
+    if (KH, KW, SH, SW) == (1, 1, 1, 1):
+        return _chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
+    (n0, n1, r0, r1), C, k = chunk, x.shape[1], KH * KW
+    cols = _scratch(get_array_module(x), "shared_cols", (C * k, (n1 - n0) * (r1 - r0) * W_out),
+                    x.dtype)
+    threads.run([lambda c=c: _chunk_cols(x[:, c[0]:c[1]], pad, KH, KW, SH, SW, W_out, chunk,
+                                         cols[c[0] * k:c[1] * k]) for c in threads.parts(C)])
+    return cols
 
 
 def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=False):
@@ -161,25 +193,47 @@ def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=
     pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
     the product before b is added (folded into w2d instead when it has fewer entries
     than the output: one pass over the output less, up to 13% on ResNet-50's 1x1 convs at
-    batch 16); relu: max(out, 0) at the end."""
+    batch 16); relu: max(out, 0) at the end.
+
+    On several CPU workers (threads.py) each takes whole chunks, im2col copy, product and
+    the passes after it, when there are enough chunks to share out evenly; else every
+    chunk's filters are shared out (its im2col copied once, before)."""
     xp = get_array_module(x)
     N, F = x.shape[0], w2d.shape[0]
     if scale is not None and w2d.shape[1] < N * H_out * W_out:  # fewer weights than outputs
         w2d, scale = w2d * scale.reshape(F, 1), None  # (scale w) @ cols: one pass less
     out = xp.empty((N, F, H_out * W_out), dtype=x.dtype)  # (N, F, H_out*W_out)
-    for n0, n1, r0, r1, cols in _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
-        out_chunk = out[n0:n1, :, r0 * W_out:r1 * W_out]  # (n, F, rows*W_out)
+
+    def product(chunk, f0, f1, cols=None):  # filters f0:f1 of one chunk of the output
+        n0, n1, r0, r1 = chunk
+        if cols is None:
+            cols = _chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
+        out_chunk = out[n0:n1, f0:f1, r0 * W_out:r1 * W_out]  # (n, f, rows*W_out)
         if cols.ndim == 3 or n1 - n0 == 1:  # the product lands in NCHW order directly
-            xp.matmul(w2d, cols, out=out_chunk if cols.ndim == 3 else out_chunk[0])
-        else:  # (F, n, H_out*W_out) -> (n, F, H_out*W_out): a copy of the output's size
-            prod = xp.matmul(w2d, cols, out=_scratch(xp, "prod", (F, cols.shape[1]), out.dtype))
-            out_chunk[...] = prod.reshape(F, n1 - n0, -1).transpose(1, 0, 2)
+            xp.matmul(w2d[f0:f1], cols, out=out_chunk if cols.ndim == 3 else out_chunk[0])
+        else:  # (f, n, H_out*W_out) -> (n, f, H_out*W_out): a copy of the output's size
+            prod = xp.matmul(w2d[f0:f1], cols,
+                             out=_scratch(xp, "prod", (f1 - f0, cols.shape[1]), out.dtype))
+            out_chunk[...] = prod.reshape(f1 - f0, n1 - n0, -1).transpose(1, 0, 2)
         if scale is not None:  # now, while the chunk is still in cache
-            out_chunk *= scale.reshape(1, F, 1)
+            out_chunk *= scale[f0:f1].reshape(1, -1, 1)
         if b is not None:
-            out_chunk += b.reshape(1, F, 1)
+            out_chunk += b[f0:f1].reshape(1, -1, 1)
         if relu:
             xp.maximum(out_chunk, 0, out=out_chunk)
+
+    if not threads.worth_splitting(xp, macs=N * F * H_out * W_out * w2d.shape[1]):
+        for chunk in _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
+            product(chunk, 0, F)
+        return out.reshape(N, F, H_out, W_out)
+    chunks = _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, 2 * threads.workers())
+    if len(chunks) >= 2 * threads.workers():
+        threads.run([lambda part=part: [product(c, 0, F) for c in chunks[part[0]:part[1]]]
+                     for part in threads.parts(len(chunks))])
+    else:
+        for chunk in chunks:
+            cols = _shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
+            threads.run([lambda f=f: product(chunk, f[0], f[1], cols) for f in threads.parts(F)])
     return out.reshape(N, F, H_out, W_out)
 
 
@@ -235,9 +289,11 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
     (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
-    threads = blas_threads() if get_array_module(x) is np else 1  # a GPU: its own rule
+    # BLAS threads that run the products while NumPy runs the transforms on one core: only
+    # when minvert's own workers cannot share the transforms out (threads.py); a GPU: 1
+    alone = threads.blas_threads() if get_array_module(x) is np and threads.workers() == 1 else 1
     if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right), kept,
-                     threads):
+                     alone):
         U = _kernel_transform(w, kept)
         out = winograd.conv3x3_winograd(x, U, b, (top, bottom, left, right), scale, relu)
         return out, (SH, SW), (top, bottom, left, right), U
@@ -246,9 +302,10 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
     return out, (SH, SW), (top, bottom, left, right), None
 
 
-def winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, pad, kept=None, threads=1):
+def winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, pad, kept=None, alone=1):
     """Whether a convolution (and its transposed one, C and F swapped) runs faster by
-    Winograd F(2x2, 3x3) (winograd.py) than by im2col, with ``threads`` BLAS threads.
+    Winograd F(2x2, 3x3) (winograd.py) than by im2col, with ``alone`` BLAS threads running
+    the products while the transforms run on one core (see _forward).
     Measured (``minvert bench layers``, docs/performance.md): below 128 channels per
     thread Winograd loses. Its matmuls run on every thread, but its transforms, which
     grow with the channels, run on one, while the multiplies it saves grow with their
@@ -257,7 +314,7 @@ def winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, pad, kept=None, threads
     call the kernel transform eats the gain, unless a frozen layer keeps it (``kept``;
     VGG-19's 14x14 layers then gain 3%)."""
     return winograd.applies(KH, KW, SH, SW, pad) \
-        and min(C, F) >= WINOGRAD_MIN_CHANNELS * threads \
+        and min(C, F) >= WINOGRAD_MIN_CHANNELS * alone \
         and min(H_out, W_out) >= WINOGRAD_MIN_SIZE \
         and (kept is not None or N * H_out * W_out >= WINOGRAD_MIN_PIXELS)
 
@@ -330,22 +387,48 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
 
 
 def _dw(x, dout, KH, KW, SH, SW, pad):
-    """dw2d (F, C*KH*KW) = sum over samples of dout (F, H_out*W_out) @ cols^T, chunk by chunk."""
+    """dw2d (F, C*KH*KW) = sum over samples of dout (F, H_out*W_out) @ cols^T, chunk by chunk.
+    On several CPU workers (threads.py) each sums its own share of the chunks, or, with
+    too few chunks, each computes its share of the filters (see _conv_matmul)."""
     xp = get_array_module(x)
     (N, C), (F, H_out, W_out) = x.shape[:2], dout.shape[1:]
     dout3 = dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
-    dw2d = None
-    for n0, n1, r0, r1, cols in _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
-        dout_chunk = dout3[n0:n1, :, r0 * W_out:r1 * W_out]
-        if cols.ndim == 3:  # x itself: per-sample products (F, C), summed
-            part = xp.matmul(dout_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
-        else:  # samples side by side, like cols
-            dout2d = dout_chunk.transpose(1, 0, 2).reshape(F, -1)  # (F, n*rows*W_out)
-            part = dout2d @ cols.T  # (F, C*KH*KW)
-        if dw2d is None:
-            dw2d = part
-        else:
+
+    def accumulate(chunks, out, f0=0, shared=None, empty=True):
+        """out (f, C*KH*KW) = (or +=, unless empty) rows f0:f0+f of the sum over chunks."""
+        for n0, n1, r0, r1 in chunks:
+            cols = _chunk_cols(x, pad, KH, KW, SH, SW, W_out, (n0, n1, r0, r1)) \
+                if shared is None else shared
+            dout_chunk = dout3[n0:n1, f0:f0 + out.shape[0], r0 * W_out:r1 * W_out]
+            if cols.ndim == 3:  # x itself: per-sample products (f, C), summed
+                part = xp.matmul(dout_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
+            else:  # samples side by side, like cols: (f, n*rows*W_out) @ cols^T
+                dout2d = dout_chunk.transpose(1, 0, 2).reshape(out.shape[0], -1)
+                part = xp.matmul(dout2d, cols.T, out=out if empty else None)
+            if part is not out:
+                if empty:
+                    out[...] = part
+                else:
+                    out += part
+            empty = False
+        return out
+
+    dw2d = xp.empty((F, C * KH * KW), dtype=dout.dtype)
+    if not threads.worth_splitting(xp, macs=N * F * H_out * W_out * C * KH * KW):
+        return accumulate(_im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out), dw2d)
+    chunks = _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, 2 * threads.workers())
+    if len(chunks) >= 2 * threads.workers():  # each worker its chunks, then one sum
+        pieces = threads.parts(len(chunks))
+        sums = threads.run([lambda p=p, k=k: accumulate(
+            chunks[p[0]:p[1]], dw2d if k == 0 else xp.empty_like(dw2d))
+            for k, p in enumerate(pieces)])
+        for part in sums[1:]:
             dw2d += part
+        return dw2d
+    for k, chunk in enumerate(chunks):  # each worker its filters
+        cols = _shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
+        threads.run([lambda f=f: accumulate([chunk], dw2d[f[0]:f[1]], f[0], cols, k == 0)
+                     for f in threads.parts(F)])
     return dw2d
 
 
@@ -382,22 +465,28 @@ def _dx_col2im(dout, w, x_shape, SH, SW, pad):
     else:
         dx_pad = xp.zeros((N, C, H_pad, W_pad), dtype=dout.dtype)  # (N, C, H_pad, W_pad)
     w2d, dout3 = w.reshape(F, -1), dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
-    for n0, n1, r0, r1 in _chunks(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize):
-        n, rows, dout_chunk = n1 - n0, r1 - r0, dout3[n0:n1, :, r0 * W_out:r1 * W_out]
-        if channels_last:
-            dcols = _scratch(xp, "cols", (n, rows * W_out, C * KH * KW), dout.dtype)
-            xp.matmul(dout_chunk.transpose(0, 2, 1), w2d, out=dcols)
-            dcols = dcols.reshape(n, rows, W_out, C, KH, KW)  # pixel-major
-            dcols = dcols.transpose(0, 3, 4, 5, 1, 2)  # (n, C, KH, KW, rows, W_out), a view
-        else:
-            dcols = _scratch(xp, "cols", (n, C * KH * KW, rows * W_out), dout.dtype)
-            xp.matmul(w2d.T, dout_chunk, out=dcols)
-            dcols = dcols.reshape(n, C, KH, KW, rows, W_out)  # (n, C, KH, KW, rows, W_out)
-        for i in range(KH):
-            for j in range(KW):
-                y0 = r0 * SH + i
-                dx_pad[n0:n1, :, y0:y0 + SH * (rows - 1) + 1:SH,
-                       j:j + SW * (W_out - 1) + 1:SW] += dcols[:, :, i, j]
+
+    def scatter(c0, c1):  # channels c0:c1 of dx: the columns c0*KH*KW.. of w2d alone
+        c, w2d_c = c1 - c0, w2d[:, c0 * KH * KW:c1 * KH * KW]  # (F, c*KH*KW)
+        for n0, n1, r0, r1 in _chunks(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize):
+            n, rows, dout_chunk = n1 - n0, r1 - r0, dout3[n0:n1, :, r0 * W_out:r1 * W_out]
+            if channels_last:
+                dcols = _scratch(xp, "cols", (n, rows * W_out, c * KH * KW), dout.dtype)
+                xp.matmul(dout_chunk.transpose(0, 2, 1), w2d_c, out=dcols)
+                dcols = dcols.reshape(n, rows, W_out, c, KH, KW)  # pixel-major
+                dcols = dcols.transpose(0, 3, 4, 5, 1, 2)  # (n, c, KH, KW, rows, W_out), a view
+            else:
+                dcols = _scratch(xp, "cols", (n, c * KH * KW, rows * W_out), dout.dtype)
+                xp.matmul(w2d_c.T, dout_chunk, out=dcols)
+                dcols = dcols.reshape(n, c, KH, KW, rows, W_out)  # (n, c, KH, KW, rows, W_out)
+            for i in range(KH):
+                for j in range(KW):
+                    y0 = r0 * SH + i
+                    dx_pad[n0:n1, c0:c1, y0:y0 + SH * (rows - 1) + 1:SH,
+                           j:j + SW * (W_out - 1) + 1:SW] += dcols[:, :, i, j]
+
+    # on several CPU workers (threads.py) each computes its share of the channels
+    threads.split(scatter, C, xp, macs=N * F * H_out * W_out * C * KH * KW)
     if not (padded or channels_last):
         return dx_pad
     return xp.ascontiguousarray(dx_pad[:, :, top:top + H, left:left + W])  # (N, C, H, W)

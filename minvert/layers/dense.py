@@ -13,6 +13,7 @@ per gradient) and skips the gradients a frozen net does not need.
 """
 import numpy as np
 
+from .. import threads
 from ..errors import DTypeError, ShapeError
 from .base import Layer, check_floating, check_rank
 from .shape import last_cache
@@ -28,7 +29,7 @@ def dense_forward(x, w, b=None):
     if x.dtype != w.dtype:
         raise DTypeError(f"dense input is {x.dtype} but its weights are {w.dtype}: "
                          f"convert one of them (layer.astype('{x.dtype}'))")
-    out = x @ w.T
+    out = threads.matmul(x, w.T)  # shared out among the workers on the CPU (threads.py)
     if b is not None:
         out += b
     # dx needs w, dw needs x; both are alive elsewhere, so keeping them costs no memory
@@ -39,8 +40,8 @@ def dense_forward(x, w, b=None):
 def dense_backward(dout, cache, need_dx=True, need_dw=True):
     """dout: (N, out) -> (dx (N, in), dw (out, in), db (out,)); None where not requested
     (db also None when the layer has no bias)."""
-    dx = dout @ cache["w"] if need_dx else None
-    dw = dout.T @ cache["x"] if need_dw else None
+    dx = threads.matmul(dout, cache["w"]) if need_dx else None
+    dw = threads.matmul(dout.T, cache["x"]) if need_dw else None
     db = dout.sum(axis=0) if need_dw and cache["has_b"] else None
     return dx, dw, db
 

@@ -32,6 +32,7 @@ loop over the KH*KW kernel offsets instead of the H_out*W_out windows, separable
 
 import numpy as np
 
+from .. import threads
 from ..backend import get_array_module
 from ..errors import ShapeError
 from .base import Layer, check_floating, check_rank
@@ -147,7 +148,11 @@ def maxpool2d_forward(x, kernel, stride=None, pad=0):
     g = _geometry(x, kernel, stride, pad, "max-pool")
     (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
     top, _, left, _ = g["pad"]
-    out = _line_max(_line_max(x, 3, KW, SW, left, W_out), 2, KH, SH, top, H_out)
+
+    def pool(c0, c1):  # channels c0:c1, shared out among the workers (threads.py)
+        return _line_max(_line_max(x[:, c0:c1], 3, KW, SW, left, W_out), 2, KH, SH, top, H_out)
+    pieces = threads.split(pool, x.shape[1], get_array_module(x), elements=x.size)
+    out = pieces[0] if len(pieces) == 1 else get_array_module(x).concatenate(pieces, axis=1)
     # x (alive in the previous layer anyway) and out: backward finds each window's winner
     # as x == out. Tracking the argmax here instead would make the forward pass, all that
     # inference runs, several times slower.
@@ -169,19 +174,22 @@ def maxpool2d_backward(dout, cache):
     x_pad, dx_pad = _pad(cache["x"], g, -np.inf), _grad_buffer(dout, g)
     overlap = _overlap(g)
     last = g["kernel"][0] * g["kernel"][1] - 1
-    taken = None
-    for (k, win), (_, dwin) in zip(_windows(x_pad, g), _windows(dx_pad, g)):
-        hit = win == out  # (N, C, H_out, W_out)
-        if taken is None:
-            taken = hit
-        else:
-            xp.greater(hit, taken, out=hit)  # hit and not taken
-            if k < last:
-                taken |= hit
-        if overlap:
-            dwin += hit * dout
-        else:
-            xp.multiply(hit, dout, out=dwin)
+
+    def route(c0, c1):  # channels c0:c1, shared out among the workers (threads.py)
+        taken, out_c, dout_c = None, out[:, c0:c1], dout[:, c0:c1]
+        for (k, win), (_, dwin) in zip(_windows(x_pad[:, c0:c1], g), _windows(dx_pad[:, c0:c1], g)):
+            hit = win == out_c  # (N, c, H_out, W_out)
+            if taken is None:
+                taken = hit
+            else:
+                xp.greater(hit, taken, out=hit)  # hit and not taken
+                if k < last:
+                    taken |= hit
+            if overlap:
+                dwin += hit * dout_c
+            else:
+                xp.multiply(hit, dout_c, out=dwin)
+    threads.split(route, dout.shape[1], xp, elements=x_pad.size)
     return _unpad(dx_pad, g)
 
 

@@ -36,6 +36,7 @@ the plain path, which stays the reference.
 """
 import numpy as np
 
+from .. import threads
 from ..backend import get_array_module
 from ..errors import MinvertError, ShapeError
 from .conv import Conv2D, conv2d_backward, conv2d_forward
@@ -89,8 +90,11 @@ def _phase_weights(w, taps_h, taps_w, kh, kw):
     xp = get_array_module(w)
     F, C = w.shape[:2]
     wp = xp.zeros((len(taps_h), len(taps_w), F, C, kh, kw), dtype=w.dtype)
-    for a, b, i, j, r, s in _phase_pairs(taps_h, taps_w):
-        wp[a, b, :, :, r, s] += w[:, :, i, j]
+
+    def add(f0, f1):  # filters f0:f1, shared out among the workers (threads.py)
+        for a, b, i, j, r, s in _phase_pairs(taps_h, taps_w):
+            wp[a, b, f0:f1, :, r, s] += w[f0:f1, :, i, j]
+    threads.split(add, F, xp, elements=wp.size)
     return wp.reshape(-1, C, kh, kw)  # (fh*fw*F, C, kh, kw)
 
 
@@ -100,8 +104,11 @@ def _fold_phase_grad(dwp, w_shape, taps_h, taps_w):
     F, C = w_shape[:2]
     dwp = dwp.reshape(len(taps_h), len(taps_w), F, C, *dwp.shape[2:])  # (fh, fw, F, C, kh, kw)
     dw = xp.zeros(w_shape, dtype=dwp.dtype)
-    for a, b, i, j, r, s in _phase_pairs(taps_h, taps_w):
-        dw[:, :, i, j] += dwp[a, b, :, :, r, s]
+
+    def add(f0, f1):  # filters f0:f1, shared out among the workers (threads.py)
+        for a, b, i, j, r, s in _phase_pairs(taps_h, taps_w):
+            dw[f0:f1, :, i, j] += dwp[a, b, f0:f1, :, r, s]
+    threads.split(add, F, xp, elements=dwp.size)
     return dw
 
 

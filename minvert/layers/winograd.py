@@ -41,6 +41,7 @@ layers). Larger tiles (F(4x4, 3x3), 4x fewer multiplies) have transform entries 
 """
 import numpy as np
 
+from .. import threads
 from ..backend import get_array_module
 from .conv import _pad, _scratch
 
@@ -140,23 +141,36 @@ def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
     nb = max(1, min(TH, BAND_BYTES // row_bytes))
     for t0 in range(0, TH, nb):
         n = min(nb, TH - t0)
+        band = x_pad[:, :, 2 * t0:2 * t0 + 2 * n + 2]
         V = _scratch(xp, "wino_v", (4, 4, C, N, n, TW), x.dtype)
-        _input_transform(xp, x_pad[:, :, 2 * t0:2 * t0 + 2 * n + 2], V)
-        V2 = V.reshape(16, C, -1)  # (16, C, N*n*TW)
-        M = _scratch(xp, "wino_m", (16, F, V2.shape[2]), x.dtype)
-        if xp is np:  # NumPy's stacked matmul is ~3x slower than 16 calls here (measured)
-            for k in range(16):
-                xp.matmul(U[k], V2[k], out=M[k])  # (F, C) @ (C, tiles)
-        else:  # one batched cuBLAS call
-            xp.matmul(U, V2, out=M)
+        M = _scratch(xp, "wino_m", (16, F, N * n * TW), x.dtype)
         out_band = out[:, :, 2 * t0:2 * t0 + 2 * n]  # (N, F, 2n, 2TW)
-        _output_transform(xp, M.reshape(4, 4, F, N, n, TW), out_band)
-        if scale is not None:
-            out_band *= scale.reshape(1, F, 1, 1)
-        if b is not None:
-            out_band += b.reshape(1, F, 1, 1)
-        if relu:
-            xp.maximum(out_band, 0, out=out_band)
+
+        def transform(c0, c1):  # input channels c0:c1 of V
+            _input_transform(xp, band[:, c0:c1], V[:, :, c0:c1])
+
+        def multiply(f0, f1):  # filters f0:f1: their 16 products, then out_band[:, f0:f1]
+            V2 = V.reshape(16, C, -1)  # (16, C, N*n*TW)
+            if xp is np:  # NumPy's stacked matmul is ~3x slower than 16 calls here (measured)
+                for k in range(16):
+                    xp.matmul(U[k][f0:f1], V2[k], out=M[k, f0:f1])  # (f, C) @ (C, tiles)
+            else:  # one batched cuBLAS call
+                xp.matmul(U, V2, out=M)
+            _output_transform(xp, M.reshape(4, 4, F, N, n, TW)[:, :, f0:f1], out_band[:, f0:f1])
+            part = out_band[:, f0:f1]
+            if scale is not None:
+                part *= scale[f0:f1].reshape(1, -1, 1, 1)
+            if b is not None:
+                part += b[f0:f1].reshape(1, -1, 1, 1)
+            if relu:
+                xp.maximum(part, 0, out=part)
+
+        if threads.worth_splitting(xp, macs=16 * C * F * N * n * TW):  # channels, then filters shared
+            threads.run([lambda c=c: transform(*c) for c in threads.parts(C)])
+            threads.run([lambda f=f: multiply(*f) for f in threads.parts(F)])
+        else:
+            transform(0, C)
+            multiply(0, F)
     if (H_out, W_out) != (2 * TH, 2 * TW):
         out = xp.ascontiguousarray(out[:, :, :H_out, :W_out])
     return out
