@@ -10,6 +10,7 @@ import ctypes
 import functools
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
@@ -66,32 +67,69 @@ def configured_threads(environ, cores):
 #
 # BLAS runs a matrix product on every core, but NumPy runs everything else on one: in a
 # VGG-19 pass at 2 threads about half of the time (Winograd transforms, im2col copies,
-# pooling, ReLU) kept one core idle. And a BLAS worker thread spins for a while after each
-# product (OpenBLAS: about 0.1 s), fighting any other thread that wants that core. So on
-# the CPU, when NumPy's BLAS is OpenBLAS (whose thread count can be set at run time),
-# minvert holds BLAS at ONE thread and splits each heavy operation, products and the
-# elementwise work around them alike, into pieces that its own worker threads run: NumPy
-# releases the interpreter lock inside both. Idle workers wait without spinning.
+# pooling, ReLU) kept one core idle. So on the CPU, when NumPy's BLAS is an OpenBLAS (whose
+# thread count can be set at run time), minvert can hold BLAS at ONE thread and split each
+# heavy operation, products and the elementwise work around them alike, into pieces that
+# its own worker threads run: NumPy releases the interpreter lock inside both.
+#
+# That pays for large layers only. Handing a piece to a worker costs 15-60 us (an idle
+# thread has to be woken), and OpenBLAS' own threads, which spin while they wait, share a
+# product's packed matrices: for a product of a millisecond or two BLAS' threads are the
+# faster ones. And the two do not mix: an OpenBLAS thread keeps spinning for about 0.1 s
+# after each product, fighting a worker for its core. So minvert SHARES (its workers, BLAS
+# at one thread) from the first product of at least SHARE_MIN_MACS multiply-adds on, and
+# goes back to BLAS' threads only after SHARE_HOLD seconds without one: VGG-19's layers,
+# ResNet-50's at batch 16 and the paper-003 decoder's are shared, ResNet-50's at batch 1
+# (all below 120 M multiply-adds) use BLAS' threads.
 
 _WORKERS = None
 _EXECUTOR = None
 _LOCAL = threading.local()
 _OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
                      "openblas_set_num_threads64_", "openblas_set_num_threads")
+_SETTERS = []
+_SHARING = {"on": False, "since": -1.0}  # on: BLAS held at one thread; since: last big product
+
+# measured on a 2-core machine (docs/performance.md): ResNet-50 at batch 1 (products of
+# 50-120 M multiply-adds) 67 ms with BLAS' threads against 72-88 ms shared; VGG-19's
+# layers (0.1-3.7 G) and ResNet-50's at batch 16 (0.8-1.8 G) faster shared
+SHARE_MIN_MACS = 1 << 28
+SHARE_HOLD = 0.25
 
 
 def workers():
-    """How many pieces minvert splits NumPy work into: blas_threads() when NumPy's BLAS is an
-    OpenBLAS that minvert can hold at one thread (held from the first call on), else 1
-    (BLAS keeps its own threads; everything else runs on one core)."""
+    """How many pieces minvert can split NumPy work into: blas_threads() when NumPy's BLAS is
+    an OpenBLAS whose thread count minvert can set, else 1 (BLAS keeps its own threads;
+    everything else runs on one core)."""
     global _WORKERS
     if _WORKERS is None:
         n = blas_threads()
-        setters = _openblas_thread_setters() if n > 1 else []
-        for set_threads in setters:
-            set_threads(1)
-        _WORKERS = n if setters else 1
+        _SETTERS[:] = _openblas_thread_setters() if n > 1 else []
+        _WORKERS = n if _SETTERS else 1
     return _WORKERS
+
+
+def sharing(macs=0):
+    """Whether minvert's workers share the work out now (else BLAS' threads run the
+    products and everything else runs on one core), given a product of ``macs``
+    multiply-adds about to run; switches between the two as the comment above says."""
+    if workers() < 2 or getattr(_LOCAL, "inside", False):
+        return False
+    now = time.perf_counter()
+    if macs >= SHARE_MIN_MACS:
+        _SHARING["since"] = now
+        if not _SHARING["on"]:
+            _set_blas_threads(1)
+            _SHARING["on"] = True
+    elif _SHARING["on"] and now - _SHARING["since"] > SHARE_HOLD:
+        _set_blas_threads(workers())
+        _SHARING["on"] = False
+    return _SHARING["on"]
+
+
+def _set_blas_threads(n):
+    for set_threads in _SETTERS:
+        set_threads(n)
 
 
 def _openblas_thread_setters():
@@ -163,10 +201,10 @@ SPLIT_MIN_ELEMENTS = 1 << 18
 
 def worth_splitting(xp, macs=0, elements=0):
     """Whether work of ``macs`` multiply-adds or ``elements`` elements touched, on arrays of
-    module ``xp``, is worth sharing out: on the CPU (a GPU has its own parallelism), with
-    more than one worker, and large enough."""
-    return xp is numpy and (macs >= SPLIT_MIN_MACS or elements >= SPLIT_MIN_ELEMENTS) \
-        and workers() > 1
+    module ``xp``, is shared out among the workers: on the CPU (a GPU has its own
+    parallelism), while :func:`sharing`, and when large enough to pay for the hand-over."""
+    return xp is numpy and sharing(macs) \
+        and (macs >= SPLIT_MIN_MACS or elements >= SPLIT_MIN_ELEMENTS)
 
 
 def split(fn, n, xp, macs=0, elements=0):

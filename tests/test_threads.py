@@ -25,6 +25,9 @@ def set_workers(monkeypatch, n):
     """n workers from now on, and every array worth splitting."""
     monkeypatch.setattr(threads, "_WORKERS", n)
     monkeypatch.setattr(threads, "_EXECUTOR", None)
+    monkeypatch.setattr(threads, "_SETTERS", [])  # leave the real BLAS thread count alone
+    monkeypatch.setattr(threads, "_SHARING", {"on": False, "since": -1.0})
+    monkeypatch.setattr(threads, "SHARE_MIN_MACS", 0)
     monkeypatch.setattr(threads, "SPLIT_MIN_MACS", 0)
     monkeypatch.setattr(threads, "SPLIT_MIN_ELEMENTS", 0)
 
@@ -219,3 +222,21 @@ def test_conv_gradients_through_the_shared_paths(monkeypatch, xs, ws, stride, pa
     assert rel_error(dx, numerical_vjp(f, x, dout)) < 1e-7
     assert rel_error(dw, numerical_vjp(f, w, dout)) < 1e-7
     assert rel_error(db, numerical_vjp(f, b, dout)) < 1e-7
+
+
+def test_sharing_starts_with_a_large_product_and_ends_after_a_pause(monkeypatch):
+    set_workers(monkeypatch, 2)
+    calls = []
+    monkeypatch.setattr(threads, "_SETTERS", [calls.append])
+    monkeypatch.setattr(threads, "SHARE_MIN_MACS", 1000)
+    clock = [100.0]
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock[0])
+    assert not threads.sharing(999) and calls == []  # small products: BLAS' own threads
+    assert threads.sharing(1000) and calls == [1]  # a large one: BLAS held at one thread
+    clock[0] += threads.SHARE_HOLD / 2
+    assert threads.sharing(10) and threads.worth_splitting(np, elements=1 << 30)
+    assert calls == [1]  # small work right after a large product: still shared
+    clock[0] += threads.SHARE_HOLD * 1.01
+    assert not threads.sharing(10) and calls == [1, 2]  # a pause: BLAS' threads again
+    assert not threads.worth_splitting(np, elements=1 << 30)
+    assert threads.run([lambda: threads.sharing(1 << 40)] * 2) == [False, False]  # in a task

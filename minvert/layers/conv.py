@@ -289,9 +289,11 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
     (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
-    # BLAS threads that run the products while NumPy runs the transforms on one core: only
-    # when minvert's own workers cannot share the transforms out (threads.py); a GPU: 1
-    alone = threads.blas_threads() if get_array_module(x) is np and threads.workers() == 1 else 1
+    # BLAS threads that run the products while NumPy runs the transforms on one core: unless
+    # minvert's own workers share the transforms out (threads.py); a GPU: 1
+    xp = get_array_module(x)
+    shared = threads.worth_splitting(xp, macs=N * F * C * KH * KW * H_out * W_out)
+    alone = threads.blas_threads() if xp is np and not shared else 1
     if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right), kept,
                      alone):
         U = _kernel_transform(w, kept)
