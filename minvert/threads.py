@@ -10,7 +10,6 @@ import ctypes
 import functools
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy
@@ -78,9 +77,11 @@ def configured_threads(environ, cores):
 # faster ones. And the two do not mix: an OpenBLAS thread keeps spinning for about 0.1 s
 # after each product, fighting a worker for its core. So minvert SHARES (its workers, BLAS
 # at one thread) from the first product of at least SHARE_MIN_MACS multiply-adds on, and
-# goes back to BLAS' threads only after SHARE_HOLD seconds without one: VGG-19's layers,
-# ResNet-50's at batch 16 and the paper-003 decoder's are shared, ResNet-50's at batch 1
-# (all below 120 M multiply-adds) use BLAS' threads.
+# goes back to BLAS' threads only after SHARE_HOLD smaller products in a row: VGG-19's
+# passes (whose few small products sit between large ones), ResNet-50's at batch 16 and
+# the paper-003 decoder's are shared; ResNet-50's at batch 1 (all its products below
+# 120 M multiply-adds) goes back to BLAS' threads within its first pass. (A rule by the
+# clock instead switched at every call of a benchmark alternating with PyTorch.)
 
 _WORKERS = None
 _EXECUTOR = None
@@ -88,13 +89,13 @@ _LOCAL = threading.local()
 _OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
                      "openblas_set_num_threads64_", "openblas_set_num_threads")
 _SETTERS = []
-_SHARING = {"on": False, "since": -1.0}  # on: BLAS held at one thread; since: last big product
+_SHARING = {"on": False, "small": 0}  # on: BLAS held at one thread; small: products since a large one
 
 # measured on a 2-core machine (docs/performance.md): ResNet-50 at batch 1 (products of
 # 50-120 M multiply-adds) 67 ms with BLAS' threads against 72-88 ms shared; VGG-19's
 # layers (0.1-3.7 G) and ResNet-50's at batch 16 (0.8-1.8 G) faster shared
 SHARE_MIN_MACS = 1 << 28
-SHARE_HOLD = 0.25
+SHARE_HOLD = 32
 
 
 def workers():
@@ -112,18 +113,20 @@ def workers():
 def sharing(macs=0):
     """Whether minvert's workers share the work out now (else BLAS' threads run the
     products and everything else runs on one core), given a product of ``macs``
-    multiply-adds about to run; switches between the two as the comment above says."""
+    multiply-adds about to run (0: elementwise work); switches between the two as the
+    comment above says."""
     if workers() < 2 or getattr(_LOCAL, "inside", False):
         return False
-    now = time.perf_counter()
     if macs >= SHARE_MIN_MACS:
-        _SHARING["since"] = now
+        _SHARING["small"] = 0
         if not _SHARING["on"]:
             _set_blas_threads(1)
             _SHARING["on"] = True
-    elif _SHARING["on"] and now - _SHARING["since"] > SHARE_HOLD:
-        _set_blas_threads(workers())
-        _SHARING["on"] = False
+    elif macs > 0:
+        _SHARING["small"] += 1
+        if _SHARING["on"] and _SHARING["small"] >= SHARE_HOLD:
+            _set_blas_threads(workers())
+            _SHARING["on"] = False
     return _SHARING["on"]
 
 

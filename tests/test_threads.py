@@ -26,7 +26,7 @@ def set_workers(monkeypatch, n):
     monkeypatch.setattr(threads, "_WORKERS", n)
     monkeypatch.setattr(threads, "_EXECUTOR", None)
     monkeypatch.setattr(threads, "_SETTERS", [])  # leave the real BLAS thread count alone
-    monkeypatch.setattr(threads, "_SHARING", {"on": False, "since": -1.0})
+    monkeypatch.setattr(threads, "_SHARING", {"on": False, "small": 0})
     monkeypatch.setattr(threads, "SHARE_MIN_MACS", 0)
     monkeypatch.setattr(threads, "SPLIT_MIN_MACS", 0)
     monkeypatch.setattr(threads, "SPLIT_MIN_ELEMENTS", 0)
@@ -224,19 +224,19 @@ def test_conv_gradients_through_the_shared_paths(monkeypatch, xs, ws, stride, pa
     assert rel_error(db, numerical_vjp(f, b, dout)) < 1e-7
 
 
-def test_sharing_starts_with_a_large_product_and_ends_after_a_pause(monkeypatch):
+def test_sharing_starts_with_a_large_product_and_ends_after_small_ones(monkeypatch):
     set_workers(monkeypatch, 2)
     calls = []
     monkeypatch.setattr(threads, "_SETTERS", [calls.append])
     monkeypatch.setattr(threads, "SHARE_MIN_MACS", 1000)
-    clock = [100.0]
-    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock[0])
     assert not threads.sharing(999) and calls == []  # small products: BLAS' own threads
     assert threads.sharing(1000) and calls == [1]  # a large one: BLAS held at one thread
-    clock[0] += threads.SHARE_HOLD / 2
-    assert threads.sharing(10) and threads.worth_splitting(np, elements=1 << 30)
-    assert calls == [1]  # small work right after a large product: still shared
-    clock[0] += threads.SHARE_HOLD * 1.01
-    assert not threads.sharing(10) and calls == [1, 2]  # a pause: BLAS' threads again
+    for _ in range(threads.SHARE_HOLD - 2):
+        assert threads.sharing(10)
+    assert threads.sharing(0) and threads.worth_splitting(np, elements=1 << 30)  # elementwise
+    assert threads.sharing(5000) and calls == [1]  # a large one starts the count again
+    for _ in range(threads.SHARE_HOLD - 1):
+        assert threads.sharing(10)
+    assert not threads.sharing(10) and calls == [1, 2]  # SHARE_HOLD small ones: BLAS' threads
     assert not threads.worth_splitting(np, elements=1 << 30)
     assert threads.run([lambda: threads.sharing(1 << 40)] * 2) == [False, False]  # in a task
