@@ -413,7 +413,7 @@ def _add_info(sub):
 def _run_info(args):
     import platform
     from importlib.metadata import PackageNotFoundError, version
-    from . import __version__
+    from . import __version__, threads
     from .backend import gpu_report, select_device
     from .errors import DeviceError
     from .weights.zoo import weights_search_path
@@ -423,6 +423,7 @@ def _run_info(args):
             print(f"{package:<8} {version(package)}")
         except PackageNotFoundError:
             print(f"{package:<8} MISSING (pip install minvert)")
+    print(f"cpu      {threads.describe()}")
     for line in gpu_report():
         print(line)
     try:

@@ -110,6 +110,14 @@ def workers():
     return _WORKERS
 
 
+def describe():
+    """One line for ``minvert info``: cores, BLAS threads, minvert's workers."""
+    n = workers()
+    how = (f"large layers shared out among {n} minvert workers, BLAS held at 1 thread meanwhile"
+           if n > 1 else "minvert's workers off (one thread, or a BLAS other than OpenBLAS)")
+    return f"{available_cores()} cores, {blas_threads()} BLAS threads; {how}"
+
+
 def sharing(macs=0):
     """Whether minvert's workers share the work out now (else BLAS' threads run the
     products and everything else runs on one core), given a product of ``macs``

@@ -240,3 +240,14 @@ def test_sharing_starts_with_a_large_product_and_ends_after_small_ones(monkeypat
     assert not threads.sharing(10) and calls == [1, 2]  # SHARE_HOLD small ones: BLAS' threads
     assert not threads.worth_splitting(np, elements=1 << 30)
     assert threads.run([lambda: threads.sharing(1 << 40)] * 2) == [False, False]  # in a task
+
+
+def test_info_says_how_the_cores_are_used(monkeypatch, capsys):
+    from minvert.cli import main
+    set_workers(monkeypatch, 2)
+    main(["info"])
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("cpu")]
+    assert len(line) == 1 and "shared out among 2 minvert workers" in line[0]
+    set_workers(monkeypatch, 1)
+    main(["info"])
+    assert "workers off" in capsys.readouterr().out
