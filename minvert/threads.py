@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy
 
+from .backend import get_array_module
+
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -245,7 +247,7 @@ def matmul(a, b, out=None):
     and with one worker."""
     M, K, P = a.shape[0], a.shape[1], b.shape[1]
     if type(a) is not numpy.ndarray or not worth_splitting(numpy, macs=M * K * P):
-        return a @ b if out is None else numpy.matmul(a, b, out=out)
+        return a @ b if out is None else get_array_module(a).matmul(a, b, out=out)
     if out is None:
         out = numpy.empty((M, P), dtype=numpy.result_type(a, b))
     if M > P:

@@ -251,3 +251,21 @@ def test_info_says_how_the_cores_are_used(monkeypatch, capsys):
     set_workers(monkeypatch, 1)
     main(["info"])
     assert "workers off" in capsys.readouterr().out
+
+
+def test_device_arrays_are_never_split(monkeypatch, strict_cupy):
+    """On the (strict stand-in) GPU every helper makes one call on the device arrays: the
+    stand-in refuses any host array mixed in, and a split would index with host slices
+    into NumPy's matmul."""
+    set_workers(monkeypatch, 3)
+    cp = strict_cupy
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((6, 5)), rng.standard_normal((5, 7))
+    da, db, dout = cp.asarray(a), cp.asarray(b), cp.empty((6, 7))
+    threads.matmul(da, db, out=dout)
+    np.testing.assert_allclose(cp.asnumpy(dout), a @ b, rtol=1e-13)
+    np.testing.assert_allclose(cp.asnumpy(threads.matmul(da, db)), a @ b, rtol=1e-13)
+    x = cp.asarray(rng.standard_normal((2, 3, 4, 4)))
+    out, _ = relu_forward(x)
+    np.testing.assert_allclose(cp.asnumpy(out), np.maximum(cp.asnumpy(x), 0))
+    assert threads.split(lambda i, j: (i, j), 10, cp, macs=1 << 40) == [(0, 10)]

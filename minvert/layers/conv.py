@@ -188,12 +188,13 @@ def _shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk):
     return cols
 
 
-def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=False):
+def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=False,
+                 residual=None):
     """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out), x_pad = x padded by
     pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
     the product before b is added (folded into w2d instead when it has fewer entries
     than the output: one pass over the output less, up to 13% on ResNet-50's 1x1 convs at
-    batch 16); relu: max(out, 0) at the end.
+    batch 16); residual (N, F, H_out, W_out) is added after b; relu: max(out, 0) at the end.
 
     On several CPU workers (threads.py) each takes whole chunks, im2col copy, product and
     the passes after it, when there are enough chunks to share out evenly; else every
@@ -203,6 +204,8 @@ def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=
     if scale is not None and w2d.shape[1] < N * H_out * W_out:  # fewer weights than outputs
         w2d, scale = w2d * scale.reshape(F, 1), None  # (scale w) @ cols: one pass less
     out = xp.empty((N, F, H_out * W_out), dtype=x.dtype)  # (N, F, H_out*W_out)
+    if residual is not None:
+        residual = residual.reshape(N, F, H_out * W_out)
 
     def product(chunk, f0, f1, cols=None):  # filters f0:f1 of one chunk of the output
         n0, n1, r0, r1 = chunk
@@ -219,6 +222,8 @@ def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=
             out_chunk *= scale[f0:f1].reshape(1, -1, 1)
         if b is not None:
             out_chunk += b[f0:f1].reshape(1, -1, 1)
+        if residual is not None:
+            out_chunk += residual[n0:n1, f0:f1, r0 * W_out:r1 * W_out]
         if relu:
             xp.maximum(out_chunk, 0, out=out_chunk)
 
@@ -282,10 +287,10 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0, kept=None):
     return out, cache
 
 
-def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
+def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None, residual=None):
     """conv2d_forward's output without a cache -> (out, (SH, SW), (top, bottom, left, right),
-    U), U the Winograd kernel transform when that path ran, else None; scale and relu:
-    see _conv_matmul."""
+    U), U the Winograd kernel transform when that path ran, else None; scale, relu and
+    residual: see _conv_matmul."""
     (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
@@ -297,10 +302,15 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None):
     if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right), kept,
                      alone):
         U = _kernel_transform(w, kept)
-        out = winograd.conv3x3_winograd(x, U, b, (top, bottom, left, right), scale, relu)
+        out = winograd.conv3x3_winograd(x, U, b, (top, bottom, left, right), scale,
+                                        relu and residual is None)
+        if residual is not None:  # a separate pass: the last conv of a block is 1x1 (ResNet-50)
+            out += residual
+            if relu:
+                xp.maximum(out, 0, out=out)
         return out, (SH, SW), (top, bottom, left, right), U
     out = _conv_matmul(x, (top, bottom, left, right), w.reshape(F, -1), b, KH, KW, SH, SW,
-                       H_out, W_out, scale, relu)
+                       H_out, W_out, scale, relu, residual)
     return out, (SH, SW), (top, bottom, left, right), None
 
 
@@ -517,17 +527,18 @@ class Conv2D(Layer):
                                          self.stride, self.pad, self._kept_kernel())
         return out
 
-    def predict(self, x, affine=None, relu=False):
+    def predict(self, x, affine=None, relu=False, residual=None):
         """Forward without a cache, fused with what follows it in the network, applied to
         each chunk of the output while it is in the CPU cache (no separate pass over the
         output). affine: (scale, shift), each (F,), per output channel, e.g. an inference
-        batch-norm: (conv(x, w) + b) * scale + shift. relu: then max(., 0)."""
+        batch-norm: (conv(x, w) + b) * scale + shift. residual: an array shaped like the
+        output, then added (a residual block's shortcut). relu: then max(., 0)."""
         b, scale = self.params.get("b"), None
         if affine is not None:
             scale, shift = affine
             b = shift if b is None else b * scale + shift
         return _forward(x, self.params["w"], b, self.stride, self.pad, scale, relu,
-                        self._kept_kernel())[0]
+                        self._kept_kernel(), residual)[0]
 
     def _kept_kernel(self):
         """The dict in which the layer keeps its Winograd kernel transform between calls

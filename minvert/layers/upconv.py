@@ -200,12 +200,14 @@ class UpsampleConv2D(Conv2D):
                                                   self.pad, self.factor)
         return out
 
-    def predict(self, x, affine=None, relu=False):
+    def predict(self, x, affine=None, relu=False, residual=None):
         out, _ = upsample_conv2d_forward(x, self.params["w"], self.params.get("b"), self.pad,
                                          self.factor)
         if affine is not None:
             scale, shift = affine
             out = out * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
+        if residual is not None:
+            out = out + residual
         if relu:
             out = get_array_module(out).maximum(out, 0, out=out)
         return out

@@ -60,15 +60,10 @@ class ResidualBlock(Layer):
         return dx + (d if self.shortcut is None else self.shortcut.backward(d))
 
     def predict(self, x):
-        """Forward without caches; the sum and the ReLU reuse main's output array."""
-        xp = get_array_module(x)
-        out = self.main.predict(x)
+        """Forward without caches; the sum and the ReLU run inside main's last convolution,
+        chunk by chunk (Sequential.predict's residual)."""
         skip = x if self.shortcut is None else self.shortcut.predict(x)
-        if xp.may_share_memory(out, x) or xp.may_share_memory(out, skip):  # not a fresh array
-            out = out + skip
-        else:
-            out += skip
-        return xp.maximum(out, 0, out=out)  # the block's ReLU
+        return self.main.predict(x, residual=skip)
 
     def named_layers(self, prefix=""):
         yield from self.main.named_layers(prefix)

@@ -54,13 +54,15 @@ class Sequential(Layer):
         self._ran = len(self.names)
         return x
 
-    def predict(self, x):
+    def predict(self, x, residual=None):
         """Forward without keeping anything for backward (lower peak memory): every layer,
         nested ones too, drops its cache as soon as it has run.
 
         A convolution runs fused with an inference-mode batch-norm and a ReLU that follow
         it: they are applied to each chunk of its output while that is in the CPU cache
-        (:meth:`~minvert.layers.conv.Conv2D.predict`)."""
+        (:meth:`~minvert.layers.conv.Conv2D.predict`). residual: an array shaped like the
+        output; then the result is max(output + residual, 0), a residual block's sum and
+        ReLU, fused the same way into a convolution (and batch-norm) that ends the sequence."""
         self.check_device(x)
         layers = [self.layers[name] for name in self.names] + [None, None]
         i = 0
@@ -71,10 +73,16 @@ class Sequential(Layer):
                     affine, i = layers[i + 1].affine(), i + 1
                 if type(layers[i + 1]) is ReLU:
                     relu, i = True, i + 1
-                x = layer.predict(x, affine, relu)
+                if residual is not None and layers[i + 1] is None and not relu:  # the end
+                    x, residual = layer.predict(x, affine, True, residual), None
+                else:
+                    x = layer.predict(x, affine, relu)
             else:
                 x = layer.predict(x)
             i += 1
+        if residual is not None:  # not fused
+            xp = get_array_module(x)
+            x = xp.maximum(x + residual, 0)
         return x
 
     def forward_taps(self, x, taps, output=True):
