@@ -147,7 +147,14 @@ def _set_blas_threads(n):
 
 def _openblas_thread_setters():
     """The set-thread-count functions of the OpenBLAS libraries loaded in this process (found
-    in /proc/self/maps: Linux only), [] when there is none."""
+    in /proc/self/maps: Linux only), [] when there is none or when NumPy itself was built
+    with another BLAS (its threads could not be held)."""
+    try:
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except Exception:  # an old NumPy, or a build without that record: do not guess
+        return []
+    if "openblas" not in str(blas).lower():
+        return []
     try:
         with open("/proc/self/maps") as maps:
             paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})

@@ -269,3 +269,10 @@ def test_device_arrays_are_never_split(monkeypatch, strict_cupy):
     out, _ = relu_forward(x)
     np.testing.assert_allclose(cp.asnumpy(out), np.maximum(cp.asnumpy(x), 0))
     assert threads.split(lambda i, j: (i, j), 10, cp, macs=1 << 40) == [(0, 10)]
+
+
+def test_no_workers_when_numpy_uses_another_blas(monkeypatch):
+    """MKL's threads cannot be held from here: minvert must not add its own on top."""
+    config = {"Build Dependencies": {"blas": {"name": "mkl-sdl"}}}
+    monkeypatch.setattr(np, "show_config", lambda mode=None: config)
+    assert threads._openblas_thread_setters() == []
