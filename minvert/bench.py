@@ -89,7 +89,7 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
     rule (``conv.winograd_pays``) picks, "im2col" forces the other one.
     Returns the rows (dicts); ``out`` receives the printed lines (None: print nothing).
     """
-    from .layers import conv, winograd
+    from .layers import im2col, winograd
     from .layers.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
     rng = np.random.default_rng(0)
     rows = []
@@ -107,8 +107,8 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
             "backward dx": lambda: conv2d_backward(dout, cache, need_dx=True, need_dw=False),
             "backward dw": lambda: conv2d_backward(dout, cache, need_dx=False, need_dw=True),
             "matmul": lambda: w2d @ cols,
-            "forward im2col": lambda: conv._conv_matmul(x, (1, 1, 1, 1), w.reshape(F, -1), b,
-                                                        3, 3, 1, 1, H, W),
+            "forward im2col": lambda: im2col.conv_matmul(x, (1, 1, 1, 1), w.reshape(F, -1), b,
+                                                         3, 3, 1, 1, H, W),
             "dx im2col": lambda: conv2d_backward(dout, plain_cache, need_dw=False),
             "forward winograd": lambda: winograd.conv3x3_winograd(x, U, b, (1, 1, 1, 1)),
             "dx winograd": lambda: winograd.dx_winograd(dout, U, (1, 1, 1, 1)),

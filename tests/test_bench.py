@@ -220,7 +220,7 @@ def test_conv_padded_chunk_by_chunk_matches_naive(monkeypatch):
     and padding (also padding > kernel - 1, whose backward crops)."""
     import naive_conv
     from minvert.gradcheck import numerical_vjp, rel_error
-    from minvert.layers import conv
+    from minvert.layers import im2col
     from minvert.layers.conv import conv2d_backward, conv2d_forward
     rng = np.random.default_rng(5)
     for _ in range(25):
@@ -230,8 +230,8 @@ def test_conv_padded_chunk_by_chunk_matches_naive(monkeypatch):
         W = int(rng.integers(max(1, k - pad[2] - pad[3]), 7))
         x = rng.standard_normal((int(rng.integers(1, 4)), 2, H, W))
         w, b = rng.standard_normal((3, 2, k, k)), rng.standard_normal(3)
-        monkeypatch.setitem(conv.WHOLE_BYTES, "cpu", int(rng.choice([64, 3000, 1 << 20])))
-        monkeypatch.setitem(conv.MATMUL_COLUMNS, "cpu", int(rng.choice([1, 5, 80])))
+        monkeypatch.setitem(im2col.WHOLE_BYTES, "cpu", int(rng.choice([64, 3000, 1 << 20])))
+        monkeypatch.setitem(im2col.MATMUL_COLUMNS, "cpu", int(rng.choice([1, 5, 80])))
         out, cache = conv2d_forward(x, w, b, s, pad)
         np.testing.assert_allclose(out, naive_conv.conv2d_naive(x, w, b, s, pad), rtol=1e-10,
                                    atol=1e-10)

@@ -15,7 +15,7 @@ import pytest
 from minvert.backend import gpu_available
 from minvert.errors import DTypeError, MinvertError, ShapeError
 from minvert.gradcheck import numerical_vjp, rel_error
-from minvert.layers import conv
+from minvert.layers import conv, im2col
 from minvert.layers.conv import Conv2D, conv2d_backward, conv2d_forward, same_padding
 from naive_conv import conv2d_naive
 from parity import assert_within_sum_bound
@@ -82,8 +82,8 @@ def test_chunked_im2col_gives_the_same_result(monkeypatch, whole_bytes, columns)
         out, cache = conv2d_forward(x, w, b, s, pad)
         dout = rng.standard_normal(out.shape)
         grads = conv2d_backward(dout, cache)
-        monkeypatch.setitem(conv.WHOLE_BYTES, "cpu", whole_bytes)
-        monkeypatch.setitem(conv.MATMUL_COLUMNS, "cpu", columns)
+        monkeypatch.setitem(im2col.WHOLE_BYTES, "cpu", whole_bytes)
+        monkeypatch.setitem(im2col.MATMUL_COLUMNS, "cpu", columns)
         out_c, cache_c = conv2d_forward(x, w, b, s, pad)
         np.testing.assert_allclose(out_c, out, rtol=1e-13, atol=1e-13)
         for g_c, g in zip(conv2d_backward(dout, cache_c), grads):

@@ -11,7 +11,7 @@ import pytest
 
 from minvert import threads
 from minvert.gradcheck import numerical_vjp, rel_error
-from minvert.layers import conv, upconv
+from minvert.layers import conv, im2col, upconv
 from minvert.layers.activation import relu_backward, relu_forward
 from minvert.layers.conv import conv2d_backward, conv2d_forward
 from minvert.layers.dense import dense_backward, dense_forward
@@ -141,7 +141,7 @@ CONVS = [((2, 3, 9, 8), (4, 3, 3, 3), 1, 1), ((1, 4, 6, 6), (5, 4, 3, 3), 1, (0,
 @pytest.mark.parametrize("share_columns", [1, 1 << 20])
 @pytest.mark.parametrize("xs, ws, stride, pad", CONVS)
 def test_conv_shared_equals_alone(monkeypatch, share_columns, xs, ws, stride, pad):
-    monkeypatch.setattr(conv, "SHARE_COLUMNS", share_columns)
+    monkeypatch.setattr(im2col, "SHARE_COLUMNS", share_columns)
     rng = np.random.default_rng(1)
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
     scale = rng.uniform(0.5, 2, ws[0])
@@ -212,7 +212,7 @@ def test_dense_upconv_optimizer_and_gram_shared_equal_alone(monkeypatch):
 @pytest.mark.parametrize("xs, ws, stride, pad", CONVS[:4])
 def test_conv_gradients_through_the_shared_paths(monkeypatch, xs, ws, stride, pad):
     set_workers(monkeypatch, 3)
-    monkeypatch.setattr(conv, "SHARE_COLUMNS", 1)
+    monkeypatch.setattr(im2col, "SHARE_COLUMNS", 1)
     rng = np.random.default_rng(7)
     x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
     out, cache = conv2d_forward(x, w, b, stride, pad)

@@ -7,45 +7,31 @@
 How it is computed (im2col): ``cols`` (C*KH*KW, H_out*W_out) holds in column p = (h, w)
 the input window under output pixel p, so a sample's output is ONE matrix product
 ``w2d (F, C*KH*KW) @ cols``, already in (F, H_out, W_out) order. ``cols`` is one copy out
-of a strided *view* of the padded input (``as_strided``: no loop over pixels, no fancy
-indexing), made in a reused scratch buffer: a fresh 100 MB array costs as much in page
-faults as the copy. Small images go side by side into one ``cols``, a large one in bands
-of rows (see MATMUL_COLUMNS), and only those rows are padded at a time. Backward
-rebuilds ``cols`` for dw instead of keeping it (KH*KW times the memory of x per layer).
+of a strided *view* of the padded input, made chunk by chunk in reused scratch memory
+(im2col.py: how the chunks are cut, and shared out among CPU workers). Backward rebuilds
+``cols`` for dw instead of keeping it (KH*KW times the memory of x per layer).
 ``minvert.bench.bench_layers()`` compares each pass with a bare matmul of the same shape.
 
 Reference: minvert/layers/reference/conv.py (a loop over output pixels, one einsum each). This
 version adds speed (one BLAS matmul per band of rows instead of H_out*W_out small products) and
 memory (scratch buffers reused, cols rebuilt in backward instead of kept).
 """
-import importlib
-import threading
-
 import numpy as np
 
+from .. import threads
 from ..backend import get_array_module
 from ..errors import DTypeError, MinvertError, ShapeError
-from .. import threads
+from . import winograd
 from .base import Layer, check_floating, check_rank
 from .dense import init_weight
+from .im2col import chunk_cols, chunks, conv_matmul, im2col_chunks, scratch, shared_cols
 from .shape import normalize_pad, normalize_pair
 
-# Each matmul covers about MATMUL_COLUMNS output pixels: row bands of a large image, or
-# several small images side by side. Its im2col matrix (a few MB) is then still in the
-# CPU cache when the matmul reads it, and the matmul still big enough to run at full
-# speed. Images whose matrix fits WHOLE_BYTES are not split (measured: faster). GPUs
-# want the biggest matmuls.
-MATMUL_COLUMNS = {"cpu": 2048, "gpu": 1 << 40}
-WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
-# fewest output pixels per chunk when a layer's chunks are made smaller to be shared out
-# among workers (threads.py); with fewer, its filters are shared out instead
-SHARE_COLUMNS = 392
 # Winograd F(2x2, 3x3) from this many input and output channels per BLAS thread, output
 # rows and columns, and output pixels times the batch on (see winograd_pays)
 WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MIN_SIZE = 14
 WINOGRAD_MIN_PIXELS = 784
-_SCRATCH = {}  # (xp, dtype, slot, thread) -> buffer whose contents never outlive a call
 
 
 def same_padding(kernel_size, stride=1, in_size=None):
@@ -62,193 +48,13 @@ def same_padding(kernel_size, stride=1, in_size=None):
     return total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2
 
 
-def _scratch(xp, slot, shape, dtype):
-    """An uninitialised array from a buffer kept between calls (grown when too small), one
-    per thread: the workers of threads.py fill theirs at the same time."""
-    size = int(np.prod(shape))
-    key = (xp.__name__, np.dtype(dtype).str, slot, threading.get_ident())
-    buf = _SCRATCH.get(key)
-    if buf is None or buf.size < size:
-        buf = _SCRATCH[key] = xp.empty(size, dtype=dtype)
-    return buf[:size].reshape(shape)
-
-
-def _pad(x, top, bottom, left, right):
-    """x (N, C, H, W) inside zeros -> (N, C, H+top+bottom, W+left+right), in scratch memory.
-
-    A negative amount crops instead (the transposed convolution of a layer padded by more
-    than KH-1 needs that). x itself when there is nothing to pad.
-    """
-    N, C, H, W = x.shape
-    x = x[:, :, max(-top, 0):H - max(-bottom, 0), max(-left, 0):W - max(-right, 0)]
-    top, bottom, left, right = max(top, 0), max(bottom, 0), max(left, 0), max(right, 0)
-    if not (top or bottom or left or right):
-        return x
-    H, W = x.shape[2:]
-    shape = (N, C, H + top + bottom, W + left + right)
-    x_pad = _scratch(get_array_module(x), "pad", shape, x.dtype)
-    x_pad[:, :, :top] = 0  # only the border needs zeros; the interior is overwritten
-    x_pad[:, :, top + H:] = 0
-    x_pad[:, :, top:top + H, :left] = 0
-    x_pad[:, :, top:top + H, left + W:] = 0
-    x_pad[:, :, top:top + H, left:left + W] = x
-    return x_pad
-
-
-def _chunks(xp, shape, itemsize, copies=True, pieces=1):
-    """Split the work on an im2col matrix of shape (N, C, KH, KW, H_out, W_out) into
-    (n0, n1, r0, r1): samples n0:n1, output rows r0:r1 (see MATMUL_COLUMNS).
-
-    No copy (1x1 stride-1 conv) -> one chunk for all of x. At least ``pieces`` chunks (to
-    share out among workers, threads.py) when each can still have SHARE_COLUMNS outputs:
-    one sample per chunk, in bands of rows; else what MATMUL_COLUMNS gives.
-    """
-    N, H_out, W_out = shape[0], shape[4], shape[5]
-    sample_bytes = int(np.prod(shape[1:])) * itemsize
-    device = "cpu" if xp is np else "gpu"
-    if not copies:
-        chunks = [(0, N, 0, H_out)]
-    elif sample_bytes > WHOLE_BYTES[device]:
-        rows = -(-MATMUL_COLUMNS[device] // W_out)
-        chunks = [(n, n + 1, r0, min(H_out, r0 + rows)) for n in range(N)
-                  for r0 in range(0, H_out, rows)]
-    else:
-        per = max(1, min(WHOLE_BYTES[device] // sample_bytes,
-                         -(-MATMUL_COLUMNS[device] // (H_out * W_out))))
-        chunks = [(n0, min(N, n0 + per), 0, H_out) for n0 in range(0, N, per)]
-    if len(chunks) < pieces and N * H_out * W_out >= pieces * SHARE_COLUMNS:
-        rows = max(-(-SHARE_COLUMNS // W_out), H_out * N // pieces)  # rows per chunk
-        chunks = [(n, n + 1, r0, min(H_out, r0 + rows)) for n in range(N)
-                  for r0 in range(0, H_out, rows)]
-    return chunks
-
-
-def _windows(x_pad, KH, KW, SH, SW, H_out, W_out):
-    """The im2col matrix as a strided VIEW of x_pad (no copy):
-
-    window[n, c, i, j, h, w] = x_pad[n, c, SH*h + i, SW*w + j]   (N, C, KH, KW, H_out, W_out)
-    """
-    xp = get_array_module(x_pad)
-    as_strided = importlib.import_module(xp.__name__ + ".lib.stride_tricks").as_strided
-    sN, sC, sH, sW = x_pad.strides
-    return as_strided(x_pad, (x_pad.shape[0], x_pad.shape[1], KH, KW, H_out, W_out),
-                      (sN, sC, sH, sW, sH * SH, sW * SW))
-
-
-def _is_x_itself(window):
-    """1x1 kernel, stride 1, rows back to back: the im2col matrix is x, reshaped."""
-    KH, KW, W_out = window.shape[2], window.shape[3], window.shape[5]
-    return KH * KW == 1 and window.strides[5] == window.itemsize and \
-        window.strides[4] == W_out * window.itemsize
-
-
-def _im2col(window, n0, n1, r0, r1, into=None):
-    """cols (C*KH*KW, n*rows*W_out) of samples n0:n1 side by side, output rows r0:r1: one
-    copy into scratch memory (or into ``into``, of that shape). 1x1 stride 1: the view
-    (n, C, rows*W_out) of x, no copy."""
-    n, (C, KH, KW) = n1 - n0, window.shape[1:4]
-    part = window[n0:n1, :, :, :, r0:r1]  # (n, C, KH, KW, rows, W_out)
-    if _is_x_itself(window):
-        return part.reshape(n, C, -1)  # (n, C, rows*W_out), a view of x
-    part = part.transpose(1, 2, 3, 0, 4, 5)  # (C, KH, KW, n, rows, W_out)
-    cols = into.reshape(part.shape) if into is not None else \
-        _scratch(get_array_module(window), "cols", part.shape, window.dtype)
-    cols[...] = part  # the single copy
-    return cols.reshape(C * KH * KW, -1)  # (C*KH*KW, n*rows*W_out)
-
-
-def _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, pieces=1):
-    """The chunks (n0, n1, r0, r1) of :func:`_chunks` for the im2col matrix of x padded by
-    pad = (top, bottom, left, right), to be turned into cols by :func:`_chunk_cols`."""
-    copies = not (KH * KW == 1 and (SH, SW) == (1, 1) and x.flags.c_contiguous)
-    return _chunks(get_array_module(x), (x.shape[0], x.shape[1], KH, KW, H_out, W_out),
-                   x.itemsize, copies, pieces)
-
-
-def _chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk, into=None):
-    """cols of one chunk (n0, n1, r0, r1), from :func:`_im2col`. Only the rows the chunk
-    reads are padded: a padded copy of a whole training batch can be larger than the
-    layer's output, and a chunk's is still in the CPU cache when im2col reads it."""
-    (n0, n1, r0, r1), (H, (top, _, left, right)) = chunk, (x.shape[2], pad)
-    y0, y1 = SH * r0 - top, SH * (r1 - 1) + KH - top  # rows of x under output rows r0:r1
-    part = _pad(x[n0:n1, :, max(y0, 0):min(y1, H)], max(-y0, 0), max(y1 - H, 0), left, right)
-    return _im2col(_windows(part, KH, KW, SH, SW, r1 - r0, W_out), 0, n1 - n0, 0, r1 - r0, into)
-
-
-def _shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk):
-    """cols of one chunk for all the workers to read: copied by them, channels shared out
-    (rows c*KH*KW.. of cols come from channel c alone); 1x1 stride 1: a view of x."""
-    if (KH, KW, SH, SW) == (1, 1, 1, 1):
-        return _chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
-    (n0, n1, r0, r1), C, k = chunk, x.shape[1], KH * KW
-    cols = _scratch(get_array_module(x), "shared_cols", (C * k, (n1 - n0) * (r1 - r0) * W_out),
-                    x.dtype)
-    threads.run([lambda c=c: _chunk_cols(x[:, c[0]:c[1]], pad, KH, KW, SH, SW, W_out, chunk,
-                                         cols[c[0] * k:c[1] * k]) for c in threads.parts(C)])
-    return cols
-
-
-def _conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=False,
-                 residual=None):
-    """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out), x_pad = x padded by
-    pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
-    the product before b is added (folded into w2d instead when it has fewer entries
-    than the output: one pass over the output less, up to 13% on ResNet-50's 1x1 convs at
-    batch 16); residual (N, F, H_out, W_out) is added after b; relu: max(out, 0) at the end.
-
-    On several CPU workers (threads.py) each takes whole chunks, im2col copy, product and
-    the passes after it, when there are enough chunks to share out evenly; else every
-    chunk's filters are shared out (its im2col copied once, before)."""
-    xp = get_array_module(x)
-    N, F = x.shape[0], w2d.shape[0]
-    if scale is not None and w2d.shape[1] < N * H_out * W_out:  # fewer weights than outputs
-        w2d, scale = w2d * scale.reshape(F, 1), None  # (scale w) @ cols: one pass less
-    out = xp.empty((N, F, H_out * W_out), dtype=x.dtype)  # (N, F, H_out*W_out)
-    if residual is not None:
-        residual = residual.reshape(N, F, H_out * W_out)
-
-    def product(chunk, f0, f1, cols=None):  # filters f0:f1 of one chunk of the output
-        n0, n1, r0, r1 = chunk
-        if cols is None:
-            cols = _chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
-        out_chunk = out[n0:n1, f0:f1, r0 * W_out:r1 * W_out]  # (n, f, rows*W_out)
-        if cols.ndim == 3 or n1 - n0 == 1:  # the product lands in NCHW order directly
-            xp.matmul(w2d[f0:f1], cols, out=out_chunk if cols.ndim == 3 else out_chunk[0])
-        else:  # (f, n, H_out*W_out) -> (n, f, H_out*W_out): a copy of the output's size
-            prod = xp.matmul(w2d[f0:f1], cols,
-                             out=_scratch(xp, "prod", (f1 - f0, cols.shape[1]), out.dtype))
-            out_chunk[...] = prod.reshape(f1 - f0, n1 - n0, -1).transpose(1, 0, 2)
-        if scale is not None:  # now, while the chunk is still in cache
-            out_chunk *= scale[f0:f1].reshape(1, -1, 1)
-        if b is not None:
-            out_chunk += b[f0:f1].reshape(1, -1, 1)
-        if residual is not None:
-            out_chunk += residual[n0:n1, f0:f1, r0 * W_out:r1 * W_out]
-        if relu:
-            xp.maximum(out_chunk, 0, out=out_chunk)
-
-    if not threads.worth_splitting(xp, macs=N * F * H_out * W_out * w2d.shape[1]):
-        for chunk in _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
-            product(chunk, 0, F)
-        return out.reshape(N, F, H_out, W_out)
-    chunks = _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, 2 * threads.workers())
-    if len(chunks) >= 2 * threads.workers():
-        threads.run([lambda part=part: [product(c, 0, F) for c in chunks[part[0]:part[1]]]
-                     for part in threads.parts(len(chunks))])
-    else:
-        for chunk in chunks:
-            cols = _shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
-            threads.run([lambda f=f: product(chunk, f[0], f[1], cols) for f in threads.parts(F)])
-    return out.reshape(N, F, H_out, W_out)
-
-
 def _geometry(x, w, b, stride, pad):
     """Validate the inputs; return the settings as ((SH, SW), (top, bottom, left, right))."""
     check_floating(x, "conv input")
     check_floating(w, "conv weights")
     check_rank(x, 4, "(N, C, H, W)", "conv input")
     check_rank(w, 4, "(F, C, KH, KW)", "conv weights")
-    (N, C, H, W), (F, Cw, KH, KW) = x.shape, w.shape
+    (_, C, H, W), (F, Cw, KH, KW) = x.shape, w.shape
     if C != Cw:
         raise ShapeError(f"conv input has {C} channels but the weights {tuple(w.shape)} expect "
                          f"{Cw} (w is (F, C, KH, KW))")
@@ -290,7 +96,7 @@ def conv2d_forward(x, w, b=None, stride=1, pad=0, kept=None):
 def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None, residual=None):
     """conv2d_forward's output without a cache -> (out, (SH, SW), (top, bottom, left, right),
     U), U the Winograd kernel transform when that path ran, else None; scale, relu and
-    residual: see _conv_matmul."""
+    residual: see conv_matmul."""
     (SH, SW), (top, bottom, left, right) = _geometry(x, w, b, stride, pad)
     (N, C, H, W), (F, _, KH, KW) = x.shape, w.shape
     H_out, W_out = (H + top + bottom - KH) // SH + 1, (W + left + right - KW) // SW + 1
@@ -309,7 +115,7 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None, residual=N
             if relu:
                 xp.maximum(out, 0, out=out)
         return out, (SH, SW), (top, bottom, left, right), U
-    out = _conv_matmul(x, (top, bottom, left, right), w.reshape(F, -1), b, KH, KW, SH, SW,
+    out = conv_matmul(x, (top, bottom, left, right), w.reshape(F, -1), b, KH, KW, SH, SW,
                        H_out, W_out, scale, relu, residual)
     return out, (SH, SW), (top, bottom, left, right), None
 
@@ -401,7 +207,7 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
 def _dw(x, dout, KH, KW, SH, SW, pad):
     """dw2d (F, C*KH*KW) = sum over samples of dout (F, H_out*W_out) @ cols^T, chunk by chunk.
     On several CPU workers (threads.py) each sums its own share of the chunks, or, with
-    too few chunks, each computes its share of the filters (see _conv_matmul)."""
+    too few chunks, each computes its share of the filters (see conv_matmul)."""
     xp = get_array_module(x)
     (N, C), (F, H_out, W_out) = x.shape[:2], dout.shape[1:]
     dout3 = dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
@@ -409,7 +215,7 @@ def _dw(x, dout, KH, KW, SH, SW, pad):
     def accumulate(chunks, out, f0=0, shared=None, empty=True):
         """out (f, C*KH*KW) = (or +=, unless empty) rows f0:f0+f of the sum over chunks."""
         for n0, n1, r0, r1 in chunks:
-            cols = _chunk_cols(x, pad, KH, KW, SH, SW, W_out, (n0, n1, r0, r1)) \
+            cols = chunk_cols(x, pad, KH, KW, SH, SW, W_out, (n0, n1, r0, r1)) \
                 if shared is None else shared
             dout_chunk = dout3[n0:n1, f0:f0 + out.shape[0], r0 * W_out:r1 * W_out]
             if cols.ndim == 3:  # x itself: per-sample products (f, C), summed
@@ -427,8 +233,8 @@ def _dw(x, dout, KH, KW, SH, SW, pad):
 
     dw2d = xp.empty((F, C * KH * KW), dtype=dout.dtype)
     if not threads.worth_splitting(xp, macs=N * F * H_out * W_out * C * KH * KW):
-        return accumulate(_im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out), dw2d)
-    chunks = _im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, 2 * threads.workers())
+        return accumulate(im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out), dw2d)
+    chunks = im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, 2 * threads.workers())
     if len(chunks) >= 2 * threads.workers():  # each worker its chunks, then one sum
         pieces = threads.parts(len(chunks))
         sums = threads.run([lambda p=p, k=k: accumulate(
@@ -438,7 +244,7 @@ def _dw(x, dout, KH, KW, SH, SW, pad):
             dw2d += part
         return dw2d
     for k, chunk in enumerate(chunks):  # each worker its filters
-        cols = _shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
+        cols = shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
         threads.run([lambda f=f: accumulate([chunk], dw2d[f[0]:f[1]], f[0], cols, k == 0)
                      for f in threads.parts(F)])
     return dw2d
@@ -452,7 +258,7 @@ def _dx_transposed(dout, w, pad):
     w_t2d = w_t.reshape(C, -1)  # (C, F*KH*KW): a copy, or for 1x1 the view w2d^T
     pad_t = (KH - 1 - top, KH - 1 - bottom, KW - 1 - left, KW - 1 - right)
     H, W = H_out + KH - 1 - top - bottom, W_out + KW - 1 - left - right
-    return _conv_matmul(dout, pad_t, w_t2d, None, KH, KW, 1, 1, H, W)
+    return conv_matmul(dout, pad_t, w_t2d, None, KH, KW, 1, 1, H, W)
 
 
 def _dx_col2im(dout, w, x_shape, SH, SW, pad):
@@ -469,7 +275,7 @@ def _dx_col2im(dout, w, x_shape, SH, SW, pad):
     H_pad, W_pad = H + top + bottom, W + left + right
     channels_last, padded = C > W_out, bool(top or bottom or left or right)
     if channels_last or padded:  # dx_pad is a scratch buffer: the result is a copy of it
-        dx_pad = _scratch(xp, "dx", (N, H_pad, W_pad, C) if channels_last else
+        dx_pad = scratch(xp, "dx", (N, H_pad, W_pad, C) if channels_last else
                           (N, C, H_pad, W_pad), dout.dtype)
         dx_pad[...] = 0
         if channels_last:
@@ -480,15 +286,15 @@ def _dx_col2im(dout, w, x_shape, SH, SW, pad):
 
     def scatter(c0, c1):  # channels c0:c1 of dx: the columns c0*KH*KW.. of w2d alone
         c, w2d_c = c1 - c0, w2d[:, c0 * KH * KW:c1 * KH * KW]  # (F, c*KH*KW)
-        for n0, n1, r0, r1 in _chunks(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize):
+        for n0, n1, r0, r1 in chunks(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize):
             n, rows, dout_chunk = n1 - n0, r1 - r0, dout3[n0:n1, :, r0 * W_out:r1 * W_out]
             if channels_last:
-                dcols = _scratch(xp, "cols", (n, rows * W_out, c * KH * KW), dout.dtype)
+                dcols = scratch(xp, "cols", (n, rows * W_out, c * KH * KW), dout.dtype)
                 xp.matmul(dout_chunk.transpose(0, 2, 1), w2d_c, out=dcols)
                 dcols = dcols.reshape(n, rows, W_out, c, KH, KW)  # pixel-major
                 dcols = dcols.transpose(0, 3, 4, 5, 1, 2)  # (n, c, KH, KW, rows, W_out), a view
             else:
-                dcols = _scratch(xp, "cols", (n, c * KH * KW, rows * W_out), dout.dtype)
+                dcols = scratch(xp, "cols", (n, c * KH * KW, rows * W_out), dout.dtype)
                 xp.matmul(w2d_c.T, dout_chunk, out=dcols)
                 dcols = dcols.reshape(n, c, KH, KW, rows, W_out)  # (n, c, KH, KW, rows, W_out)
             for i in range(KH):
@@ -558,6 +364,3 @@ class Conv2D(Layer):
             if db is not None:
                 self.grads["b"] = db
         return dx
-
-
-from . import winograd  # noqa: E402  (winograd.py uses this module's scratch buffers)

@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import threads
 from ..backend import get_array_module
-from .conv import _pad, _scratch
+from .im2col import scratch, zero_pad
 
 # V and M of one band of tile rows stay under about this many bytes each. Measured: 4 MB
 # bands (in cache) lose to 32 MB ones by up to 1.2x: fewer, larger matmuls and adds win
@@ -94,7 +94,7 @@ def _input_transform(xp, band, V):
     of every 4x4 tile (rows 2t.., columns 2u..)."""
     nb, TW = V.shape[4], V.shape[5]
     d = [band[:, :, k:k + 2 * nb:2] for k in range(4)]  # (N, C, nb, Wp): tile row k
-    e = _scratch(xp, "wino_e", (4,) + d[0].shape, band.dtype)  # B^T d: rows combined
+    e = scratch(xp, "wino_e", (4,) + d[0].shape, band.dtype)  # B^T d: rows combined
     xp.subtract(d[0], d[2], out=e[0])
     xp.add(d[1], d[2], out=e[1])
     xp.subtract(d[2], d[1], out=e[2])
@@ -111,7 +111,7 @@ def _input_transform(xp, band, V):
 def _output_transform(xp, M, out):
     """M (4, 4, F, N, nb, TW) -> out (N, F, 2*nb, 2*TW) = A^T M A per tile."""
     F, N, nb, TW = M.shape[2:]
-    s = _scratch(xp, "wino_s", (2, 4, F, N, nb, TW), M.dtype)  # A^T M: rows combined
+    s = scratch(xp, "wino_s", (2, 4, F, N, nb, TW), M.dtype)  # A^T M: rows combined
     xp.add(M[0], M[1], out=s[0])
     s[0] += M[2]
     xp.subtract(M[1], M[2], out=s[1])
@@ -129,21 +129,21 @@ def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
     """x: (N, C, H, W), U: :func:`kernel_transform` of w (F, C, 3, 3) (or 16 matrices
     (F, C)), b: (F,) or None, pad (top, bottom, left, right) -> out (N, F, H_out, W_out),
     H_out = H + top + bottom - 2: the stride-1 convolution. scale (F,) and relu as in
-    conv._conv_matmul (inference fusions)."""
+    im2col.conv_matmul (inference fusions)."""
     xp = get_array_module(x)
     (N, C, H, W), F = x.shape, U[0].shape[0]
     top, bottom, left, right = pad
     H_out, W_out = H + top + bottom - 2, W + left + right - 2
     TH, TW = -(-H_out // 2), -(-W_out // 2)  # tiles; an odd size gets a zero row / column
-    x_pad = _pad(x, top, bottom + 2 * TH - H_out, left, right + 2 * TW - W_out)
+    x_pad = zero_pad(x, top, bottom + 2 * TH - H_out, left, right + 2 * TW - W_out)
     out = xp.empty((N, F, 2 * TH, 2 * TW), dtype=x.dtype)
     row_bytes = 16 * max(C, F) * N * TW * x.itemsize  # V or M of one tile row
     nb = max(1, min(TH, BAND_BYTES // row_bytes))
     for t0 in range(0, TH, nb):
         n = min(nb, TH - t0)
         band = x_pad[:, :, 2 * t0:2 * t0 + 2 * n + 2]
-        V = _scratch(xp, "wino_v", (4, 4, C, N, n, TW), x.dtype)
-        M = _scratch(xp, "wino_m", (16, F, N * n * TW), x.dtype)
+        V = scratch(xp, "wino_v", (4, 4, C, N, n, TW), x.dtype)
+        M = scratch(xp, "wino_m", (16, F, N * n * TW), x.dtype)
         out_band = out[:, :, 2 * t0:2 * t0 + 2 * n]  # (N, F, 2n, 2TW)
 
         def transform(c0, c1):  # input channels c0:c1 of V

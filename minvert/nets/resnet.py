@@ -21,7 +21,6 @@ as the bundled ``tiny-resnet-textures``; ``bottleneck`` defaults to depth >= 50.
 """
 import numpy as np
 
-from ..backend import get_array_module
 from ..errors import MinvertError
 from ..layers.activation import ReLU
 from ..layers.base import Layer
