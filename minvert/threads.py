@@ -212,6 +212,17 @@ def _executor():
     return _EXECUTOR
 
 
+def _forget_workers():
+    """In a child made by fork (multiprocessing on Linux): the parent's worker threads do
+    not exist there, and tasks handed to them would wait forever; new ones start on demand."""
+    global _EXECUTOR
+    _EXECUTOR = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
 # a split costs a few tens of microseconds (measured: 20-55 us for a task handed to a
 # worker and back): below about 0.1 ms of work one call is faster. Work is counted in
 # multiply-adds for products, in elements for elementwise passes.

@@ -276,3 +276,29 @@ def test_no_workers_when_numpy_uses_another_blas(monkeypatch):
     config = {"Build Dependencies": {"blas": {"name": "mkl-sdl"}}}
     monkeypatch.setattr(np, "show_config", lambda mode=None: config)
     assert threads._openblas_thread_setters() == []
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this system")
+def test_a_forked_child_gets_workers_of_its_own(monkeypatch):
+    """multiprocessing forks on Linux: the parent's worker threads do not exist in the
+    child, so a split there must start new ones instead of waiting for them forever."""
+    import os
+    set_workers(monkeypatch, 2)
+    assert threads.run([lambda: 1, lambda: 2]) == [1, 2]  # the parent's workers exist
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running the parent's cleanup
+        try:
+            ok = threads.run([threading.get_ident, threading.get_ident])
+            os.write(write, b"ok" if ok[0] != ok[1] else b"same thread")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        import select
+        ready, _, _ = select.select([read], [], [], 30)
+        answer = os.read(read, 100) if ready else b"the child hung"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0) if answer != b"the child hung" else os.kill(pid, 9)
+    assert answer == b"ok"
