@@ -1,10 +1,16 @@
-"""BLAS threads against a busy machine.
+"""How minvert uses the CPU cores: BLAS' threads, and its own workers.
 
-NumPy's BLAS (OpenBLAS, MKL) starts one thread per core for every matrix product. On a
-machine whose cores other processes already keep busy, those threads wait for each other
-at every product: measured on a loaded 2-core machine (issue 15), tutorial 05 took 161 s
-and the demo 824 s with the default threads, 31 s and 185 s with OPENBLAS_NUM_THREADS=1.
-minvert cannot change the thread count once NumPy is loaded, so it says what to set.
+How many threads: NumPy's BLAS (OpenBLAS, MKL) starts one thread per core for every
+matrix product. On a machine whose cores other processes already keep busy, those threads
+wait for each other at every product: measured on a loaded 2-core machine (issue 15),
+tutorial 05 took 161 s and the demo 824 s with the default threads, 31 s and 185 s with
+OPENBLAS_NUM_THREADS=1. The count is the user's to set (the variables are read when NumPy
+loads), so on a busy machine minvert says what to set (:func:`oversubscription_note`).
+
+Its own workers (the second half of this file): with more than one BLAS thread (the
+default on several cores), large layers are split among minvert's own threads while BLAS
+is held at one; the comment before :func:`workers` says why and when, docs/layers.md
+section 15c more.
 """
 import ctypes
 import functools
