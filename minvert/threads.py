@@ -97,7 +97,8 @@ _LOCAL = threading.local()
 _OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
                      "openblas_set_num_threads64_", "openblas_set_num_threads")
 _SETTERS = []
-_SHARING = {"on": False, "small": 0}  # on: BLAS held at one thread; small: products since a large one
+# on: BLAS held at one thread, the workers sharing; small: products since the last large one
+_SHARING = {"on": False, "small": 0}
 
 # measured on a 2-core machine (docs/performance.md): ResNet-50 at batch 1 (products of
 # 50-120 M multiply-adds) 67 ms with BLAS' threads against 72-88 ms shared; VGG-19's

@@ -24,7 +24,7 @@ from ..errors import DTypeError, MinvertError, ShapeError
 from . import winograd
 from .base import Layer, check_floating, check_rank
 from .dense import init_weight
-from .im2col import chunk_cols, chunks, conv_matmul, im2col_chunks, scratch, shared_cols
+from .im2col import chunk_cols, chunk_ranges, conv_matmul, im2col_chunks, scratch, shared_cols
 from .shape import normalize_pad, normalize_pair
 
 # Winograd F(2x2, 3x3) from this many input and output channels per BLAS thread, output
@@ -276,7 +276,7 @@ def _dx_col2im(dout, w, x_shape, SH, SW, pad):
     channels_last, padded = C > W_out, bool(top or bottom or left or right)
     if channels_last or padded:  # dx_pad is a scratch buffer: the result is a copy of it
         dx_pad = scratch(xp, "dx", (N, H_pad, W_pad, C) if channels_last else
-                          (N, C, H_pad, W_pad), dout.dtype)
+                         (N, C, H_pad, W_pad), dout.dtype)
         dx_pad[...] = 0
         if channels_last:
             dx_pad = dx_pad.transpose(0, 3, 1, 2)  # (N, C, H_pad, W_pad), channels-last memory
@@ -286,7 +286,7 @@ def _dx_col2im(dout, w, x_shape, SH, SW, pad):
 
     def scatter(c0, c1):  # channels c0:c1 of dx: the columns c0*KH*KW.. of w2d alone
         c, w2d_c = c1 - c0, w2d[:, c0 * KH * KW:c1 * KH * KW]  # (F, c*KH*KW)
-        for n0, n1, r0, r1 in chunks(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize):
+        for n0, n1, r0, r1 in chunk_ranges(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize):
             n, rows, dout_chunk = n1 - n0, r1 - r0, dout3[n0:n1, :, r0 * W_out:r1 * W_out]
             if channels_last:
                 dcols = scratch(xp, "cols", (n, rows * W_out, c * KH * KW), dout.dtype)

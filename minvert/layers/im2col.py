@@ -63,7 +63,7 @@ def zero_pad(x, top, bottom, left, right):
     return x_pad
 
 
-def chunks(xp, shape, itemsize, copies=True, pieces=1):
+def chunk_ranges(xp, shape, itemsize, copies=True, pieces=1):
     """Split the work on an im2col matrix of shape (N, C, KH, KW, H_out, W_out) into
     (n0, n1, r0, r1): samples n0:n1, output rows r0:r1 (see MATMUL_COLUMNS).
 
@@ -126,11 +126,11 @@ def im2col(window, n0, n1, r0, r1, into=None):
 
 
 def im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, pieces=1):
-    """The chunks (n0, n1, r0, r1) of :func:`chunks` for the im2col matrix of x padded by
+    """The chunks (n0, n1, r0, r1) of :func:`chunk_ranges` for the im2col matrix of x padded by
     pad = (top, bottom, left, right), to be turned into cols by :func:`chunk_cols`."""
     copies = not (KH * KW == 1 and (SH, SW) == (1, 1) and x.flags.c_contiguous)
-    return chunks(get_array_module(x), (x.shape[0], x.shape[1], KH, KW, H_out, W_out),
-                   x.itemsize, copies, pieces)
+    return chunk_ranges(get_array_module(x), (x.shape[0], x.shape[1], KH, KW, H_out, W_out),
+                        x.itemsize, copies, pieces)
 
 
 def chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk, into=None):
@@ -150,14 +150,14 @@ def shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk):
         return chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
     (n0, n1, r0, r1), C, k = chunk, x.shape[1], KH * KW
     cols = scratch(get_array_module(x), "shared_cols", (C * k, (n1 - n0) * (r1 - r0) * W_out),
-                    x.dtype)
+                   x.dtype)
     threads.run([lambda c=c: chunk_cols(x[:, c[0]:c[1]], pad, KH, KW, SH, SW, W_out, chunk,
                                          cols[c[0] * k:c[1] * k]) for c in threads.parts(C)])
     return cols
 
 
 def conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=False,
-                 residual=None):
+                residual=None):
     """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out), x_pad = x padded by
     pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
     the product before b is added (folded into w2d instead when it has fewer entries

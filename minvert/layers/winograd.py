@@ -165,7 +165,7 @@ def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
             if relu:
                 xp.maximum(part, 0, out=part)
 
-        if threads.worth_splitting(xp, macs=16 * C * F * N * n * TW):  # channels, then filters shared
+        if threads.worth_splitting(xp, macs=16 * C * F * N * n * TW):  # channels, then filters
             threads.run([lambda c=c: transform(*c) for c in threads.parts(C)])
             threads.run([lambda f=f: multiply(*f) for f in threads.parts(F)])
         else:
