@@ -147,6 +147,15 @@ def sharing(macs=0):
     return _SHARING["on"]
 
 
+def stop_sharing():
+    """Give BLAS its threads back now. While minvert's workers share, NumPy's BLAS runs on
+    one thread for everyone, products in the caller's own code too; minvert takes it again
+    at its next large product."""
+    if _SHARING["on"]:
+        _set_blas_threads(workers())
+        _SHARING.update(on=False, small=0)
+
+
 def _set_blas_threads(n):
     for set_threads in _SETTERS:
         set_threads(n)

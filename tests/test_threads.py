@@ -240,6 +240,9 @@ def test_sharing_starts_with_a_large_product_and_ends_after_small_ones(monkeypat
     assert not threads.sharing(10) and calls == [1, 2]  # SHARE_HOLD small ones: BLAS' threads
     assert not threads.worth_splitting(np, elements=1 << 30)
     assert threads.run([lambda: threads.sharing(1 << 40)] * 2) == [False, False]  # in a task
+    assert threads.sharing(5000) and calls == [1, 2, 1]
+    threads.stop_sharing()  # BLAS' threads back for the caller's own products
+    assert calls == [1, 2, 1, 2] and not threads.sharing(10)
 
 
 def test_info_says_how_the_cores_are_used(monkeypatch, capsys):
