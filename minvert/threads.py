@@ -127,11 +127,12 @@ def describe():
     return f"{available_cores()} cores, {blas_threads()} BLAS threads; {how}"
 
 
-def sharing(macs=0):
+def sharing(macs):
     """Whether minvert's workers share the work out now (else BLAS' threads run the
     products and everything else runs on one core), given a product of ``macs``
-    multiply-adds about to run (0: elementwise work); switches between the two as the
-    comment above says."""
+    multiply-adds about to run; switches between the two as the comment above says.
+    Called once per product, by what starts it (a convolution's forward or backward, a
+    dense product); the pieces of its work then ask :func:`worth_splitting`."""
     if workers() < 2 or getattr(_LOCAL, "inside", False):
         return False
     if macs >= SHARE_MIN_MACS:
@@ -249,8 +250,9 @@ SPLIT_MIN_ELEMENTS = 1 << 18
 def worth_splitting(xp, macs=0, elements=0):
     """Whether work of ``macs`` multiply-adds or ``elements`` elements touched, on arrays of
     module ``xp``, is shared out among the workers: on the CPU (a GPU has its own
-    parallelism), while :func:`sharing`, and when large enough to pay for the hand-over."""
-    return xp is numpy and sharing(macs) \
+    parallelism), while they share (:func:`sharing`), and when large enough to pay for the
+    hand-over. Asks only; switches nothing."""
+    return xp is numpy and _SHARING["on"] and workers() > 1 \
         and (macs >= SPLIT_MIN_MACS or elements >= SPLIT_MIN_ELEMENTS)
 
 
@@ -266,22 +268,21 @@ def split_flat(fn, *arrays):
     """fn(*pieces) on matching pieces of the flattened ``arrays`` (the same size, C-contiguous),
     on the workers; fn(*arrays) once when small, on a GPU or not contiguous."""
     first = arrays[0]
-    on_cpu = type(first) is numpy.ndarray
-    if not (worth_splitting(numpy if on_cpu else None, elements=first.size)
+    if not (worth_splitting(get_array_module(first), elements=first.size)
             and all(a.flags.c_contiguous and a.size == first.size for a in arrays)):
         fn(*arrays)
         return
     flat = [a.reshape(-1) for a in arrays]
-    split(lambda i, j: fn(*(a[i:j] for a in flat)), first.size, numpy, elements=first.size)
+    run([lambda i=i, j=j: fn(*(a[i:j] for a in flat)) for i, j in parts(first.size)])
 
 
 def matmul(a, b, out=None):
     """a (M, K) @ b (K, P) -> (M, P) (into ``out`` if given), split over the workers by
     rows of a or columns of b, whichever are more; one call on a GPU, for small products
     and with one worker."""
-    M, K, P = a.shape[0], a.shape[1], b.shape[1]
-    if type(a) is not numpy.ndarray or not worth_splitting(numpy, macs=M * K * P):
-        return a @ b if out is None else get_array_module(a).matmul(a, b, out=out)
+    xp, (M, K), P = get_array_module(a), a.shape, b.shape[1]
+    if not (xp is numpy and sharing(M * K * P) and worth_splitting(xp, macs=M * K * P)):
+        return a @ b if out is None else xp.matmul(a, b, out=out)
     if out is None:
         out = numpy.empty((M, P), dtype=numpy.result_type(a, b))
     if M > P:

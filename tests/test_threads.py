@@ -26,7 +26,7 @@ def set_workers(monkeypatch, n):
     monkeypatch.setattr(threads, "_WORKERS", n)
     monkeypatch.setattr(threads, "_EXECUTOR", None)
     monkeypatch.setattr(threads, "_SETTERS", [])  # leave the real BLAS thread count alone
-    monkeypatch.setattr(threads, "_SHARING", {"on": False, "small": 0})
+    monkeypatch.setattr(threads, "_SHARING", {"on": n > 1, "small": 0})
     monkeypatch.setattr(threads, "SHARE_MIN_MACS", 0)
     monkeypatch.setattr(threads, "SPLIT_MIN_MACS", 0)
     monkeypatch.setattr(threads, "SPLIT_MIN_ELEMENTS", 0)
@@ -228,6 +228,7 @@ def test_sharing_starts_with_a_large_product_and_ends_after_small_ones(monkeypat
     set_workers(monkeypatch, 2)
     calls = []
     monkeypatch.setattr(threads, "_SETTERS", [calls.append])
+    monkeypatch.setattr(threads, "_SHARING", {"on": False, "small": 0})
     monkeypatch.setattr(threads, "SHARE_MIN_MACS", 1000)
     assert not threads.sharing(999) and calls == []  # small products: BLAS' own threads
     assert threads.sharing(1000) and calls == [1]  # a large one: BLAS held at one thread

@@ -103,8 +103,8 @@ def _forward(x, w, b, stride, pad, scale=None, relu=False, kept=None, residual=N
     # BLAS threads that run the products while NumPy runs the transforms on one core: unless
     # minvert's own workers share the transforms out (threads.py); a GPU: 1
     xp = get_array_module(x)
-    shared = threads.worth_splitting(xp, macs=N * F * C * KH * KW * H_out * W_out)
-    alone = threads.blas_threads() if xp is np and not shared else 1
+    shared = xp is np and threads.sharing(N * F * C * KH * KW * H_out * W_out)  # one product
+    alone = 1 if shared or xp is not np else threads.blas_threads()
     if winograd_pays(N, C, F, H_out, W_out, KH, KW, SH, SW, (top, bottom, left, right), kept,
                      alone):
         U = _kernel_transform(w, kept)
@@ -190,6 +190,8 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
         raise ShapeError(f"conv dout has shape {tuple(dout.shape)}; expected the output shape "
                          f"{(N, F, H_out, W_out)} of the last forward pass")
     dout = dout.astype(x.dtype, copy=False)
+    if get_array_module(x) is np:  # the backward pass is one product to threads' rule
+        threads.sharing(N * F * C * KH * KW * H_out * W_out)
     dx = dw = db = None
     if need_dw:
         dw = _dw(x, dout, KH, KW, SH, SW, (top, bottom, left, right)).reshape(w.shape)
