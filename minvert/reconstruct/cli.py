@@ -6,15 +6,23 @@ from .features import extract
 from .train import SAMPLE_EVERY
 
 
-def _ints(text):
+def _int_list(text, minimum, what):
+    """"a,b,c" -> [a, b, c], each an integer >= minimum; else argparse's usage error."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give positive integers separated by commas, "
-                                         "e.g. 64,32,16")
+    if not values or min(values) < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r}: give {what}")
     return values
+
+
+def _ints(text):
+    return _int_list(text, 1, "positive integers separated by commas, e.g. 64,32,16")
+
+
+def _rows(text):
+    return _int_list(text, 0, "cache rows (0, 1, ...) separated by commas")
 
 
 def add_cli(parser, device_args):
@@ -214,15 +222,6 @@ def _count(text):
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
     return int(text)
 
-
-def _rows(text):
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give cache rows (0, 1, ...) separated by commas")
-    return values
 
 
 def _run_extract(args):
