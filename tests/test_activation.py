@@ -12,8 +12,8 @@ import naive_layers as naive
 from minvert.backend import gpu_available
 from minvert.errors import DTypeError, MinvertError
 from minvert.gradcheck import layer_errors, rel_error
-from minvert.layers import (LeakyReLU, ReLU, Sigmoid, leaky_relu_forward, relu_backward,
-                            relu_forward, sigmoid, sigmoid_forward)
+from minvert.layers import (LeakyReLU, ReLU, Sigmoid, activation, leaky_relu_forward,
+                            relu_backward, relu_forward, sigmoid, sigmoid_forward)
 
 SHAPES = [(7,), (3, 5), (2, 3, 4, 4)]
 
@@ -47,6 +47,51 @@ def test_sigmoid_gradient(shape):
     rng = np.random.default_rng(2)
     errors = layer_errors(Sigmoid(), rng.uniform(-6, 6, shape), rng)
     assert errors["x"] < 1e-7, errors
+
+
+def _blocks(rng, dtype):
+    """(name, array, out or None) for every layout relu() accepts: contiguous, a band of
+    rows with a contiguous last axis, a 3-D band like a chunk of a conv output, a 1-D
+    strided view; in place and into another array."""
+    big = rng.standard_normal((3, 9, 23)).astype(dtype)
+    flat = rng.standard_normal(1001).astype(dtype)
+    return [("contiguous", rng.standard_normal((5, 41)).astype(dtype), None),
+            ("long 1-D", flat, None),
+            ("into another array", flat, np.empty_like(flat)),
+            ("rows of a block", big[1, 2:7, 3:20], None),
+            ("3-D band", big[:, 2:7, 3:20], None),
+            ("3-D band into a band", big[:, 2:7, 3:20], np.empty((3, 9, 23), dtype)[:, 1:6, :17]),
+            ("1-D strided", flat[::3], None)]
+
+
+@pytest.mark.parametrize("piece", [8, 64, activation.RELU_PIECE])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_helper_every_layout(piece, dtype, monkeypatch):
+    """relu() runs max(a, 0) piece by piece against a buffer of zeros; small pieces make
+    every loop (rows per piece, pieces of a long row) run on small arrays."""
+    monkeypatch.setattr(activation, "RELU_PIECE", piece)
+    monkeypatch.setattr(activation, "_ZEROS", {})
+    rng = np.random.default_rng(3)
+    for name, a, out in _blocks(rng, dtype):
+        want = naive.relu(a)
+        before = a.copy()
+        got = activation.relu(a.copy() if out is None else a, out)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+        assert got.dtype == dtype
+        if out is not None:
+            assert got is out and np.array_equal(a, before), name  # the input untouched
+    zeros = next(iter(activation._ZEROS.values()))
+    assert not zeros.any()  # the shared zeros were never written
+
+
+def test_relu_helper_keeps_nan_and_in_place_views():
+    a = np.array([[-1.0, np.nan, 2.0], [-np.inf, np.inf, -0.0]], np.float32)
+    got = activation.relu(a)
+    assert got is a
+    np.testing.assert_array_equal(a, [[0, np.nan, 2], [0, np.inf, 0]])
+    big = np.full((4, 6), -1.0)
+    activation.relu(big[1:3, 2:5])  # a view: only its elements change
+    assert (big[1:3, 2:5] == 0).all() and (big[0] == -1).all() and (big[:, :2] == -1).all()
 
 
 def test_relu_gradient_at_zero_is_zero():

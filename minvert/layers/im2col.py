@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import threads
 from ..backend import get_array_module
+from .activation import relu as relu_
 
 # Each matmul covers about MATMUL_COLUMNS output pixels: row bands of a large image, or
 # several small images side by side. Its im2col matrix (a few MB) is then still in the
@@ -193,7 +194,7 @@ def conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=F
         if residual is not None:
             out_chunk += residual[n0:n1, f0:f1, r0 * W_out:r1 * W_out]
         if relu:
-            xp.maximum(out_chunk, 0, out=out_chunk)
+            relu_(out_chunk)
 
     if not threads.worth_splitting(xp, macs=N * F * H_out * W_out * w2d.shape[1]):
         for chunk in im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):

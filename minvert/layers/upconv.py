@@ -39,6 +39,7 @@ import numpy as np
 from .. import threads
 from ..backend import get_array_module
 from ..errors import MinvertError, ShapeError
+from .activation import relu as relu_
 from .conv import Conv2D, conv2d_backward, conv2d_forward
 from .shape import normalize_pad, normalize_pair
 from .upsample import upsample_nearest_backward, upsample_nearest_forward
@@ -209,7 +210,7 @@ class UpsampleConv2D(Conv2D):
         if residual is not None:
             out = out + residual
         if relu:
-            out = get_array_module(out).maximum(out, 0, out=out)
+            out = relu_(out)
         return out
 
     def backward(self, dout):

@@ -43,6 +43,7 @@ import numpy as np
 
 from .. import threads
 from ..backend import get_array_module
+from .activation import relu as relu_
 from .im2col import scratch, zero_pad
 
 # V and M of one band of tile rows stay under about this many bytes each. Measured: 4 MB
@@ -163,7 +164,7 @@ def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
             if b is not None:
                 part += b[f0:f1].reshape(1, -1, 1, 1)
             if relu:
-                xp.maximum(part, 0, out=part)
+                relu_(part)
 
         if threads.worth_splitting(xp, macs=16 * C * F * N * n * TW):  # channels, then filters
             threads.run([lambda c=c: transform(*c) for c in threads.parts(C)])

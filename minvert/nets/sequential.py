@@ -15,7 +15,7 @@ layer and the backward pass starts there.
 """
 from ..backend import check_device, get_array_module
 from ..errors import MinvertError, ShapeError
-from ..layers.activation import ReLU
+from ..layers.activation import ReLU, relu as relu_
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
 from ..layers.norm import BatchNorm2D
@@ -81,8 +81,7 @@ class Sequential(Layer):
                 x = layer.predict(x)
             i += 1
         if residual is not None:  # not fused
-            xp = get_array_module(x)
-            x = xp.maximum(x + residual, 0)
+            x = relu_(x + residual)
         return x
 
     def forward_taps(self, x, taps, output=True):
