@@ -10,6 +10,7 @@ a time. On several CPU workers (minvert/threads.py) the chunks, or a chunk's fil
 shared out, each worker with its own scratch buffers.
 """
 import importlib
+import math
 import threading
 
 import numpy as np
@@ -34,7 +35,7 @@ _SCRATCH = {}  # (xp, dtype, slot, thread) -> buffer whose contents never outliv
 def scratch(xp, slot, shape, dtype):
     """An uninitialised array from a buffer kept between calls (grown when too small), one
     per thread: the workers of threads.py fill theirs at the same time."""
-    size = int(np.prod(shape))
+    size = math.prod(shape)
     key = (xp.__name__, np.dtype(dtype).str, slot, threading.get_ident())
     buf = _SCRATCH.get(key)
     if buf is None or buf.size < size:
@@ -73,7 +74,7 @@ def chunk_ranges(xp, shape, itemsize, copies=True, pieces=1):
     one sample per chunk, in bands of rows; else what MATMUL_COLUMNS gives.
     """
     N, H_out, W_out = shape[0], shape[4], shape[5]
-    sample_bytes = int(np.prod(shape[1:])) * itemsize
+    sample_bytes = math.prod(shape[1:]) * itemsize
     device = "cpu" if xp is np else "gpu"
     if not copies:
         chunks = [(0, N, 0, H_out)]
