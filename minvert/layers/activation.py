@@ -36,8 +36,8 @@ _ZEROS = {}  # (dtype, thread) -> RELU_PIECE zeros, never written
 # ReLU ---------------------------------------------------------------------------------
 def relu(a, out=None):
     """out = max(a, 0), elementwise (NaN stays NaN); in place when ``out`` is None or a.
-    a: any shape; on NumPy C-contiguous, or a block whose last axis is contiguous (a band of
-    a convolution's output), then out has a's strides. Returns out."""
+    a and out: the same shape, any strides (fastest when contiguous, or when the last axis
+    is, like a band of a convolution's output). Returns out."""
     xp = get_array_module(a)
     out = a if out is None else out
     if xp is not np or a.size == 0:
