@@ -5,6 +5,7 @@ from .backend import to_numpy
 from .errors import MinvertError
 from .images import load_image
 from .layers.loss import softmax
+from .weights import load_model
 
 
 def top_classes(net, logits, k=5):
@@ -17,7 +18,6 @@ def top_classes(net, logits, k=5):
 
 def classify_files(paths, model, top=5, device=None):
     """Load ``model`` (name or path) and classify every file; one dict per image."""
-    from .weights import load_model
     net = load_model(model, device=device) if isinstance(model, str) else model
     if not net.config.get("include_top", True):
         raise MinvertError(f"{model} has no classification layer (include_top is false); "

@@ -5,9 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from minvert.demo import _object_centre, run_demo
+from minvert.demo import run_demo
+from minvert.demo.run import _object_centre
 from minvert.errors import MinvertError
-from minvert.shapes import CLASSES, draw_shape_image
+from minvert.datasets.shapes import CLASSES, draw_shape_image
 
 
 def test_demo_writes_a_page_whose_images_and_numbers_exist(tmp_path):

@@ -8,8 +8,8 @@ from PIL import Image
 from minvert import images
 from minvert.backend import gpu_available
 from minvert.errors import DTypeError, FormatError, MinvertError, ShapeError
-from minvert.images import (PRESETS, Preprocessing, center_crop, load_image, load_mask, resize,
-                            resize_exact, save_image)
+from minvert.images import center_crop, load_image, load_mask, resize, resize_exact, save_image
+from minvert.nets.preprocessing import PRESETS, Preprocessing
 
 RNG = np.random.default_rng(0)
 

@@ -9,7 +9,7 @@ import pytest
 
 from minvert.errors import FormatError, MinvertError, ShapeError
 from minvert.gradcheck import directional_check
-from minvert.images import Preprocessing
+from minvert.nets.preprocessing import Preprocessing
 from minvert.nets import build
 from minvert.nets.decoder import PAPER_CONFIG, build_decoder
 from minvert.nets.resnet import build_resnet

@@ -14,7 +14,8 @@ from minvert.backend import to_numpy
 from minvert.datasets import make_dataset
 from minvert.errors import FormatError, MinvertError, ShapeError
 from minvert.gradcheck import directional_check
-from minvert.images import Preprocessing, load_image, resize_exact
+from minvert.images import load_image, resize_exact
+from minvert.nets.preprocessing import Preprocessing
 from minvert.layers.loss import binary_cross_entropy
 from minvert.nets.decoder import PAPER_CONFIG, build_decoder
 from minvert.nets.resnet import build_resnet
@@ -334,7 +335,7 @@ def test_bad_inputs_give_one_line_errors_and_change_nothing(tmp_path, data, trai
 
 # command line ----------------------------------------------------------------------------------
 def test_cli_runs_every_step(tmp_path, data, capsys):
-    from minvert.cli import _device_args
+    from minvert.cli.main import _device_args
     parser = argparse.ArgumentParser(prog="minvert reconstruct")
     add_cli(parser, _device_args)
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from minvert.cli import main
 from minvert.datasets import dataset_classes, make_dataset
 from minvert.errors import MinvertError
-from minvert.shapes import BACKGROUNDS, CLASSES, HUES, SHAPES, draw_shape_image
+from minvert.datasets.shapes import BACKGROUNDS, CLASSES, HUES, SHAPES, draw_shape_image
 
 
 def _outline(shape, r):

@@ -8,7 +8,7 @@ from PIL import Image
 from minvert.backend import to_numpy
 from minvert.cli import main
 from minvert.errors import MinvertError
-from minvert.train import train_command
+from minvert.training import train_command
 from minvert.weights import load_model
 
 
@@ -112,7 +112,7 @@ def test_folder_errors_and_unreadable_files(tmp_path, capsys):
 def test_checkpoint_writer_snapshots_now_and_reports_errors(tmp_path):
     from minvert.nets.tiny import build_tiny
     from minvert.optim import Adam
-    from minvert.train import CheckpointWriter, load_checkpoint
+    from minvert.training import CheckpointWriter, load_checkpoint
     net = build_tiny("tiny-vgg", 3, rng=np.random.default_rng(0), input_size=16)
     writer = CheckpointWriter(tmp_path / "c.h5")
     w = net.layers["conv1_1"].params["w"]

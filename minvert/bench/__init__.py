@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .backend import get_array_module, to_device
+from ..backend import get_array_module, to_device
 
 # (N, C, H, W, F): 3x3 convolutions, pad 1, of VGG's first, second, third, fourth and fifth
 # stages, and of ResNet-50's third stage at batch 16
@@ -89,8 +89,8 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
     rule (``conv.winograd_pays``) picks, "im2col" forces the other one.
     Returns the rows (dicts); ``out`` receives the printed lines (None: print nothing).
     """
-    from .layers import im2col, winograd
-    from .layers.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
+    from ..layers import im2col, winograd
+    from ..layers.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
     rng = np.random.default_rng(0)
     rows = []
     for N, C, H, W, F in shapes or VGG_SHAPES:
@@ -230,7 +230,7 @@ def bench_decoder(repeats=3, compare=None, batch=8, out=print, device="cpu", con
 
 def _compare_module(compare):
     """torch for compare="torch", None for None; a one-line error when torch is missing."""
-    from .errors import MinvertError
+    from ..errors import MinvertError
     if compare is None:
         return None
     if compare != "torch":
@@ -246,7 +246,7 @@ def _compare_module(compare):
 def _torch_device(torch, device):
     """torch's name for minvert's device: "cpu", or "cuda:N" for the CUDA device CuPy uses;
     a one-line error when this PyTorch cannot reach CUDA."""
-    from .errors import MinvertError
+    from ..errors import MinvertError
     if device != "gpu":
         return "cpu"
     if not torch.cuda.is_available():
@@ -259,7 +259,7 @@ def _torch_device(torch, device):
 def _threads(torch=None):
     """The thread count NumPy's BLAS uses (read at each call, unlike blas_threads);
     PyTorch is told to use as many."""
-    from .threads import available_cores, configured_threads
+    from ..threads import available_cores, configured_threads
     n = configured_threads(os.environ, available_cores())
     if torch is not None:
         torch.set_num_threads(n)
@@ -278,11 +278,11 @@ def _header(out, what, device, repeats, threads):
 
 def _build_net(spec, device="cpu"):
     """The minvert network of a spec, random weights from a fixed seed."""
-    from .backend import array_module
-    from .nets.decoder import build_decoder
-    from .nets.resnet import build_resnet
-    from .nets.vgg import build_vgg
-    from .layers.norm import BatchNorm2D
+    from ..backend import array_module
+    from ..nets.decoder import build_decoder
+    from ..nets.resnet import build_resnet
+    from ..nets.vgg import build_vgg
+    from ..layers.norm import BatchNorm2D
     rng = np.random.default_rng(0)
     build = {"vgg": build_vgg, "resnet": build_resnet, "decoder": build_decoder}[spec["net"]]
     net = build(spec["config"], rng=rng)
@@ -315,10 +315,10 @@ def _inputs(spec, net):
 def _layer_macs(net, x1):
     """[(layer, multiply-adds per sample)] of every conv and dense layer, from the shapes
     one forward pass of a single sample x1 leaves in their caches."""
-    from .layers.conv import Conv2D
-    from .layers.dense import Dense
-    from .layers.shape import normalize_pad
-    from .layers.upconv import UpsampleConv2D
+    from ..layers.conv import Conv2D
+    from ..layers.dense import Dense
+    from ..layers.shape import normalize_pad
+    from ..layers.upconv import UpsampleConv2D
     net.eval()
     net.forward(x1)
     macs = []
@@ -348,8 +348,8 @@ def _pass_gflop(kind, macs, batch):
 
 def _minvert_pass(spec, net, x, target):
     """The zero-argument callable that runs one pass of ``spec`` and returns its result."""
-    from .layers.loss import binary_cross_entropy
-    from .optim import Adadelta
+    from ..layers.loss import binary_cross_entropy
+    from ..optim import Adadelta
     if spec["pass"] == "forward":
         net.eval()
         return lambda: net.predict(x)
@@ -361,9 +361,9 @@ def _minvert_pass(spec, net, x, target):
             return net.backward(target)
         return forward_backward
     if spec["pass"] == "objective":
-        from .images import Preprocessing
-        from .transform.losses import Multipliers
-        from .transform.objective import Objective, Settings
+        from ..images import Preprocessing
+        from ..transform.losses import Multipliers
+        from ..transform.objective import Objective, Settings
         net.freeze()
         net.preprocessing = Preprocessing(OBJECTIVE["preprocessing"])
         target_class = OBJECTIVE["target"] % net.config["num_classes"]  # tiny test nets too
@@ -386,7 +386,7 @@ def _minvert_pass(spec, net, x, target):
 
 def _torch_pass(spec, model, x, target, torch, device="cpu"):
     """The same pass in PyTorch; returns what :func:`_minvert_pass` returns."""
-    from .backend import to_numpy
+    from ..backend import to_numpy
     dev = _torch_device(torch, device)
     x, target = (torch.from_numpy(to_numpy(a)).to(dev) for a in (x, target))
     if spec["pass"] == "forward":
@@ -431,9 +431,9 @@ def _torch_objective(model, x0, x, torch):
     the minvert layer names, x0 the original image, x the current one. Returns the
     callable giving d total / d x."""
     import types
-    from .images import Preprocessing
-    from .transform.losses import Multipliers, color_threshold
-    from .transform.objective import Settings, default_layers
+    from ..images import Preprocessing
+    from ..transform.losses import Multipliers, color_threshold
+    from ..transform.objective import Settings, default_layers
     settings = Settings(OBJECTIVE["target"], Multipliers(*OBJECTIVE["multipliers"]))
     m, layers = settings.multipliers, list(model.named_children())
     content, style = default_layers(types.SimpleNamespace(names=[n for n, _ in layers]), settings)
@@ -477,7 +477,7 @@ def _torch_objective(model, x0, x, torch):
 
 def _measure(spec, net, model, torch, macs, repeats, device, memory, out):
     """Time (and measure the memory of) one configuration; returns its table row."""
-    from .backend import to_numpy
+    from ..backend import to_numpy
     x, target = _inputs(spec, net)
     fns = {"minvert": _minvert_pass(spec, net, x, target)}
     if model is not None:
@@ -589,19 +589,19 @@ def _status_kb(field):
 def _to_torch(layer, torch, device="cpu"):
     """An equivalent torch.nn module holding COPIES of the layer's weights (both sides may
     train their own). Covers every layer the VGG, ResNet and decoder builders use."""
-    from .backend import to_numpy
-    from .errors import MinvertError
-    from .layers.activation import LeakyReLU, ReLU, Sigmoid
-    from .layers.conv import Conv2D
-    from .layers.dense import Dense
-    from .layers.norm import BatchNorm2D
-    from .layers.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
-    from .layers.shape import Flatten, normalize_pad
-    from .layers.upconv import UpsampleConv2D
-    from .layers.upsample import UpsampleNearest
-    from .nets.decoder import FeatureToMap
-    from .nets.resnet import ResidualBlock
-    from .nets.sequential import Sequential
+    from ..backend import to_numpy
+    from ..errors import MinvertError
+    from ..layers.activation import LeakyReLU, ReLU, Sigmoid
+    from ..layers.conv import Conv2D
+    from ..layers.dense import Dense
+    from ..layers.norm import BatchNorm2D
+    from ..layers.pool import AvgPool2D, GlobalAvgPool, MaxPool2D
+    from ..layers.shape import Flatten, normalize_pad
+    from ..layers.upconv import UpsampleConv2D
+    from ..layers.upsample import UpsampleNearest
+    from ..nets.decoder import FeatureToMap
+    from ..nets.resnet import ResidualBlock
+    from ..nets.sequential import Sequential
     nn, (Residual, ChannelsLastMap) = torch.nn, _torch_classes(torch)
 
     def convert(layer):

@@ -33,7 +33,7 @@ def main(argv=None):
             return 2
         command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
         if command in LONG_COMMANDS and sys.stderr.isatty():  # a note for a person, not for a log
-            from .threads import oversubscription_note
+            from ..threads import oversubscription_note
             note = oversubscription_note()
             if note:
                 print(note, file=sys.stderr)
@@ -59,7 +59,7 @@ def main(argv=None):
 def describe_error(e):
     """One bounded line for the user: MinvertError's own message, else what the built-in
     exception says, never its class name, never an unbounded object (a huge dict key, say)."""
-    from .errors import MinvertError
+    from ..errors import MinvertError
     if isinstance(e, MinvertError):
         text = str(e)
     elif isinstance(e, MemoryError):
@@ -81,7 +81,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def build_parser():
-    from . import __version__
+    from .. import __version__
     parser = argparse.ArgumentParser(
         prog="minvert", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="CNN inversion from scratch: classify, transform an image into another class "
@@ -104,8 +104,8 @@ def _cmd(sub, name, help, description=None, handler=None):
 
 def _device_spec(text):
     """argparse type for --device: the spelling is checked here, the hardware when it is used."""
-    from .backend import parse_device
-    from .errors import DeviceError
+    from ..backend import parse_device
+    from ..errors import DeviceError
     try:
         parse_device(text)
     except DeviceError as e:
@@ -134,8 +134,8 @@ def _add_classify(sub):
 
 
 def _run_classify(args):
-    from .classify import classify_files
-    from .errors import check_options
+    from ..classify import classify_files
+    from ..errors import check_options
     check_options(args, minimum={"top": 1})
     results = classify_files(args.images, args.model, top=args.top, device=args.device)
     for r in results:
@@ -149,12 +149,12 @@ def _run_classify(args):
 
 # the papers: their command lines live with them ------------------------------------------
 def _add_transform(sub):
-    from .transform.cli import add_cli
+    from ..transform.cli import add_cli
     add_cli(sub, _cmd, _device_args)
 
 
 def _add_reconstruct(sub):
-    from .reconstruct.cli import add_cli
+    from ..reconstruct.cli import add_cli
     add_cli(_cmd(sub, "reconstruct", "paper 003: decode images from ResNet feature vectors",
                  description="Paper 003: extract ResNet features, train the upsampling decoder, "
                              "evaluate how much of seen and unseen images comes back."),
@@ -195,7 +195,7 @@ def _add_train(sub):
 
 
 def _run_train(args):
-    from .train import train_command
+    from ..training import train_command
     train_command(args)
 
 
@@ -216,8 +216,8 @@ def _add_dataset(sub):
 
 
 def _run_dataset(args):
-    from .datasets import write_dataset
-    from .errors import check_options
+    from ..datasets import write_dataset
+    from ..errors import check_options
     check_options(args, minimum={"n": 1, "size": 8, "seed": 0})
     write_dataset(args.out, args.n, size=args.size, seed=args.seed, kind=args.kind)
 
@@ -235,7 +235,7 @@ def _add_convert(sub):
 
 
 def _run_convert(args):
-    from .weights.convert import convert
+    from ..weights.convert import convert
     net = convert(args.src, args.dst, arch=args.arch, force=args.force)
     c = net.config
     print(f"wrote {args.dst}: {c['arch']}{c.get('depth') or ''} {c.get('variant', '')} "
@@ -258,19 +258,19 @@ def _add_weights(sub):
 
 
 def _run_weights_list(args):
-    from .weights.zoo import list_weights
+    from ..weights.zoo import list_weights
     list_weights(sys.stdout, verbose=args.verbose)
 
 
 def _run_weights_download(args):
-    from .weights.convert import convert
-    from .weights.download import download_weights
+    from ..weights.convert import convert
+    from ..weights.download import download_weights
     path = download_weights(args.name, dest_dir=args.dir, convert=convert, force=args.force)
     print(f"ready: {path}  (load it with --model {args.name})")
 
 
 def _run_weights_info(args):
-    from .weights.project import read_header
+    from ..weights.project import read_header
     h = read_header(args.file)
     c = h["config"]
     print(f"{args.file}: minvert weights, format {h['format_version']}")
@@ -288,7 +288,7 @@ def _run_weights_info(args):
 
 
 def _run_weights_verify(args):
-    from .weights.download import verify_file
+    from ..weights.download import verify_file
     print(verify_file(args.file).message)
 
 
@@ -316,10 +316,10 @@ def _add_gradcheck(sub):
 
 
 def _run_gradcheck(args):
-    from .errors import MinvertError
-    from .gradcheck import check_layers
+    from ..errors import MinvertError
+    from ..gradcheck import check_layers
     if args.layer:
-        from .studentfile import check_own_layer, parse_shapes
+        from ..exercises.studentfile import check_own_layer, parse_shapes
         if args.plant:
             raise MinvertError("--plant works on minvert's own layers, not with FILE.py:NAME")
         rows = check_own_layer(args.layer, parse_shapes(args.shape), seed=args.seed)
@@ -353,17 +353,17 @@ def _add_bench(sub):
 
 
 def _run_bench(args):
-    from . import bench
-    from .errors import check_options
+    from .. import bench
+    from ..errors import check_options
     check_options(args, minimum={"repeats": 1})
-    from .backend import select_device
+    from ..backend import select_device
     device = select_device(args.device)  # 'cpu' or 'gpu' (gpu:N made current)
     if args.what == "layers":
         bench.bench_layers(repeats=args.repeats, device=device)
     elif args.what == "nets":
         bench.bench_nets(repeats=args.repeats, compare=args.compare, device=device)
     elif args.what == "presets":
-        from .transform.scales import bench_presets
+        from ..transform.scales import bench_presets
         bench_presets(model=args.model, content_kind=args.content_kind)
     else:
         bench.bench_decoder(repeats=args.repeats, compare=args.compare, device=device)
@@ -382,7 +382,7 @@ def _add_demo(sub):
 
 
 def _run_demo(args):
-    from .demo import run_demo
+    from ..demo import run_demo
     run_demo(args.out, force=args.force, device=args.device)
 
 
@@ -401,7 +401,7 @@ def _add_exercise(sub):
 
 
 def _run_exercise(args):
-    from .exercises import check_file
+    from ..exercises import check_file
     return 0 if check_file(args.file, seed=args.seed) else 1
 
 
@@ -413,10 +413,10 @@ def _add_info(sub):
 def _run_info(args):
     import platform
     from importlib.metadata import PackageNotFoundError, version
-    from . import __version__, threads
-    from .backend import gpu_report, select_device
-    from .errors import DeviceError
-    from .weights.zoo import weights_search_path
+    from .. import __version__, threads
+    from ..backend import gpu_report, select_device
+    from ..errors import DeviceError
+    from ..weights.zoo import weights_search_path
     print(f"minvert  {__version__} (Python {platform.python_version()})")
     for package in ("numpy", "scipy", "h5py", "pillow"):
         try:
@@ -434,7 +434,3 @@ def _run_info(args):
           + (f": {problem}" if problem else ""))
     print("weights  looked for in: " + ", ".join(str(p) for p in weights_search_path()))
     return 1 if problem else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """A generated dataset of coloured shapes on varied backgrounds: paper 003's stand-in for ImageNet.
 
-The textures (:mod:`minvert.datasets`) are classified by pattern alone, so a classifier trained
+The textures (:mod:`minvert.datasets.textures`) are classified by pattern alone, so a classifier trained
 on them learns to ignore colour, and its pooled feature has little of an image left to decode.
 Here the class is ``<colour family>-<shape>-on-<dark|light>`` (4 x 4 x 2 = 32 classes,
 ``CLASSES``): a network has to see the object's colour, its outline and the brightness of the
@@ -17,8 +17,8 @@ import colorsys
 
 import numpy as np
 
-from .datasets import _DRAW, _grid
-from .errors import MinvertError
+from ..errors import MinvertError
+from .textures import PATTERNS, pixel_grid
 
 SHAPES = ("circle", "square", "triangle", "cross")
 # hue ranges in degrees (red wraps around 0); saturation and value are drawn per image
@@ -48,13 +48,6 @@ def _signed_distance(shape, u, v, r):
     raise MinvertError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
 
 
-def shape_area(shape, r):
-    """Exact area in pixels^2 of a shape of circumradius r (tests check the drawn coverage)."""
-    w = 0.3 * r
-    return {"circle": np.pi * r * r, "square": 2 * r * r, "triangle": 3 * np.sqrt(3) / 4 * r * r,
-            "cross": 2 * (2 * r) * (2 * w) - (2 * w) ** 2}[shape]
-
-
 def _hsv(h_deg, s, v):
     return np.array(colorsys.hsv_to_rgb((h_deg % 360.0) / 360.0, s, v)) * 255.0
 
@@ -62,7 +55,7 @@ def _hsv(h_deg, s, v):
 def _background(rng, size, brightness):
     """(3, size, size) float: two greyish colours of the ``brightness`` range (BACKGROUNDS)
     blended across a soft edge, and a faint texture."""
-    x, y = _grid(size)
+    x, y = pixel_grid(size)
     theta = rng.uniform(0, 2 * np.pi)
     t = (np.cos(theta) * (x - size / 2) + np.sin(theta) * (y - size / 2)) / size  # in about [-0.7, 0.7]
     edge = rng.uniform(-0.3, 0.3)
@@ -71,7 +64,7 @@ def _background(rng, size, brightness):
     value = BACKGROUNDS[brightness]
     c0, c1 = (_hsv(rng.uniform(0, 360), rng.uniform(0.0, 0.3), rng.uniform(*value)) for _ in range(2))
     bg = c0[:, None, None] + (c1 - c0)[:, None, None] * blend
-    pattern = _DRAW[rng.choice(sorted(_DRAW))](rng, size)  # a texture, at low contrast
+    pattern = PATTERNS[rng.choice(sorted(PATTERNS))](rng, size)  # a texture, at low contrast
     return bg + rng.uniform(4.0, 16.0) * (pattern - 0.5)
 
 
@@ -94,7 +87,7 @@ def draw_shape_image(name, rng, size=64):
     r = size * rng.uniform(*RADIUS)
     cx, cy = rng.uniform(0.9 * r, size - 0.9 * r, 2)                     # mostly inside the image
     angle = rng.uniform(0, 2 * np.pi)
-    x, y = _grid(size)
+    x, y = pixel_grid(size)
     c, s = np.cos(angle), np.sin(angle)
     u, v = c * (x - cx) + s * (y - cy), -s * (x - cx) + c * (y - cy)
     mask = np.clip(0.5 - _signed_distance(shape, u, v, r), 0.0, 1.0)     # (size, size)

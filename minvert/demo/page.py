@@ -89,8 +89,8 @@ def _metrics_table(ev):
             f"{row('train', 'training (seen)')}{row('held_out', 'held-out (unseen)')}</table>")
 
 
-def _reconstruct(r, encoder):
-    ev, k = r["evaluation"], r["concepts"]
+def _reconstruct(r):
+    ev, k, encoder = r["evaluation"], r["concepts"], r["encoder"]
     tr, ho = ev["train"], ev["held_out"]
     n = r["n_images"]
     return f"""<h2>3. Paper 003: how much of an image its feature vector gives away</h2>
@@ -140,8 +140,7 @@ feature vector is not anonymous: it tells what kind of scene an image shows, but
 
 
 def page(r, texture_classes):
-    """The demo's index.html from its report dict (see :func:`minvert.demo.run_demo`)."""
-    from .demo import ENCODER
+    """The demo's index.html from its report dict (see :func:`minvert.demo.run.run_demo`)."""
     h = r["reconstruct"]["history"]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>minvert demo</title>
 <style>{STYLE}</style></head><body>
@@ -153,7 +152,7 @@ small networks minvert ships, offline, in {r['seconds']:.0f} s. The full-size ex
 (VGG-19, ResNet-50 on real photos) are described in docs/reproducing.md.</p>
 {_classification(r['classify'])}
 {_transform(r['transform'])}
-{_reconstruct(r['reconstruct'], ENCODER)}
+{_reconstruct(r['reconstruct'])}
 <h2>4. Training curves</h2>
 <p><b>Left:</b> PSNR of the decoder's reconstructions after each epoch, on the training images (blue,
 averaged over the epoch's batches) and on the held-out ones (red). Both rise while the decoder

@@ -7,7 +7,7 @@
    decoder, reconstruct images it was trained on and 160 it never saw, and measure what comes
    back (PSNR/SSIM against the mean-image baseline, re-identification against chance, and
    which concepts - colour, shape, background - the encoder recognises in the reconstructions);
-4. write DIR/index.html (text: :mod:`minvert.demo_page`) with every image and its numbers.
+4. write DIR/index.html (text: :mod:`minvert.demo.page`) with every image and its numbers.
 
 Every step prints progress; the page and report.json hold every number.
 """
@@ -17,7 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MinvertError
+from ..backend import to_numpy
+from ..classify import classify_files
+from ..datasets import CLASSES, dataset_classes, make_dataset
+from ..errors import MinvertError
+from ..images import resize_exact, save_image
+from ..plots import line_plot, panel
+from ..reconstruct import evaluate, extract, train
+from ..reconstruct.evaluate import reconstruct_images
+from ..reconstruct.features import read_cache
+from ..reconstruct.train import load_decoder, read_run
+from ..transform import Multipliers, Settings, transform
+from ..weights import load_model
+from .page import page
 
 N_CLASSIFY = 2          # generated textures per class to classify
 RECON_PER_CLASS = 20    # generated shapes per class for paper 003: 32 classes -> 640 images
@@ -35,8 +47,6 @@ ENCODER = "tiny-resnet-shapes"
 
 def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transform_iters=TRANSFORM_ITERS,
              recon_per_class=RECON_PER_CLASS, device=None):
-    from .datasets import dataset_classes, make_dataset
-    from .demo_page import page
     out = Path(out)
     if (out / "index.html").exists() and not force:
         raise MinvertError(f"{out} already holds a demo; choose another --out or pass --force")
@@ -57,6 +67,7 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
                                             device)
     report["transform"] = _transform(out, textures, labels, transform_iters, log, device)
     report["reconstruct"] = _reconstruct(out, decoder_epochs, recon_per_class, log, device)
+    report["reconstruct"]["encoder"] = ENCODER
     _curves(out, report)
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -67,14 +78,12 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
 
 
 def _save(path, img):
-    from .images import save_image
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(path, img)
     return path
 
 
 def _classify(paths, truth, model, log, device=None):
-    from .classify import classify_files
     results = classify_files([str(p) for p in paths], model, top=1, device=device)
     correct = sum(r["top"][0]["label"] == t for r, t in zip(results, truth))
     log(f"[1/3] {model}: {correct}/{len(paths)} new generated images classified correctly")
@@ -85,9 +94,6 @@ def _classify(paths, truth, model, log, device=None):
 
 
 def _transform(out, images, labels, iters, log, device=None):
-    from .datasets import CLASSES
-    from .transform import Multipliers, Settings, transform
-    from .weights import load_model
     net = load_model("tiny-vgg-textures", device=device)
     img = images[list(labels).index(CLASSES.index("dots"))]
     settings = Settings(target=CLASSES.index("stripes"), iters=iters, multipliers=Multipliers(tv=1e-3))
@@ -116,8 +122,6 @@ def _every_tenth(log, epochs):
 
 
 def _reconstruct(out, epochs, per_class, log, device=None):
-    from .datasets import dataset_classes, make_dataset
-    from .reconstruct import evaluate, extract, train
     folder = out / "reconstruct"
     names = dataset_classes("shapes")
     images, labels, _ = make_dataset(per_class, size=64, seed=7, kind="shapes")
@@ -152,13 +156,6 @@ def _reconstruct(out, epochs, per_class, log, device=None):
 
 def _concepts(run, cache, names, labels, folder, log, device=None):
     """Which concepts the encoder recognises in the held-out reconstructions, and their figure."""
-    from .backend import to_numpy
-    from .images import resize_exact, save_image
-    from .plots import panel
-    from .reconstruct.evaluate import reconstruct_images
-    from .reconstruct.features import read_cache
-    from .reconstruct.train import load_decoder, read_run
-    from .weights import load_model
     r, c = read_run(run), read_cache(cache)
     decoder, encoder = load_decoder(run, r, device), load_model(ENCODER, device=device)
     rows = r["split"]["test"]
@@ -210,8 +207,6 @@ def _object_centre(img, soft=False):
 
 
 def _curves(out, report):
-    from .images import save_image
-    from .plots import line_plot
     h = report["reconstruct"]["history"]
     a = line_plot({"training images": [e["psnr"] for e in h], "held-out images": [e["val_psnr"] for e in h]},
                   title="paper 003: decoder, reconstruction PSNR", xlabel="epoch", ylabel="PSNR dB")

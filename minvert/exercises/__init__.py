@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..studentfile import load
+from .studentfile import load
 from .check import Exercise, check
 from .conv_norm import batchnorm, conv, conv_im2col
 from .inversion import adadelta, content, objective, style, tv

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..gradcheck import TOLERANCE, numerical_vjp, rel_error
-from ..studentfile import describe
+from .studentfile import describe
 
 MATCH = 1e-6      # closer than this to a known wrong answer: that is the mistake
 SAME = 1e-9       # a forward this close to minvert's computes the same thing (float64)

@@ -5,7 +5,7 @@ import numpy as np
 from ..gradcheck import TOLERANCE, rel_error
 from ..layers import softmax_cross_entropy
 from ..optim import Adadelta
-from ..studentfile import describe
+from .studentfile import describe
 from ..transform import losses
 from .check import MATCH, Case, Exercise, snapshot, unchanged, _wrap
 from .layers import FORGOT_DLOSS, distinct, normal, sizes

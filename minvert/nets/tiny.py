@@ -9,7 +9,7 @@
 
 Both take 64x64 RGB scaled to [0, 1] ("unit" preprocessing).
 """
-from ..images import Preprocessing
+from .preprocessing import Preprocessing
 from .resnet import build_resnet
 from .vgg import build_vgg
 

@@ -249,7 +249,7 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
     from ..optim import Adadelta, Adam
     from ..images import save_image
     from ..plots import line_plot
-    from ..train import run_epochs
+    from ..training import run_epochs
     c = read_cache(cache)
     if snapshot_rows and max(snapshot_rows) >= len(c):
         raise MinvertError(f"snapshot row {max(snapshot_rows)} is outside the cache's {len(c)} images "

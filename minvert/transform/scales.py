@@ -82,7 +82,7 @@ def bench_presets(model=None, device=None, out=print, content_kind="gram", only=
     """Print the table for every preset (or those named in ``only``) on ``model`` (a 1000-class
     classifier), or on a full-size VGG-19 with random weights."""
     from ..datasets import make_dataset
-    from ..images import Preprocessing
+    from ..nets.preprocessing import Preprocessing
     from ..labels import imagenet_labels
     from ..nets.vgg import build_vgg
     from ..weights import load_model

@@ -37,7 +37,7 @@ def sniff_format(path):
 
 def read_source(src, arch=None):
     """(config, canonical weights, preprocessing, source kind) of a Keras or torch file."""
-    from ..images import PRESETS
+    from ..nets.preprocessing import PRESETS
     kind = sniff_format(src)
     if kind == "keras":
         from .keras_h5 import load_keras_h5

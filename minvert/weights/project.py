@@ -184,7 +184,7 @@ def read_weights(group, net, path):
 
 def load(path, dtype="float32", device=None):
     """Rebuild the network stored in ``path`` with its weights, preprocessing and labels."""
-    from ..images import Preprocessing
+    from ..nets.preprocessing import Preprocessing
     from ..nets import build
     with open_h5(path, "a minvert weight file", _NOT_OURS) as f:
         header = _header(f, path)
