@@ -335,9 +335,9 @@ def test_bad_inputs_give_one_line_errors_and_change_nothing(tmp_path, data, trai
 
 # command line ----------------------------------------------------------------------------------
 def test_cli_runs_every_step(tmp_path, data, capsys):
-    from minvert.cli.main import _device_args
+    from minvert.cli.common import add_device_option
     parser = argparse.ArgumentParser(prog="minvert reconstruct")
-    add_cli(parser, _device_args)
+    add_cli(parser, add_device_option)
 
     def run(*argv):
         args = parser.parse_args([str(a) for a in argv])

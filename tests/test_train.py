@@ -8,7 +8,7 @@ from PIL import Image
 from minvert.backend import to_numpy
 from minvert.cli import main
 from minvert.errors import MinvertError
-from minvert.training import train_command
+from minvert.cli.train import train_command
 from minvert.weights import load_model
 
 

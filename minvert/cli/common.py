@@ -1,0 +1,28 @@
+"""What every subcommand shares: how it is added to the parser, and its --device option."""
+import argparse
+
+
+def add_command(sub, name, help, description=None, handler=None):
+    """A subparser ``name`` whose parsed arguments go to ``handler(args)``."""
+    p = sub.add_parser(name, help=help, description=description or help,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _device_spec(text):
+    """argparse type for --device: the spelling is checked here, the hardware when it is used."""
+    from ..backend import parse_device
+    from ..errors import DeviceError
+    try:
+        parse_device(text)
+    except DeviceError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("--device ", "", 1)) from None
+    return text
+
+
+def add_device_option(p):
+    """--device, checked for its spelling when parsed (the hardware only when used)."""
+    p.add_argument("--device", type=_device_spec, default=None, metavar="DEVICE",
+                   help="where to compute: cpu, gpu, gpu:N (CUDA device N; cuda, cuda:N too). "
+                        "Default: $MINVERT_DEVICE, else the GPU if CuPy sees one, else the CPU")

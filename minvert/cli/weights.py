@@ -1,0 +1,74 @@
+"""``minvert convert`` and ``minvert weights list | download | info | verify``."""
+import json
+import sys
+
+from .common import add_command
+
+
+def add_convert(sub):
+    p = add_command(sub, "convert", "convert Keras .h5 / torch .pth weights into minvert's format",
+             handler=_run_convert,
+             description="Convert a Keras .h5 or a torchvision .pth (zip or legacy) file into a minvert "
+                         ".h5 file; the architecture is detected from the names and shapes.")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--arch", help="override detection: vgg16, vgg19, resnet18, resnet34, resnet50, resnet101, resnet152")
+    p.add_argument("--force", action="store_true", help="overwrite DST")
+
+
+def _run_convert(args):
+    from ..weights.convert import convert
+    net = convert(args.src, args.dst, arch=args.arch, force=args.force)
+    c = net.config
+    print(f"wrote {args.dst}: {c['arch']}{c.get('depth') or ''} {c.get('variant', '')} "
+          f"({net.num_params():,} parameters, {net.preprocessing.mode} preprocessing)")
+
+
+def add_weights(sub):
+    p = add_command(sub, "weights", "list, download, inspect or verify pretrained weights")
+    wsub = p.add_subparsers(title="actions", metavar="ACTION")
+    w = add_command(wsub, "list", "known downloads and where they are", handler=_run_weights_list)
+    w.add_argument("-v", "--verbose", action="store_true", help="with descriptions")
+    w = add_command(wsub, "download", "download, verify the hash, convert", handler=_run_weights_download)
+    w.add_argument("name", metavar="NAME")
+    w.add_argument("--dir", help="where to put the files (default: $MINVERT_WEIGHTS or the user cache)")
+    w.add_argument("--force", action="store_true", help="download again even if present")
+    w = add_command(wsub, "info", "describe a minvert weight file", handler=_run_weights_info)
+    w.add_argument("file", metavar="FILE")
+    w = add_command(wsub, "verify", "check a downloaded original against the zoo's hash", handler=_run_weights_verify)
+    w.add_argument("file", metavar="FILE")
+
+
+def _run_weights_list(args):
+    from ..weights.zoo import list_weights
+    list_weights(sys.stdout, verbose=args.verbose)
+
+
+def _run_weights_download(args):
+    from ..weights.convert import convert
+    from ..weights.download import download_weights
+    path = download_weights(args.name, dest_dir=args.dir, convert=convert, force=args.force)
+    print(f"ready: {path}  (load it with --model {args.name})")
+
+
+def _run_weights_info(args):
+    from ..weights.project import read_header
+    h = read_header(args.file)
+    c = h["config"]
+    print(f"{args.file}: minvert weights, format {h['format_version']}")
+    print(f"  arch           {json.dumps(c)}")
+    print(f"  preprocessing  {json.dumps(h['preprocessing'])}")
+    labels = h["labels"] or []
+    print(f"  labels         {len(labels)} classes{': ' + ', '.join(labels[:5]) + ' ...' if labels else ''}")
+    source = dict(h["source"] or {})
+    history = source.pop("history", None)
+    print(f"  source         {json.dumps(source)[:2000]}")
+    if isinstance(history, list) and history and isinstance(history[-1], dict):
+        last = history[-1]
+        print(f"  training       {len(history)} epochs; last: " + ", ".join(
+            f"{k} {v:.4g}" for k, v in last.items() if k != "epoch" and isinstance(v, float)))
+
+
+def _run_weights_verify(args):
+    from ..weights.download import verify_file
+    print(verify_file(args.file).message)
