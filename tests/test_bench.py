@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from minvert import bench
+from minvert.bench import memory, nets, passes, torch_mirror
 from minvert.errors import MinvertError
 from minvert.layers.conv import Conv2D
 
-TINY_VGG, TINY_RESNET = bench.TINY["vgg"]["config"], bench.TINY["resnet"]["config"]
-TINY_DECODER = bench.TINY["decoder"]["config"]
+TINY_VGG, TINY_RESNET = passes.TINY["vgg"]["config"], passes.TINY["resnet"]["config"]
+TINY_DECODER = passes.TINY["decoder"]["config"]
 COLUMNS = ["model", "pass", "batch", "GFLOP", "ms", "GFLOP/s", "peak MB", "numpy MB"]
 TORCH_COLUMNS = ["torch ms", "torch GFLOP/s", "torch peak MB", "ratio", "max rel diff"]
 has_torch = importlib.util.find_spec("torch") is not None
@@ -24,7 +25,7 @@ can_reset_peak = os.access("/proc/self/clear_refs", os.W_OK)
 
 @pytest.fixture(autouse=True)
 def no_pause(monkeypatch):
-    monkeypatch.setattr(bench, "PAUSE", 0.0)  # the pause between timed calls only costs time here
+    monkeypatch.setattr(nets, "PAUSE", 0.0)  # the pause between timed calls only costs time here
 
 
 def tiny_nets(**kw):
@@ -51,7 +52,7 @@ def test_bench_nets_rows_and_table():
 
 def test_flop_count_from_layer_shapes():
     """2 x multiply-adds of every conv and dense layer, as counted by hand."""
-    net = bench._build_net({"net": "vgg", "config": dict(TINY_VGG, input_size=32)})
+    net = passes.build_net({"net": "vgg", "config": dict(TINY_VGG, input_size=32)})
     x = np.zeros((1, 3, 32, 32), np.float32)
     macs, side, c_in = 0, 32, 3
     for width, n_convs in zip(TINY_VGG["widths"], [2, 2, 4, 4, 4]):
@@ -61,8 +62,8 @@ def test_flop_count_from_layer_shapes():
         side //= 2
     sizes = [c_in * side * side] + TINY_VGG["fc"] + [TINY_VGG["num_classes"]]
     macs += sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    layer_macs = bench._layer_macs(net, x)
-    assert bench._pass_gflop("forward", layer_macs, 3) == pytest.approx(2 * 3 * macs / 1e9)
+    layer_macs = passes.layer_macs(net, x)
+    assert passes.pass_gflop("forward", layer_macs, 3) == pytest.approx(2 * 3 * macs / 1e9)
     assert all(layer.cache is None for _, layer in net.named_layers())  # released
 
 
@@ -79,14 +80,14 @@ def test_bench_decoder_training_step():
 
 
 def test_training_step_counts_three_passes_but_no_feature_gradient():
-    net = bench._build_net({"net": "decoder", "config": TINY_DECODER})
+    net = passes.build_net({"net": "decoder", "config": TINY_DECODER})
     spec = {"net": "decoder", "pass": "train", "batch": 1}
-    x, target = bench._inputs(spec, net)
-    macs = bench._layer_macs(net, x)
-    bench._minvert_pass(spec, net, x, target)  # sets the modes: train, conv1 without dx
+    x, target = passes.make_inputs(spec, net)
+    macs = passes.layer_macs(net, x)
+    passes.minvert_pass(spec, net, x, target)  # sets the modes: train, conv1 without dx
     first = dict((layer, m) for layer, m in macs)[net["conv1"]]
-    forward = bench._pass_gflop("forward", macs, 1)
-    assert bench._pass_gflop("train", macs, 1) == pytest.approx(3 * forward - 2 * first / 1e9)
+    forward = passes.pass_gflop("forward", macs, 1)
+    assert passes.pass_gflop("train", macs, 1) == pytest.approx(3 * forward - 2 * first / 1e9)
 
 
 @pytest.mark.skipif(not can_reset_peak, reason="needs Linux /proc/self/clear_refs")
@@ -99,7 +100,7 @@ def test_peak_memory_in_a_fresh_process():
 def test_memory_child_failure_is_reported_not_raised():
     lines = []
     spec = {"net": "nonsense", "label": "x", "pass": "forward", "batch": 1}
-    assert bench._peak_memory(spec, "minvert", lines.append) is None
+    assert memory.peak_memory(spec, "minvert", lines.append) is None
     assert lines and "not measured" in lines[0]
 
 
@@ -141,13 +142,13 @@ def test_torch_conversion_of_asymmetric_same_padding():
     conv = Conv2D(2, 3, 2, pad=(0, 1, 0, 1), rng=0)
     x = np.random.default_rng(0).standard_normal((1, 2, 5, 5)).astype(np.float32)
     with torch.no_grad():
-        got = bench._to_torch(conv, torch)(torch.from_numpy(x)).numpy()
+        got = torch_mirror.to_torch(conv, torch)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, conv.forward(x), rtol=1e-5, atol=1e-6)
 
 
 # the speed-ups made for the benchmark (minvert/layers, minvert/nets) -------------------------
 def test_resnet_predict_equals_forward_and_keeps_no_cache():
-    net = bench._build_net({"net": "resnet", "config": TINY_RESNET})  # random batch-norm stats
+    net = passes.build_net({"net": "resnet", "config": TINY_RESNET})  # random batch-norm stats
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     out = net.predict(x)
     assert all(layer.cache is None for _, layer in net.named_layers())
@@ -157,7 +158,7 @@ def test_resnet_predict_equals_forward_and_keeps_no_cache():
 
 
 def test_vgg_predict_fuses_conv_and_relu_exactly():
-    net = bench._build_net({"net": "vgg", "config": dict(TINY_VGG, input_size=32)})
+    net = passes.build_net({"net": "vgg", "config": dict(TINY_VGG, input_size=32)})
     x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     np.testing.assert_array_equal(net.predict(x), net.forward(x))
 
@@ -207,9 +208,9 @@ def test_maxpool_two_pass_forward_and_tie_routing_match_naive(seed):
 
 
 def test_clear_grads():
-    net = bench._build_net({"net": "decoder", "config": TINY_DECODER})
+    net = passes.build_net({"net": "decoder", "config": TINY_DECODER})
     spec = {"net": "decoder", "pass": "train", "batch": 2}
-    bench._minvert_pass(spec, net, *bench._inputs(spec, net))()
+    passes.minvert_pass(spec, net, *passes.make_inputs(spec, net))()
     assert all(g is not None for _, _, g in net.parameters())
     net.clear_grads()
     assert all(g is None for _, _, g in net.parameters())
