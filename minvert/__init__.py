@@ -10,6 +10,9 @@ __version__ = "0.1.0"
 
 from .errors import MinvertError  # noqa: F401
 
+# The two entry points import the library when called: this file runs before every `minvert`
+# command, and importing the weight readers here would load NumPy and h5py for `minvert --help`.
+
 
 def load_model(name_or_path, dtype="float32", device=None):
     """Rebuild a network (arch, weights, preprocessing, labels) from a project weight file."""

@@ -3,6 +3,7 @@
 The CLI prints ``minvert: error: <message>`` for these and exits non-zero, never a
 traceback. They also subclass the built-in type a Python caller would expect.
 """
+import math
 
 
 class MinvertError(Exception):
@@ -32,7 +33,6 @@ def check_options(args, minimum=(), positive=(), finite=()):
     minimum: {attribute: lowest allowed value}; positive: attributes that must be > 0 and finite;
     finite: attributes that must be finite numbers. Attributes that are None are not given.
     """
-    import math
     for name, low in dict(minimum).items():
         value = getattr(args, name, None)
         if value is not None and not value >= low:

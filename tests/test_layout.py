@@ -5,7 +5,9 @@
 (c) minvert/layers/*.py (the readable layers) use the fast engine (minvert.layers.fast) only in
     their dispatch lines: one import of it, and every other mention on a line marked
     ``# fast path``;
-(d) no function over MAX_FUNCTION_LINES lines unless listed below with its reason.
+(d) no function over MAX_FUNCTION_LINES lines unless listed below with its reason;
+(e) imports inside functions only in minvert/cli/ (the command loads the library lazily) and of
+    the optional modules (torch, cupy); anywhere else they hide the dependency graph.
 
 Each checker takes the package folder, so the tests at the bottom can show that it catches a
 synthetic offender in a throwaway tree.
@@ -47,6 +49,24 @@ TEMPORARY_LONG_FUNCTIONS = {
     "transform/optimize.py::transform": "split into bounds, recorder, summary (item 6)",
     "reconstruct/cli.py::add_cli": "one _add_<sub> per subcommand (item 6)",
     "weights/download.py::_transfer": "split with weights/http.py (item 6)",
+}
+
+# (e) Files allowed to import inside functions besides cli/, with the reason.
+LAZY_IMPORT_FILES = {
+    "__init__.py": "the package root is imported before every `minvert` command; importing the "
+                   "weight readers at its top would load NumPy and h5py for `minvert --help`",
+}
+OPTIONAL_MODULES = ("torch", "cupy")
+# TEMPORARY, as TEMPORARY_LONG_FILES: the parts other branches of issue 21 are rewriting.
+TEMPORARY_LAZY_IMPORT_FILES = {
+    "bench/nets.py": "imports threads, which the engine branch deletes (issue 21 item 4)",
+    **{f"{part}/{name}.py": "imports moved to the top in the splits of weights/, transform/, "
+                            "reconstruct/ (issue 21 item 5)"
+       for part, names in {"weights": ("__init__", "convert", "hdf5", "keras_h5", "project", "torch_pth"),
+                           "transform": ("cli", "optimize", "scales"),
+                           "reconstruct": ("cli", "evaluate", "features", "figures", "train",
+                                           "watch")}.items()
+       for name in names},
 }
 
 
@@ -196,6 +216,29 @@ def long_functions(package, allowed):
     return found
 
 
+def imports_inside_functions(package, allowed):
+    """["path:line module"] of imports inside functions, outside cli/ and ``allowed`` files,
+    of anything but OPTIONAL_MODULES."""
+    found = []
+    for path in python_files(package):
+        where = relative(package, path)
+        if where.startswith("cli/") or where in allowed:
+            continue
+        for function in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = ["." * node.level + (node.module or "")]
+                else:
+                    continue
+                found += [f"{where}:{node.lineno} {n}" for n in names
+                          if n.split(".")[0] not in OPTIONAL_MODULES]
+    return sorted(set(found))
+
+
 # -- the package ------------------------------------------------------------------------------
 
 def test_no_file_over_the_limit_unless_listed_with_a_reason():
@@ -227,6 +270,14 @@ def test_no_function_over_the_limit_unless_listed_with_a_reason():
     listed = {k for k in allowed if k.split("::")[0] in {relative(PACKAGE, p) for p in python_files(PACKAGE)}}
     still_long = set(long_functions(PACKAGE, {}))
     assert listed <= still_long, f"listed but no longer long (or gone): {sorted(listed - still_long)}"
+
+
+def test_imports_inside_functions_only_in_the_cli_and_for_optional_modules():
+    found = imports_inside_functions(PACKAGE, {**LAZY_IMPORT_FILES, **TEMPORARY_LAZY_IMPORT_FILES})
+    assert not found, f"imports inside functions: {found}; import at the top of the module"
+    importing = {entry.split(":")[0] for entry in imports_inside_functions(PACKAGE, {})}
+    stale = sorted((set(LAZY_IMPORT_FILES) | set(TEMPORARY_LAZY_IMPORT_FILES)) - importing)
+    assert not stale, f"listed but importing nothing inside functions (or gone): {stale}"
 
 
 # -- each checker catches what it is for ------------------------------------------------------
@@ -304,3 +355,14 @@ def test_checker_finds_a_long_function_and_names_it(tmp_path):
     })
     assert long_functions(package, {}) == {"m.py::A.run": MAX_FUNCTION_LINES + 1}
     assert long_functions(package, {"m.py::A.run": "why"}) == {}
+
+
+def test_checker_finds_an_import_inside_a_function_outside_the_cli(tmp_path):
+    package = _tree(tmp_path, {
+        "__init__.py": "",
+        "cli/main.py": "def run():\n    from ..library import go\n",
+        "library.py": "def go():\n    import torch\n    import cupy.cuda\n",
+        "other.py": "import json\n\n\ndef f():\n    import h5py\n    from .library import go\n",
+    })
+    assert imports_inside_functions(package, {}) == ["other.py:5 h5py", "other.py:6 .library"]
+    assert imports_inside_functions(package, {"other.py": "why"}) == []

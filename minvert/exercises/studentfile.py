@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MinvertError
+from ..gradcheck import compare, print_table, vjp_gradients
 
 DEFAULT_X_SHAPE = (2, 3, 6, 5)
 
@@ -125,7 +126,6 @@ def _gradients_of_class(cls, name, shapes, rng):
 def check_own_layer(spec, shapes=None, seed=0, out=print):
     """Gradient-check the layer ``FILE.py:NAME`` (see the module docstring) w.r.t. each of its
     arrays with :func:`minvert.gradcheck.vjp_gradients`; print the table; return the rows."""
-    from ..gradcheck import compare, print_table, vjp_gradients
     file, sep, name = str(spec).rpartition(":")
     name = name.removesuffix("_forward").removesuffix("_backward")
     if not sep or not file.endswith(".py") or not name.isidentifier():

@@ -1,5 +1,8 @@
 """Networks built from minvert's layers: VGG, ResNet, the paper-003 decoder, tiny models."""
 from ..errors import MinvertError
+from .decoder import build_decoder
+from .resnet import build_resnet
+from .vgg import build_vgg
 
 
 def build(config, **kwargs):
@@ -9,13 +12,10 @@ def build(config, **kwargs):
                            "the file is damaged")
     arch = config.get("arch")
     if arch == "vgg":
-        from .vgg import build_vgg
         return build_vgg(config, **kwargs)
     if arch == "resnet":
-        from .resnet import build_resnet
         return build_resnet(config, **kwargs)
     if arch == "decoder":
         kwargs.pop("preprocessing", None), kwargs.pop("labels", None)
-        from .decoder import build_decoder
         return build_decoder(config, **kwargs)
     raise MinvertError(f"unknown architecture {arch!r} in the model config")
