@@ -6,9 +6,8 @@
     logits = net.forward(x)
     dx = net.backward(dlogits)
 """
-__version__ = "0.1.0"
-
 from .errors import MinvertError  # noqa: F401
+from .version import __version__  # noqa: F401
 
 # The two entry points import the library when called: this file runs before every `minvert`
 # command, and importing the weight readers here would load NumPy and h5py for `minvert --help`.

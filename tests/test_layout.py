@@ -7,7 +7,9 @@
     ``# fast path``;
 (d) no function over MAX_FUNCTION_LINES lines unless listed below with its reason;
 (e) imports inside functions only in minvert/cli/ (the command loads the library lazily) and of
-    the optional modules (torch, cupy); anywhere else they hide the dependency graph.
+    the optional modules (torch, cupy); anywhere else they hide the dependency graph;
+(f) imports go only downward through LEVELS, the layers of docs/architecture.md (a module may
+    import its own level or below; the package root, minvert/__init__.py, sits on top).
 
 Each checker takes the package folder, so the tests at the bottom can show that it catches a
 synthetic offender in a throwaway tree.
@@ -67,6 +69,20 @@ TEMPORARY_LAZY_IMPORT_FILES = {
                            "reconstruct": ("cli", "evaluate", "features", "figures", "train",
                                            "watch")}.items()
        for name in names},
+}
+
+# (f) Each top-level module or package of minvert/ and its level, as drawn in docs/architecture.md.
+LEVELS = {
+    "errors": 0, "version": 0,
+    "backend": 1, "threads": 1,
+    "gradcheck": 2, "metrics": 2, "labels": 2, "images": 2, "plots": 2, "datasets": 2,
+    "layers": 3,
+    "nets": 4, "optim": 4, "gradcheck_catalogue": 4,
+    "weights": 5,
+    "training": 6, "classify": 6, "transform": 6,
+    "reconstruct": 7,
+    "exercises": 8, "bench": 8, "demo": 8,
+    "cli": 9, "__main__": 9,
 }
 
 
@@ -216,6 +232,21 @@ def long_functions(package, allowed):
     return found
 
 
+def upward_imports(package, levels):
+    """["importer -> imported"] for imports to a higher level, and ["top: no level"] for top-level
+    modules ``levels`` does not place."""
+    def level(module):
+        parts = module.split(".")
+        return float("inf") if len(parts) == 1 else levels.get(parts[1])
+    graph = import_graph(package)
+    unplaced = sorted({m.split(".")[1] for m in graph if len(m.split(".")) > 1} - set(levels))
+    found = [f"{top}: no level" for top in unplaced]
+    for importer, imported in sorted((a, b) for a, bs in graph.items() for b in bs):
+        if None not in (level(importer), level(imported)) and level(imported) > level(importer):
+            found.append(f"{importer} -> {imported}")
+    return found
+
+
 def imports_inside_functions(package, allowed):
     """["path:line module"] of imports inside functions, outside cli/ and ``allowed`` files,
     of anything but OPTIONAL_MODULES."""
@@ -256,6 +287,10 @@ def test_size_lists_name_only_files_still_over_the_limit():
 
 def test_no_import_cycles_even_through_imports_inside_functions():
     assert import_cycles(PACKAGE) == []
+
+
+def test_imports_go_only_downward_through_the_levels():
+    assert upward_imports(PACKAGE, LEVELS) == []
 
 
 def test_readable_layers_reach_the_fast_engine_only_in_their_dispatch_lines():
@@ -366,3 +401,10 @@ def test_checker_finds_an_import_inside_a_function_outside_the_cli(tmp_path):
     })
     assert imports_inside_functions(package, {}) == ["other.py:5 h5py", "other.py:6 .library"]
     assert imports_inside_functions(package, {"other.py": "why"}) == []
+
+
+def test_checker_finds_an_upward_import_and_an_unplaced_module(tmp_path):
+    package = _tree(tmp_path, {"__init__.py": "from .low import x\n", "low.py": "from .high import y\n",
+                               "high.py": "from .low import x\n", "new.py": ""})
+    assert upward_imports(package, {"low": 0, "high": 1, "new": 1}) == ["minvert.low -> minvert.high"]
+    assert upward_imports(package, {"low": 1, "high": 1}) == ["new: no level"]

@@ -85,7 +85,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def build_parser():
-    from .. import __version__
+    from ..version import __version__
     parser = argparse.ArgumentParser(
         prog="minvert", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="CNN inversion from scratch: classify, transform an image into another class "

@@ -125,7 +125,8 @@ def add_info(sub):
 def _run_info(args):
     import platform
     from importlib.metadata import PackageNotFoundError, version
-    from .. import __version__, threads
+    from .. import threads
+    from ..version import __version__
     from ..backend import gpu_report, select_device
     from ..errors import DeviceError
     from ..weights.zoo import weights_search_path

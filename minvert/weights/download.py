@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from minvert import __version__
+from minvert.version import __version__
 from minvert.errors import MinvertError
 from minvert.weights.zoo import ZOO, ZooEntry, default_download_dir, get_entry, original_path
 from minvert.weights.zoo import list_weights  # noqa: F401  (re-exported for the CLI)
