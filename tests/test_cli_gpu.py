@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minvert import bench, demo, train as train_module
+from minvert import bench, demo, training
+from minvert.bench import conv as bench_conv
+from minvert.bench import nets as bench_nets
+from minvert.bench.passes import TINY
 from minvert.backend import is_gpu_array
 from minvert.cli import main
 from minvert.datasets import make_dataset
@@ -54,12 +57,12 @@ def test_classify_transform_gradcheck_exercise(strict_cupy, images, tmp_path, ca
 
 def test_train_computes_on_the_device(strict_cupy, tmp_path, monkeypatch):
     seen = []
-    loss = train_module.softmax_cross_entropy
+    loss = training.softmax_cross_entropy
 
     def spy(logits, labels):
         seen.append(is_gpu_array(logits) and is_gpu_array(labels))
         return loss(logits, labels)
-    monkeypatch.setattr(train_module, "softmax_cross_entropy", spy)
+    monkeypatch.setattr(training, "softmax_cross_entropy", spy)
     settings = ["--out", str(tmp_path / "r"), "--n", "4", "--val-n", "1", "--test-n", "1",
                 "--size", "16", "--batch", "8", *GPU]
     assert main(["train", "--epochs", "1", *settings]) == 0
@@ -115,13 +118,13 @@ def test_reconstruct_every_step(strict_cupy, images, tmp_path):
 
 
 def test_bench_every_kind(strict_cupy, monkeypatch, capsys):
-    monkeypatch.setattr(bench, "PAUSE", 0.0)
-    monkeypatch.setattr(bench, "VGG_SHAPES", [(1, 4, 8, 8, 4)])
+    monkeypatch.setattr(bench_nets, "PAUSE", 0.0)
+    monkeypatch.setattr(bench_conv, "VGG_SHAPES", [(1, 4, 8, 8, 4)])
     monkeypatch.setattr(bench, "bench_nets", functools.partial(
-        bench.bench_nets, size=32, batches=(1,), vgg=bench.TINY["vgg"]["config"],
-        resnet=bench.TINY["resnet"]["config"]))
+        bench.bench_nets, size=32, batches=(1,), vgg=TINY["vgg"]["config"],
+        resnet=TINY["resnet"]["config"]))
     monkeypatch.setattr(bench, "bench_decoder", functools.partial(
-        bench.bench_decoder, batch=2, config=bench.TINY["decoder"]["config"]))
+        bench.bench_decoder, batch=2, config=TINY["decoder"]["config"]))
     for what in ("layers", "nets", "decoder"):
         assert main(["bench", what, "--repeats", "1", *GPU]) == 0
         assert "gpu" in capsys.readouterr().out
