@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from minvert.errors import FormatError, ShapeError
-from minvert.weights.keras_h5 import (detect_keras_arch, fc1_to_chw, keras_to_minvert, load_keras_h5,
-                                      read_keras_h5)
+from minvert.weights.keras_h5 import load_keras_h5, read_keras_h5
+from minvert.weights.keras_map import detect_keras_arch, fc1_to_chw, keras_to_minvert
 
 FIX = Path(__file__).parent / "fixtures" / "keras"
 FILES = {"vgg19_top": "vgg19_top", "vgg19_top_model": "vgg19_top", "vgg19_top_chunked": "vgg19_top",
