@@ -30,7 +30,7 @@ from ..backend import to_numpy
 from ..errors import FormatError, MinvertError, ShapeError
 from .features import encode, encoder_from_record, read_cache, targets_at
 from ..weights.project import write_json
-from .train import check_run_cache, load_decoder, read_run
+from .runs import check_run_cache, load_decoder, read_run
 from .watch import decoder_epoch
 
 SHEET_PAIRS = 8  # pairs per set on the contact sheet

@@ -33,7 +33,7 @@ from ..weights.hdf5 import (open_h5, read_array, read_budget, read_int_attr, rea
 
 CACHE_FORMAT = "minvert-feature-cache"
 _JSON_ATTRS = ("model_config", "preprocessing")
-_HEADER_KEYS = ("model", "model_path", "model_config", "model_sha256", "preprocessing",
+HEADER_KEYS = ("model", "model_path", "model_config", "model_sha256", "preprocessing",
                 "feature_size", "target_size", "target_resample")
 _LIMITS = {"feature_size": (1, 1 << 16), "target_size": (4, 4096), "count": (0, 1 << 31)}
 
@@ -110,7 +110,7 @@ def _read_header(f, path):
     if read_text_attr(f, "format", path) != CACHE_FORMAT:
         raise FormatError(f"{path} is an HDF5 file but not a minvert feature cache")
     header = {}
-    for k in _HEADER_KEYS:
+    for k in HEADER_KEYS:
         if k in _JSON_ATTRS:
             header[k] = read_json_attr(f, k, path)
         elif k in ("feature_size", "target_size"):
@@ -191,7 +191,7 @@ def _append(f, features, targets, names):
     f.flush()
 
 
-def _describe_encoder(h):
+def describe_encoder(h):
     c = h["model_config"]
     arch = f"{c.get('arch')}{c.get('depth') or ''}"
     return f"{h['model'] or arch} ({arch}, {h['feature_size']}-d, weights {h['model_sha256'][:12]})"
@@ -271,9 +271,9 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
         for key, what in (("model_sha256", "encoder"), ("preprocessing", "preprocessing"),
                           ("target_size", "target size"), ("target_resample", "target filter")):
             if old[key] != header[key]:
-                raise MinvertError(f"{out_cache} holds features of {_describe_encoder(old)} with "
+                raise MinvertError(f"{out_cache} holds features of {describe_encoder(old)} with "
                                    f"{old['target_size']}px targets; this run's {what} differs "
-                                   f"({_describe_encoder(header)}, {target_size}px); nothing was "
+                                   f"({describe_encoder(header)}, {target_size}px); nothing was "
                                    "changed: use another --out")
     if not paths:
         raise MinvertError(f"no image files in {', '.join(map(str, images))[:300]}: give image files "
@@ -281,7 +281,7 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
                            "nothing was written")
     todo = [p for p in paths if p not in done]
     log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
-        f"{len(todo)} to do ({_describe_encoder(header)}, input {net.preprocessing.input_size}px, "
+        f"{len(todo)} to do ({describe_encoder(header)}, input {net.preprocessing.input_size}px, "
         f"targets {target_size}px)")
     skipped, added, start = [], 0, time.perf_counter()
     if todo:

@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import MinvertError
 from .evaluate import _random_decodes, reconstruct_images
 from .features import read_cache, targets_at
-from .train import check_run_cache, load_decoder, read_run, train
+from .runs import check_run_cache, load_decoder, read_run
+from .train import train
 from .watch import decoder_epoch, pairs_image
 
 PAPER_EPOCHS = (1, 10, 50, 100, 500, 1000, 2000, 4000, 6000)
