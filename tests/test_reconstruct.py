@@ -21,7 +21,8 @@ from minvert.nets.resnet import build_resnet
 from minvert.nets.tiny import TINY_CONFIGS, build_tiny
 from minvert.reconstruct.cli import add_cli
 from minvert.reconstruct.evaluate import decode, evaluate
-from minvert.reconstruct.features import extract, read_cache
+from minvert.reconstruct.cache_file import read_cache
+from minvert.reconstruct.features import extract
 from minvert.reconstruct.runs import decoder_param_count, make_decoder_config, make_split, read_run
 from minvert.reconstruct.train import train
 from minvert.weights.project import load, save

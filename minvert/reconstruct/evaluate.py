@@ -28,7 +28,8 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import FormatError, MinvertError, ShapeError
-from .features import encode, encoder_from_record, read_cache, targets_at
+from .cache_file import read_cache, targets_at
+from .features import encode, encoder_from_record
 from ..weights.project import write_json
 from .runs import check_run_cache, load_decoder, read_run
 from .watch import decoder_epoch

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import MinvertError
 from .evaluate import _random_decodes, reconstruct_images
-from .features import read_cache, targets_at
+from .cache_file import read_cache, targets_at
 from .runs import check_run_cache, load_decoder, read_run
 from .train import train
 from .watch import decoder_epoch, pairs_image

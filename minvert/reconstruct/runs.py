@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import FormatError, MinvertError
 from ..nets.decoder import PAPER_CONFIG, decoder_config
 from ..weights.project import load, write_json
-from .features import HEADER_KEYS, describe_encoder, names_digest
+from .cache_file import HEADER_KEYS, describe_encoder, names_digest
 from .watch import decoder_epoch
 
 PAPER_TEST_SIZE = 10  # the paper's code holds out the first 10 loadable images

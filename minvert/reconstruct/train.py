@@ -25,7 +25,7 @@ from ..layers.loss import binary_cross_entropy, mse
 from ..nets.decoder import build_decoder
 from ..optim import Adadelta, Adam
 from ..plots import line_plot
-from .features import read_cache, targets_at
+from .cache_file import read_cache, targets_at
 from .runs import describe_decoder, make_decoder_config, open_run
 from .runs import load_decoder, read_run  # noqa: F401  (minvert/demo.py imports them from here)
 from .watch import Meter, pairs_image, save_decoder, sigterm_as_interrupt
