@@ -24,7 +24,6 @@ import time
 from dataclasses import asdict, replace
 
 import numpy as np
-from scipy.optimize import Bounds, minimize
 
 from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
@@ -213,6 +212,7 @@ def _evaluate(objective, x, grad_to_host, **kw):
 
 
 def _lbfgs(objective, x, s, low, high, record, state):
+    from scipy.optimize import Bounds, minimize  # here: `minvert --help` must not load scipy
     last = {}
 
     def fun(v):
