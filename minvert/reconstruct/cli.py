@@ -37,6 +37,15 @@ def add_cli(parser, device_args):
 
     parser.set_defaults(handler=lambda args: parser.print_help() or 2)
     sub = parser.add_subparsers(title="steps", metavar="STEP")
+    _add_extract(sub, _cmd)
+    _add_train(sub, _cmd)
+    _add_figures(sub, _cmd)
+    _add_evaluate(sub, _cmd)
+    _add_decode(sub, _cmd)
+    return parser
+
+
+def _add_extract(sub, _cmd):
     p = _cmd(sub, "extract", "images -> feature cache (pooled ResNet features + target images)",
              _run_extract,
              "Encode images with a ResNet: the global-average-pooled feature (never one spatial position)\n"
@@ -53,6 +62,8 @@ def add_cli(parser, device_args):
     p.add_argument("--target-size", type=int, default=256, metavar="S",
                    help="side of the stored target images (default 256, the paper's)")
 
+
+def _add_train(sub, _cmd):
     p = _cmd(sub, "train", "train the upsampling decoder on a feature cache", _run_train,
              "Train paper 003's decoder (4x4 start, 3x3 convs (--kernel 4: 4x4) + LeakyReLU 0.2 + nearest\n"
              "2x upsampling, 2x2 sigmoid output) on the cache's features. Defaults are the paper code's:\n"
@@ -92,8 +103,8 @@ def add_cli(parser, device_args):
                    help="checkpoint every K epochs (default 1)")
     _watch_options(p)
 
-    _add_figures(sub, _cmd)
 
+def _add_evaluate(sub, _cmd):
     p = _cmd(sub, "evaluate", "measure reconstructions: PSNR, SSIM, re-identification", _run_evaluate,
              "On training and held-out images separately: MSE, PSNR, SSIM against the mean-image\n"
              "baseline; re-identification (each reconstruction's re-encoded feature ranked against\n"
@@ -105,6 +116,8 @@ def add_cli(parser, device_args):
     p.add_argument("--max-train", type=int, default=500, metavar="N",
                    help="score at most N training images (default 500)")
 
+
+def _add_decode(sub, _cmd):
     p = _cmd(sub, "decode", "turn feature vectors (.npy) or images into reconstructions", _run_decode,
              "Decode .npy files holding (D,) or (N, D) feature vectors, or images (encoded first with\n"
              "the run's encoder), into <name>_recon.png files in --out.")
@@ -113,7 +126,6 @@ def add_cli(parser, device_args):
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--model", help="encoder for image inputs (default: the one the run's cache records)")
     p.add_argument("--force", action="store_true", help="overwrite existing reconstructions")
-    return parser
 
 
 def _add_figures(sub, _cmd):
