@@ -32,7 +32,7 @@ from .cache_file import read_cache, targets_at
 from .features import encode, encoder_from_record
 from ..weights.project import write_json
 from .runs import check_run_cache, load_decoder, read_run
-from .watch import decoder_epoch
+from .watch import decoder_epoch, to_uint8
 
 SHEET_PAIRS = 8  # pairs per set on the contact sheet
 
@@ -43,10 +43,6 @@ def reconstruct_images(net, features, batch_size=32):
            for i in range(0, len(features), batch_size)]
     s = net.output_size
     return np.concatenate(out).transpose(0, 2, 3, 1) if out else np.zeros((0, s, s, 3))  # (N, s, s, 3)
-
-
-def _u8(img):
-    return np.rint(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def _reid(features, rows, candidates):
@@ -74,7 +70,7 @@ def _score(net, enc, cache, rows, size, mean_img, mean_feat):
             return None
         return float(np.mean([metric(x, t) for x, t in zip(preds, tgt)]))
 
-    rec_u8, n = _u8(rec), len(cache)
+    rec_u8, n = to_uint8(rec), len(cache)
     reid = _reid(encode(enc, list(rec_u8)), rows, cache.features)
     scores = {
         "count": len(rows), "mse": mean_of(mse, rec), "psnr": float(p.mean()),
@@ -119,7 +115,7 @@ def _random_decodes(net, cache, reference, n, seed):
         nearest = [-10 * np.log10(max(_nearest_mse(img, reference), 1e-10)) for img in rec]
         stats[kind] = {"count": n, "nearest_train_psnr": float(np.mean(nearest)),
                        "nearest_train_psnr_each": nearest, "pixel_std": float(rec.std())}
-        images += [(kind, img) for img in _u8(rec)]
+        images += [(kind, img) for img in to_uint8(rec)]
     stats["real_feature_mean"] = real_mean
     return stats, images
 
@@ -166,7 +162,7 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
     size, split = net.output_size, run["split"]
     train_t = targets_at(c, split["train"], size)
     mean_img = train_t.mean(axis=0, dtype=np.float64) / 255  # (s, s, 3)
-    mean_feat = encode(enc, [_u8(mean_img)])
+    mean_feat = encode(enc, [to_uint8(mean_img)])
     result, pairs = {"run": str(run_dir), "cache": str(cache), "output_size": size,
                      "encoder": run["cache"]["model"] or run["cache"]["model_path"],
                      "candidates": len(c), "settings": run["settings"],
@@ -260,6 +256,6 @@ def decode(run_dir, inputs, out_dir, model=None, force=False, log=print, device=
                            "pass --force to overwrite or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, img in zip(outs, reconstruct_images(net, np.concatenate(vectors))):
-        save_image(path, _u8(img))
+        save_image(path, to_uint8(img))
     log(f"decode: wrote {len(outs)} reconstruction(s) ({net.output_size}x{net.output_size}) into {out_dir}")
     return [str(o) for o in outs]

@@ -104,18 +104,18 @@ def _fill(f, net, todo, batch_size, target_size, resample, log):
     last = start
     try:
         for i in range(0, len(todo), batch_size):
-            imgs, kept = [], []
+            imgs, loaded = [], []
             for p in todo[i:i + batch_size]:
                 try:
                     imgs.append(load_image(p))
-                    kept.append(p)
+                    loaded.append(p)
                 except MinvertError as e:
                     skipped.append(p)
                     log(f"  skipped {p}: {e}")
             if imgs:
                 targets = np.stack([resize_exact(im, target_size, resample) for im in imgs])  # (n, S, S, 3)
-                append_rows(f, encode(net, imgs, len(imgs)), targets, kept)
-                added += len(kept)
+                append_rows(f, encode(net, imgs, len(imgs)), targets, loaded)
+                added += len(loaded)
             now = time.perf_counter()
             if now - last >= 2 or i + batch_size >= len(todo):
                 last, done = now, min(i + batch_size, len(todo))

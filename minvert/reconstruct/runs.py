@@ -164,24 +164,24 @@ def describe_decoder(config):
 
 def _new_run(cache, config, given):
     """run.json of a new run: the given settings over DEFAULTS, decoder, cache record, split."""
-    s = {**DEFAULTS, **given}
-    if s["loss"] not in ("bce", "mse"):
-        raise MinvertError(f"unknown loss {s['loss']!r}; use bce (the paper's) or mse")
-    if s["optimizer"] not in DEFAULT_LR:
-        raise MinvertError(f"unknown optimizer {s['optimizer']!r}; use adadelta (the paper's) or adam")
-    if int(s["epochs"]) < 1 or int(s["batch_size"]) < 1:
-        raise MinvertError(f"epochs={s['epochs']}, batch={s['batch_size']}: both must be >= 1")
-    if s["lr"] is None:
-        s["lr"] = DEFAULT_LR[s["optimizer"]]
+    settings = {**DEFAULTS, **given}
+    if settings["loss"] not in ("bce", "mse"):
+        raise MinvertError(f"unknown loss {settings['loss']!r}; use bce (the paper's) or mse")
+    if settings["optimizer"] not in DEFAULT_LR:
+        raise MinvertError(f"unknown optimizer {settings['optimizer']!r}; use adadelta (the paper's) or adam")
+    if int(settings["epochs"]) < 1 or int(settings["batch_size"]) < 1:
+        raise MinvertError(f"epochs={settings['epochs']}, batch={settings['batch_size']}: both must be >= 1")
+    if settings["lr"] is None:
+        settings["lr"] = DEFAULT_LR[settings["optimizer"]]
     config = config or make_decoder_config(cache.feature_size, cache.target_size)
-    train_rows, test_rows = make_split(len(cache), s["split"], s["seed"], s["n_train"])
+    train_rows, test_rows = make_split(len(cache), settings["split"], settings["seed"], settings["n_train"])
     out = config["start"][0] * 2 ** len(config["widths"])
     record = {k: cache.header[k] for k in HEADER_KEYS}
     record.update(path=str(cache.path.resolve()), n_images=len(cache),
                   names_sha256=names_digest(cache.names, train_rows + test_rows))
     return {"decoder": config, "output_size": out, "num_params": decoder_param_count(config),
             "cache": record, "target_downsample": None if out == cache.target_size else "box",
-            "split": {"kind": s["split"], "train": train_rows, "test": test_rows}, "settings": s}
+            "split": {"kind": settings["split"], "train": train_rows, "test": test_rows}, "settings": settings}
 
 
 def _resumed_run(out_dir, cache, config, given, resume):

@@ -28,13 +28,9 @@ from ..plots import line_plot
 from .cache_file import read_cache, targets_at
 from .runs import describe_decoder, make_decoder_config, open_run
 from .runs import load_decoder, read_run  # noqa: F401  (minvert/demo.py imports them from here)
-from .watch import Meter, pairs_image, save_decoder, sigterm_as_interrupt
+from .watch import Meter, pairs_image, save_decoder, sigterm_as_interrupt, to_uint8
 
 SAMPLE_EVERY = 10  # epochs between decoder.h5/samples.png while training
-
-
-def _u8(img):
-    return np.rint(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
 
 
 def _psnr_rows(out, t):
@@ -166,7 +162,7 @@ class _Session:
         if epoch in self.snapshot_epochs:
             (self.out_dir / "epochs").mkdir(exist_ok=True)
             save_image(self.out_dir / "epochs" / f"epoch_{epoch:05d}.png",
-                       np.concatenate(list(_u8(self.decoded(self.snapshot_rows))), axis=0))  # rows stacked
+                       np.concatenate(list(to_uint8(self.decoded(self.snapshot_rows))), axis=0))  # rows stacked
         return record
 
     def _save_samples(self):

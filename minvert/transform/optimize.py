@@ -34,8 +34,6 @@ from .inputs import prepare_image, start_point
 from .objective import GD_FIRST_STEP, Objective, default_layers, report_terms
 from .outputs import RunFolder, result_image
 
-_STOP = "stop"
-
 
 def _to_host(total, values, logits, grad, grad_to_host):
     """The one place where an evaluation's device arrays come to the host, in ONE transfer
