@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import threads
 from ..backend import get_array_module, to_numpy
 from ..errors import ShapeError
 from ..layers.base import check_floating
@@ -96,7 +95,7 @@ def content_gram_loss(F, A):
     dF = 2 (G - A) Fm: d/dFm of ½‖Fm Fmᵀ - A‖² is (D + Dᵀ) Fm and D = G - A is symmetric.
     """
     D, Fm = gram_difference(F, A, "content")
-    dF = (2.0 * threads.matmul(D, Fm)).reshape(F.shape).astype(F.dtype, copy=False)
+    dF = (2.0 * (D @ Fm)).reshape(F.shape).astype(F.dtype, copy=False)
     return 0.5 * (D * D).sum(), dF
 
 

@@ -5,7 +5,6 @@ Part of the loss terms in :mod:`minvert.transform.losses` (which re-exports thes
 (``content_kind="gram"``) uses :func:`gram_difference` from here too. Conventions (raw sums,
 tap names, no ReLU mask) are those of losses.py.
 """
-from .. import threads
 from ..errors import ShapeError
 from ..layers.base import check_floating
 
@@ -22,7 +21,7 @@ def gram(F):
     lives in :func:`style_layer_loss`).
     """
     Fm = as_matrix(F, "style features")
-    return threads.matmul(Fm, Fm.T)
+    return Fm @ Fm.T
 
 
 def style_layer_loss(F, A):
@@ -38,7 +37,7 @@ def style_layer_loss(F, A):
     C, M = Fm.shape
     c = 1.0 / (float(C) ** 2 * float(M) ** 2)
     value = (c / 4.0) * (D * D).sum()
-    dF = (c * threads.matmul(D, Fm)).reshape(F.shape).astype(F.dtype, copy=False)
+    dF = (c * (D @ Fm)).reshape(F.shape).astype(F.dtype, copy=False)
     return value, dF
 
 
@@ -69,7 +68,7 @@ def gram_difference(F, A, term):
     if tuple(A.shape) != (C, C):
         raise ShapeError(f"{term} target has shape {tuple(A.shape)}; expected the ({C}, {C}) "
                          f"Gram matrix of the original image's features (use gram(P))")
-    return threads.matmul(Fm, Fm.T) - A, Fm
+    return Fm @ Fm.T - A, Fm
 
 
 def as_matrix(F, what):
