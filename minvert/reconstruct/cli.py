@@ -2,8 +2,11 @@
 import argparse
 
 from ..errors import MinvertError, check_options
+from . import figures
+from .evaluate import decode, evaluate
 from .features import extract
-from .train import SAMPLE_EVERY
+from .figures import PAPER_EPOCHS, PAPER_SIZE_EPOCHS, PAPER_SIZES
+from .train import SAMPLE_EVERY, train
 
 
 def _int_list(text, minimum, what):
@@ -129,7 +132,6 @@ def _add_decode(sub, _cmd):
 
 
 def _add_figures(sub, _cmd):
-    from .figures import PAPER_EPOCHS, PAPER_SIZE_EPOCHS, PAPER_SIZES
     fig = sub.add_parser("figure", help="the paper's figures, one command each (docs/reproducing.md)",
                          description="Paper 003's figures: epochs (Fig. 1), features (Fig. 2), random "
                                      "(Fig. 3), sizes (Figs. 4-5).")
@@ -198,7 +200,6 @@ def _figure_training(p):
 
 
 def _run_figure(args):
-    from . import figures
     name = args.handler_figure
     if name == "random":
         figures.figure_random(args.run, args.cache, args.out, count=args.count, seed=args.seed,
@@ -244,7 +245,6 @@ def _run_extract(args):
 
 
 def _run_train(args):
-    from .train import train
     check_options(args, minimum={"epochs": 1, "batch_size": 1, "n_train": 1, "seed": 0,
                                  "checkpoint_every": 1}, positive=("lr", "rho", "eps"))
     if args.rho is not None and not args.rho < 1:
@@ -260,13 +260,11 @@ def _run_train(args):
 
 
 def _run_evaluate(args):
-    from .evaluate import evaluate
     check_options(args, minimum={"max_train": 1})
     evaluate(args.run, args.cache, encoder=args.encoder, max_train=args.max_train, device=args.device)
     return 0
 
 
 def _run_decode(args):
-    from .evaluate import decode
     decode(args.run, args.inputs, args.out, model=args.model, force=args.force, device=args.device)
     return 0

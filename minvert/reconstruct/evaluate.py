@@ -28,6 +28,11 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import FormatError, MinvertError, ShapeError
+from ..images import load_image, save_image
+from ..metrics import (bootstrap_mean_interval, mse, psnr, reidentification_rate, ssim,
+                       wilson_interval)
+from ..plots import panel
+from ..weights.hdf5 import json_text, read_budget
 from .cache_file import read_cache, targets_at
 from .features import encode, encoder_from_record
 from ..weights.project import write_json
@@ -47,7 +52,6 @@ def reconstruct_images(net, features, batch_size=32):
 
 def _reid(features, rows, candidates):
     """Top-1/top-5 re-identification of features (n, D) whose sources are cache ``rows``."""
-    from ..metrics import reidentification_rate
     taken = set(rows)
     order = list(rows) + [i for i in range(len(candidates)) if i not in taken]  # sources first
     return reidentification_rate(features, candidates[order], k=(1, 5))
@@ -55,7 +59,6 @@ def _reid(features, rows, candidates):
 
 def _score(net, enc, cache, rows, size, mean_img, mean_feat):
     """Metrics dict for one set of cache rows, and its contact-sheet pairs."""
-    from ..metrics import mse, psnr, ssim
     if not rows:
         return {"count": 0}, []
     rec = reconstruct_images(net, cache.features[rows])
@@ -91,7 +94,6 @@ def _score(net, enc, cache, rows, size, mean_img, mean_feat):
 def _intervals(psnr_gain, top1, n):
     """95 % intervals over the images of a set: the mean PSNR gain over the mean image
     (bootstrap) and the re-identification top-1 rate (Wilson)."""
-    from ..metrics import bootstrap_mean_interval, wilson_interval
     return {"psnr_gain": list(bootstrap_mean_interval(psnr_gain)),
             "reidentification_top1": list(wilson_interval(round(top1 * n), n))}
 
@@ -121,8 +123,6 @@ def _random_decodes(net, cache, reference, n, seed):
 
 
 def _contact_sheet(path, pairs, randoms, columns=8):
-    from ..images import save_image
-    from ..plots import panel
     tiles, captions = [], []
     blank = None
     for label, set_pairs in pairs.items():
@@ -169,7 +169,6 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
                      "decoder_epoch": decoder_epoch(run_dir)}, {}
     log_path = run_dir / "log.jsonl"
     if log_path.is_file():
-        from ..weights.hdf5 import json_text
         lines = [json_text(x, str(log_path)) for x in log_path.read_text().splitlines() if x.strip()]
         last = lines[-1] if lines and isinstance(lines[-1], dict) else {}
         result.update(epochs_trained=len(lines), final_loss=last.get("loss"))
@@ -202,7 +201,6 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
 
 
 def _load_vectors(path, D):
-    from ..weights.hdf5 import read_budget
     try:  # mapped first: the declared shape is checked before anything is read
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -227,7 +225,6 @@ def decode(run_dir, inputs, out_dir, model=None, force=False, log=print, device=
     names: ``<stem>_recon.png`` (``<stem>_<i>_recon.png`` for the rows of an (N, D) file).
     Refuses to overwrite existing files unless ``force``. Returns the written paths.
     """
-    from ..images import load_image, save_image
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     run = read_run(run_dir)
     net = load_decoder(run_dir, run, device, log=log)

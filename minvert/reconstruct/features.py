@@ -19,6 +19,7 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import MinvertError
+from ..images import load_image, resize_exact
 from ..weights import load_model, resolve_model
 from ..weights.hdf5 import read_array
 from ..weights.project import network_weights
@@ -96,7 +97,6 @@ def _expand_paths(images, log):
 
 def _fill(f, net, todo, batch_size, target_size, resample, log):
     """Encode the files ``todo`` into the open cache ``f``, a batch at a time: (added, skipped)."""
-    from ..images import load_image, resize_exact
     count = int(f.attrs["count"])
     for key in ("features", "targets", "names"):  # drop rows of a batch an interruption cut short
         f[key].resize(count, axis=0)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights.project import write_json
+from ..plots import panel
+from ..weights.project import save, write_json
 
 PROGRESS_SECONDS = 10.0
 
@@ -56,7 +57,6 @@ def _duration(seconds):
 
 def save_decoder(net, out_dir, epoch, epochs):
     """decoder.h5 (atomic) and decoder.json {"epoch", "epochs", "finished"}."""
-    from ..weights.project import save
     save(net, Path(out_dir) / "decoder.h5", force=True)
     write_json(Path(out_dir) / "decoder.json", {"epoch": epoch, "epochs": epochs, "finished": epoch >= epochs})
 
@@ -77,7 +77,6 @@ def to_uint8(img):
 
 def pairs_image(recons, originals, captions=None, columns=None):
     """uint8 grid: each reconstruction (float (s, s, 3) in [0, 1] or uint8) beside its original."""
-    from ..plots import panel
     tiles, caps = [], []
     for i, (r, o) in enumerate(zip(recons, originals)):
         tiles += [to_uint8(r), to_uint8(o)]

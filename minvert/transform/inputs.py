@@ -7,6 +7,7 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import MinvertError
+from ..images import center_crop, resize_exact
 
 
 def prepare_image(net, img, size=None, log=print):
@@ -16,7 +17,6 @@ def prepare_image(net, img, size=None, log=print):
     centre-cropped to its central square first, and that is said. Other classifiers (ResNets
     pool globally) take any size: ``size`` (default: the net's input size) is the long side.
     """
-    from ..images import center_crop, resize_exact
     pre = net.preprocessing
     size = size or pre.input_size
     smallest = 2 ** len(net.config["widths"]) if net.config.get("arch") == "vgg" else 32
@@ -52,7 +52,6 @@ def start_point(net, img, s, mask, start_image, rng):
     """(x_orig, x, low, high, mask_arr): the image and the starting point in the network's
     input space, float64 box bounds for every input value (pinned to the original where the
     mask is 0, so those pixels come out bit-identical), and the mask at the image's size."""
-    from ..images import resize_exact
     pre, xp, dtype, shape = net.preprocessing, net.xp, net.dtype, img.shape[:2]
     x_orig = xp.asarray(pre.preprocess(img, dtype=dtype))  # (1, 3, h, w)
     if start_image is not None:

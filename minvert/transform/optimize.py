@@ -27,6 +27,7 @@ import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
+from ..images import resize_exact
 from ..layers.loss import softmax
 from ..optim import Adam
 from . import losses
@@ -86,7 +87,6 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     ``out_dir`` when given. Returns the summary dict (also written as summary.json);
     summary["result"] is the image.
     """
-    from ..images import resize_exact
     s = replace(settings)  # a copy: gd records the lr it calibrates in it
     if net.labels is None or not net.config.get("include_top", True):
         raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MinvertError
+from ..images import save_image
 from ..plots import amplified_difference, panel
 
 OUTPUT_FILES = ("result.png", "panel.png", "summary.json", "log.jsonl")
@@ -22,7 +23,6 @@ def result_image(pre, x, original, mask_arr):
 
 
 def save_png(path, img):
-    from ..images import save_image
     save_image(path, img)
 
 
