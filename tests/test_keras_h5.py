@@ -335,6 +335,14 @@ def test_mapping_shape_errors_name_layer_and_shapes():
     one_line(e, "fc2", "fc7", "(32, 32)", "(16, 32)")
 
 
+def test_fc1_must_take_a_square_pool5():
+    layers = fresh("vgg19_top")
+    fc1 = dict((n, a) for n, a, _ in layers)["fc1"]
+    with pytest.raises(ShapeError) as e:
+        detect_keras_arch(replace(layers, "fc1", [fc1[0][:-16], fc1[1]]))
+    one_line(e, "Keras layer fc1: 768 inputs", "side*side*16", "square pool5")
+
+
 def test_mapping_missing_unexpected_and_misordered_weights():
     cfg = config_of("vgg19_top")
     with pytest.raises(FormatError) as e:
