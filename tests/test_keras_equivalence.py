@@ -17,7 +17,8 @@ import pytest
 import minvert
 from minvert.backend import to_numpy
 from minvert.nets import build
-from minvert.weights.keras_h5 import keras_to_minvert, load_keras_h5, read_keras_h5
+from minvert.weights.keras_h5 import load_keras_h5, read_keras_h5
+from minvert.weights.keras_map import keras_to_minvert
 from minvert.weights.project import assign_weights
 
 FIX = Path(__file__).parent / "fixtures" / "keras"

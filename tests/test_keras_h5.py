@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from minvert.errors import FormatError, ShapeError
-from minvert.weights.keras_h5 import (detect_keras_arch, fc1_to_chw, keras_to_minvert, load_keras_h5,
-                                      read_keras_h5)
+from minvert.weights.keras_h5 import load_keras_h5, read_keras_h5
+from minvert.weights.keras_map import detect_keras_arch, fc1_to_chw, keras_to_minvert
 
 FIX = Path(__file__).parent / "fixtures" / "keras"
 FILES = {"vgg19_top": "vgg19_top", "vgg19_top_model": "vgg19_top", "vgg19_top_chunked": "vgg19_top",
@@ -333,6 +333,14 @@ def test_mapping_shape_errors_name_layer_and_shapes():
     with pytest.raises(ShapeError) as e:
         keras_to_minvert(replace(layers, "fc2", [fc2[0][:16], fc2[1]]))
     one_line(e, "fc2", "fc7", "(32, 32)", "(16, 32)")
+
+
+def test_fc1_must_take_a_square_pool5():
+    layers = fresh("vgg19_top")
+    fc1 = dict((n, a) for n, a, _ in layers)["fc1"]
+    with pytest.raises(ShapeError) as e:
+        detect_keras_arch(replace(layers, "fc1", [fc1[0][:-16], fc1[1]]))
+    one_line(e, "Keras layer fc1: 768 inputs", "side*side*16", "square pool5")
 
 
 def test_mapping_missing_unexpected_and_misordered_weights():

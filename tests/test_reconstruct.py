@@ -22,9 +22,10 @@ from minvert.nets.resnet import build_resnet
 from minvert.nets.tiny import TINY_CONFIGS, build_tiny
 from minvert.reconstruct.cli import add_cli
 from minvert.reconstruct.evaluate import decode, evaluate
-from minvert.reconstruct.features import extract, read_cache
-from minvert.reconstruct.train import (decoder_param_count, make_decoder_config, make_split,
-                                       read_run, train)
+from minvert.reconstruct.cache_file import read_cache
+from minvert.reconstruct.features import extract
+from minvert.reconstruct.runs import decoder_param_count, make_decoder_config, make_split, read_run
+from minvert.reconstruct.train import train
 from minvert.weights.project import load, save
 
 SMALL = {"widths": [16, 8]}  # 4x4x8 -> 8 -> 16 px
@@ -362,7 +363,7 @@ def test_cli_runs_every_step(tmp_path, data, capsys):
 
 def test_train_defaults_are_the_papers():
     # BCE, Adadelta lr 1.0 rho 0.95 eps 1e-8 (tf.keras 2.1.2-tf in TF 1.5.0), batch 30
-    from minvert.reconstruct.train import DEFAULT_LR, DEFAULTS
+    from minvert.reconstruct.runs import DEFAULT_LR, DEFAULTS
     assert (DEFAULTS["loss"], DEFAULTS["optimizer"], DEFAULT_LR["adadelta"], DEFAULTS["rho"],
             DEFAULTS["eps"], DEFAULTS["batch_size"]) == ("bce", "adadelta", 1.0, 0.95, 1e-8, 30)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from minvert.errors import DTypeError, FormatError, ShapeError
+from minvert.nets.vgg import vgg_head_config
 from minvert.weights.torch_pth import read_pth
 from minvert.weights.torchvision_map import (_spec, detect_torchvision_arch,
                                              torchvision_to_minvert)
@@ -54,6 +55,19 @@ def test_vgg_mapping():
     np.testing.assert_array_equal(w["fc8"]["b"], sd["classifier.6.bias"])
     assert w["fc6"]["w"].shape == (32, 784) and w["fc8"]["w"].shape == (10, 32)
     assert all(set(a) == {"w", "b"} and a["w"].dtype == np.float32 for a in w.values())
+
+
+def test_vgg_head_config_reads_the_input_size_from_fc6():
+    """One rule for both readers (Keras fc1 and torchvision classifier.0): fc6 takes a square
+    pool5 output of widths[-1] channels, so its input count gives the input size."""
+    assert vgg_head_config(16 * 7 * 7, [32, 32], 10, [4, 8, 16, 16, 16], "fc6") == \
+        {"fc": [32, 32], "num_classes": 10, "input_size": 224}
+    assert vgg_head_config(512 * 8 * 8, [4096, 4096], 1000, [64, 128, 256, 512, 512], "fc6")["input_size"] == 256
+    sd = state("vgg19_w4")
+    sd["classifier.0.weight"] = sd["classifier.0.weight"][:, :-16]  # 16*7*7 - 16 = 16*48 inputs
+    with pytest.raises(ShapeError, match=r"^layer fc6 \(classifier\.0\.weight\): 768 inputs, which is "
+                                         r"not side\*side\*16 for a square pool5 output$"):
+        detect_torchvision_arch(sd)
 
 
 @pytest.mark.parametrize("name, n_layers", [("resnet18_w4", 41), ("resnet50_w4", 107)])

@@ -18,7 +18,7 @@ top the network is fully convolutional and takes any input of at least 32x32; wi
 """
 import numpy as np
 
-from ..errors import MinvertError
+from ..errors import MinvertError, ShapeError
 from ..layers.activation import ReLU
 from ..layers.conv import Conv2D
 from ..layers.dense import Dense
@@ -52,6 +52,21 @@ def vgg_config(**overrides):
 
 def min_input_size(config):
     return 2 ** len(config["widths"])
+
+
+def vgg_head_config(n_in, fc, num_classes, widths, layer):
+    """Config keys ``fc``, ``num_classes``, ``input_size`` of a VGG top, read from weight shapes.
+
+    ``n_in`` is the number of inputs of the first dense layer (fc6), ``fc`` the sizes of fc6
+    and fc7, ``layer`` names fc6 in the error. fc6 takes a square pool5 output of
+    ``widths[-1]`` channels, so ``n_in = widths[-1] * side**2`` and, after five 2x2 pools,
+    ``input_size = 32 * side``. Used by both weight-file readers (Keras and torchvision).
+    """
+    side = int(round(np.sqrt(n_in / widths[-1])))
+    if side * side * widths[-1] != n_in:
+        raise ShapeError(f"{layer}: {n_in} inputs, which is not side*side*{widths[-1]} "
+                         "for a square pool5 output")
+    return {"fc": [int(n) for n in fc], "num_classes": int(num_classes), "input_size": 32 * side}
 
 
 def build_vgg(config=None, rng=None, dtype=np.float32, preprocessing=None, labels=None):

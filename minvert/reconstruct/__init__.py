@@ -9,7 +9,7 @@ decoder itself is :mod:`minvert.nets.decoder` and Adadelta :mod:`minvert.optim`.
 2. ``train``    cache -> run folder: the paper's upsampling decoder (:mod:`minvert.nets.decoder`),
    binary cross-entropy on its sigmoid output against targets in [0, 1], hand-coded Adadelta
    with tf.keras 2.1.2-tf's defaults (lr 1, rho 0.95, eps 1e-8), batch 30, and the paper code's split:
-   the first 10 images of the cache are held out, the rest train.  (train.py)
+   the first 10 images of the cache are held out, the rest train.  (train.py, runs.py)
 3. ``evaluate`` and ``decode``: metrics on training and held-out images, re-identification,
    random-vector decodes, reconstruction PNGs.  (evaluate.py)
 4. ``figure``: the paper's figures, one command each: Fig. 1 (one image after 1 ... 6000
@@ -17,11 +17,12 @@ decoder itself is :mod:`minvert.nets.decoder` and Adadelta :mod:`minvert.optim`.
    (100 / 1000 / 10000 training images).  (figures.py)
 
 ``from minvert.reconstruct import extract, train, evaluate, decode`` gives the four steps; the
-command line is cli.py. Imports go one way: features <- watch <- train <- evaluate <- figures
-<- cli. watch.py keeps long runs watchable (progress within an epoch, a usable decoder.h5
+command line is cli.py. Imports go one way: cache_file <- features, watch <- runs <- train <-
+evaluate <- figures <- cli. watch.py keeps long runs watchable (progress within an epoch, a usable decoder.h5
 every K epochs, SIGTERM saved like Ctrl-C).
 
-The cache format, and why the vector is the POOLED one: features.py.
+The cache format: cache_file.py; why the vector is the POOLED one: features.py. The run
+folder's bookkeeping (run.json, split, decoder config): runs.py.
 
 Run folder (``train --out RUN``): run.json (decoder config, cache identity, split indices,
 settings), checkpoint.h5 and log.jsonl (:func:`minvert.train.run_epochs`), decoder.h5 and

@@ -2,8 +2,11 @@
 import argparse
 
 from ..errors import MinvertError, check_options
+from . import figures
+from .evaluate import decode, evaluate
 from .features import extract
-from .train import SAMPLE_EVERY
+from .figures import PAPER_EPOCHS, PAPER_SIZE_EPOCHS, PAPER_SIZES
+from .train import SAMPLE_EVERY, train
 
 
 def _int_list(text, minimum, what):
@@ -37,6 +40,15 @@ def add_cli(parser, device_args):
 
     parser.set_defaults(handler=lambda args: parser.print_help() or 2)
     sub = parser.add_subparsers(title="steps", metavar="STEP")
+    _add_extract(sub, _cmd)
+    _add_train(sub, _cmd)
+    _add_figures(sub, _cmd)
+    _add_evaluate(sub, _cmd)
+    _add_decode(sub, _cmd)
+    return parser
+
+
+def _add_extract(sub, _cmd):
     p = _cmd(sub, "extract", "images -> feature cache (pooled ResNet features + target images)",
              _run_extract,
              "Encode images with a ResNet: the global-average-pooled feature (never one spatial position)\n"
@@ -53,6 +65,8 @@ def add_cli(parser, device_args):
     p.add_argument("--target-size", type=int, default=256, metavar="S",
                    help="side of the stored target images (default 256, the paper's)")
 
+
+def _add_train(sub, _cmd):
     p = _cmd(sub, "train", "train the upsampling decoder on a feature cache", _run_train,
              "Train paper 003's decoder (4x4 start, 3x3 convs (--kernel 4: 4x4) + LeakyReLU 0.2 + nearest\n"
              "2x upsampling, 2x2 sigmoid output) on the cache's features. Defaults are the paper code's:\n"
@@ -92,8 +106,8 @@ def add_cli(parser, device_args):
                    help="checkpoint every K epochs (default 1)")
     _watch_options(p)
 
-    _add_figures(sub, _cmd)
 
+def _add_evaluate(sub, _cmd):
     p = _cmd(sub, "evaluate", "measure reconstructions: PSNR, SSIM, re-identification", _run_evaluate,
              "On training and held-out images separately: MSE, PSNR, SSIM against the mean-image\n"
              "baseline; re-identification (each reconstruction's re-encoded feature ranked against\n"
@@ -105,6 +119,8 @@ def add_cli(parser, device_args):
     p.add_argument("--max-train", type=int, default=500, metavar="N",
                    help="score at most N training images (default 500)")
 
+
+def _add_decode(sub, _cmd):
     p = _cmd(sub, "decode", "turn feature vectors (.npy) or images into reconstructions", _run_decode,
              "Decode .npy files holding (D,) or (N, D) feature vectors, or images (encoded first with\n"
              "the run's encoder), into <name>_recon.png files in --out.")
@@ -113,11 +129,9 @@ def add_cli(parser, device_args):
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--model", help="encoder for image inputs (default: the one the run's cache records)")
     p.add_argument("--force", action="store_true", help="overwrite existing reconstructions")
-    return parser
 
 
 def _add_figures(sub, _cmd):
-    from .figures import PAPER_EPOCHS, PAPER_SIZE_EPOCHS, PAPER_SIZES
     fig = sub.add_parser("figure", help="the paper's figures, one command each (docs/reproducing.md)",
                          description="Paper 003's figures: epochs (Fig. 1), features (Fig. 2), random "
                                      "(Fig. 3), sizes (Figs. 4-5).")
@@ -186,7 +200,6 @@ def _figure_training(p):
 
 
 def _run_figure(args):
-    from . import figures
     name = args.handler_figure
     if name == "random":
         figures.figure_random(args.run, args.cache, args.out, count=args.count, seed=args.seed,
@@ -232,7 +245,6 @@ def _run_extract(args):
 
 
 def _run_train(args):
-    from .train import train
     check_options(args, minimum={"epochs": 1, "batch_size": 1, "n_train": 1, "seed": 0,
                                  "checkpoint_every": 1}, positive=("lr", "rho", "eps"))
     if args.rho is not None and not args.rho < 1:
@@ -248,13 +260,11 @@ def _run_train(args):
 
 
 def _run_evaluate(args):
-    from .evaluate import evaluate
     check_options(args, minimum={"max_train": 1})
     evaluate(args.run, args.cache, encoder=args.encoder, max_train=args.max_train, device=args.device)
     return 0
 
 
 def _run_decode(args):
-    from .evaluate import decode
     decode(args.run, args.inputs, args.out, model=args.model, force=args.force, device=args.device)
     return 0

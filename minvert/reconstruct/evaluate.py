@@ -28,10 +28,16 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import FormatError, MinvertError, ShapeError
-from .features import encode, encoder_from_record, read_cache, targets_at
+from ..images import load_image, save_image
+from ..metrics import (bootstrap_mean_interval, mse, psnr, reidentification_rate, ssim,
+                       wilson_interval)
+from ..plots import panel
+from ..weights.hdf5 import json_text, read_budget
+from .cache_file import read_cache, targets_at
+from .features import encode, encoder_from_record
 from ..weights.project import write_json
-from .train import check_run_cache, load_decoder, read_run
-from .watch import decoder_epoch
+from .runs import check_run_cache, load_decoder, read_run
+from .watch import decoder_epoch, to_uint8
 
 SHEET_PAIRS = 8  # pairs per set on the contact sheet
 
@@ -44,13 +50,8 @@ def reconstruct_images(net, features, batch_size=32):
     return np.concatenate(out).transpose(0, 2, 3, 1) if out else np.zeros((0, s, s, 3))  # (N, s, s, 3)
 
 
-def _u8(img):
-    return np.rint(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
-
-
 def _reid(features, rows, candidates):
     """Top-1/top-5 re-identification of features (n, D) whose sources are cache ``rows``."""
-    from ..metrics import reidentification_rate
     taken = set(rows)
     order = list(rows) + [i for i in range(len(candidates)) if i not in taken]  # sources first
     return reidentification_rate(features, candidates[order], k=(1, 5))
@@ -58,7 +59,6 @@ def _reid(features, rows, candidates):
 
 def _score(net, enc, cache, rows, size, mean_img, mean_feat):
     """Metrics dict for one set of cache rows, and its contact-sheet pairs."""
-    from ..metrics import mse, psnr, ssim
     if not rows:
         return {"count": 0}, []
     rec = reconstruct_images(net, cache.features[rows])
@@ -73,7 +73,7 @@ def _score(net, enc, cache, rows, size, mean_img, mean_feat):
             return None
         return float(np.mean([metric(x, t) for x, t in zip(preds, tgt)]))
 
-    rec_u8, n = _u8(rec), len(cache)
+    rec_u8, n = to_uint8(rec), len(cache)
     reid = _reid(encode(enc, list(rec_u8)), rows, cache.features)
     scores = {
         "count": len(rows), "mse": mean_of(mse, rec), "psnr": float(p.mean()),
@@ -94,7 +94,6 @@ def _score(net, enc, cache, rows, size, mean_img, mean_feat):
 def _intervals(psnr_gain, top1, n):
     """95 % intervals over the images of a set: the mean PSNR gain over the mean image
     (bootstrap) and the re-identification top-1 rate (Wilson)."""
-    from ..metrics import bootstrap_mean_interval, wilson_interval
     return {"psnr_gain": list(bootstrap_mean_interval(psnr_gain)),
             "reidentification_top1": list(wilson_interval(round(top1 * n), n))}
 
@@ -118,14 +117,12 @@ def _random_decodes(net, cache, reference, n, seed):
         nearest = [-10 * np.log10(max(_nearest_mse(img, reference), 1e-10)) for img in rec]
         stats[kind] = {"count": n, "nearest_train_psnr": float(np.mean(nearest)),
                        "nearest_train_psnr_each": nearest, "pixel_std": float(rec.std())}
-        images += [(kind, img) for img in _u8(rec)]
+        images += [(kind, img) for img in to_uint8(rec)]
     stats["real_feature_mean"] = real_mean
     return stats, images
 
 
 def _contact_sheet(path, pairs, randoms, columns=8):
-    from ..images import save_image
-    from ..plots import panel
     tiles, captions = [], []
     blank = None
     for label, set_pairs in pairs.items():
@@ -165,14 +162,13 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
     size, split = net.output_size, run["split"]
     train_t = targets_at(c, split["train"], size)
     mean_img = train_t.mean(axis=0, dtype=np.float64) / 255  # (s, s, 3)
-    mean_feat = encode(enc, [_u8(mean_img)])
+    mean_feat = encode(enc, [to_uint8(mean_img)])
     result, pairs = {"run": str(run_dir), "cache": str(cache), "output_size": size,
                      "encoder": run["cache"]["model"] or run["cache"]["model_path"],
                      "candidates": len(c), "settings": run["settings"],
                      "decoder_epoch": decoder_epoch(run_dir)}, {}
     log_path = run_dir / "log.jsonl"
     if log_path.is_file():
-        from ..weights.hdf5 import json_text
         lines = [json_text(x, str(log_path)) for x in log_path.read_text().splitlines() if x.strip()]
         last = lines[-1] if lines and isinstance(lines[-1], dict) else {}
         result.update(epochs_trained=len(lines), final_loss=last.get("loss"))
@@ -205,7 +201,6 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
 
 
 def _load_vectors(path, D):
-    from ..weights.hdf5 import read_budget
     try:  # mapped first: the declared shape is checked before anything is read
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -230,7 +225,6 @@ def decode(run_dir, inputs, out_dir, model=None, force=False, log=print, device=
     names: ``<stem>_recon.png`` (``<stem>_<i>_recon.png`` for the rows of an (N, D) file).
     Refuses to overwrite existing files unless ``force``. Returns the written paths.
     """
-    from ..images import load_image, save_image
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     run = read_run(run_dir)
     net = load_decoder(run_dir, run, device, log=log)
@@ -259,6 +253,6 @@ def decode(run_dir, inputs, out_dir, model=None, force=False, log=print, device=
                            "pass --force to overwrite or choose another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, img in zip(outs, reconstruct_images(net, np.concatenate(vectors))):
-        save_image(path, _u8(img))
+        save_image(path, to_uint8(img))
     log(f"decode: wrote {len(outs)} reconstruction(s) ({net.output_size}x{net.output_size}) into {out_dir}")
     return [str(o) for o in outs]

@@ -1,22 +1,13 @@
-"""Paper 003, step 1: the encoder and the feature cache (``minvert reconstruct extract``).
+"""Paper 003, step 1: the encoder and feature extraction (``minvert reconstruct extract``).
 
 The trap in the paper's code: it takes ``ResNet50(include_top=False).predict(x)[0][0][0]``.
 Keras <= 2.1 average-pools the 7x7 map even without the top, so that is the pooled vector;
 since Keras 2.2 the same line picks the TOP-LEFT spatial position of the 7x7x2048 map.
 minvert always uses the pooled vector (every entry >= 0, being a mean of ReLU outputs).
 
-Cache file (HDF5, root attribute ``format = "minvert-feature-cache"``)::
-
-    features (N, D) float32      pooled features, one row per image, in extraction order
-    targets  (N, S, S, 3) uint8  the image resized to S x S (S = target_size, the paper's 256)
-                                 with the encoder's own resampling filter (Keras: nearest, like
-                                 the paper's load_img)
-    names    (N,) UTF-8          the file paths as given (normalised)
-    attrs    count, model (name as given), model_path, model_config, model_sha256 (hash of the
-             encoder's weights), preprocessing, feature_size, target_size, target_resample
-
-Rows are appended a batch at a time and ``count`` is updated last, so an interrupted extraction
-keeps every finished batch; running the same command again adds only the missing files.
+The features go into a cache file (:mod:`minvert.reconstruct.cache_file`, format there); an
+interrupted extraction keeps every finished batch, and running the same command again adds only
+the missing files.
 """
 import hashlib
 import json
@@ -27,21 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import FormatError, MinvertError
-from ..weights.hdf5 import (open_h5, read_array, read_budget, read_int_attr, read_json_attr,
-                            read_text_attr)
-
-CACHE_FORMAT = "minvert-feature-cache"
-_JSON_ATTRS = ("model_config", "preprocessing")
-_HEADER_KEYS = ("model", "model_path", "model_config", "model_sha256", "preprocessing",
-                "feature_size", "target_size", "target_resample")
-_LIMITS = {"feature_size": (1, 1 << 16), "target_size": (4, 4096), "count": (0, 1 << 31)}
+from ..errors import MinvertError
+from ..images import load_image, resize_exact
+from ..weights import load_model, resolve_model
+from ..weights.hdf5 import read_array
+from ..weights.project import network_weights
+from .cache_file import append_rows, create_cache, describe_encoder, open_cache, read_header
+from .cache_file import read_cache  # noqa: F401  (minvert/demo.py imports read_cache from here)
 
 
 # encoder ---------------------------------------------------------------------------------
 def weights_fingerprint(net):
     """SHA-256 of the architecture config and every weight (as float32): names an encoder."""
-    from ..weights.project import network_weights
     h = hashlib.sha256(json.dumps(net.config, sort_keys=True).encode())
     for name, arrays in sorted(network_weights(net).items()):
         for k in sorted(arrays):
@@ -54,7 +42,6 @@ def weights_fingerprint(net):
 def load_encoder(model, device=None):
     """(net, name, absolute path) for a model name or weight-file path; (net, "", "") for a
     network already built."""
-    from ..weights import load_model, resolve_model
     if isinstance(model, (str, os.PathLike)):
         name, path = os.fspath(model), str(resolve_model(os.fspath(model)).resolve())
         net = load_model(path, device=device)
@@ -92,111 +79,6 @@ def encode(net, images, batch_size=16):
     return np.concatenate(out) if out else np.zeros((0, net.feature_size), np.float32)
 
 
-# feature cache -----------------------------------------------------------------------------
-def _open_h5(path, mode="r"):
-    """The cache opened for reading under minvert's HDF5 reader policy (weights/hdf5.py);
-    mode "a" (appending) only after extract has read it that way."""
-    import h5py
-    if not Path(path).is_file():
-        raise MinvertError(f"{path}: no such feature cache; create it with `minvert reconstruct extract`")
-    if mode == "r":
-        return open_h5(path, "a minvert feature cache", "; extract again into a new file")
-    return h5py.File(path, mode)
-
-
-def _read_header(f, path):
-    """(header dict, row count) of an open cache, or a one-line FormatError."""
-    import h5py
-    if read_text_attr(f, "format", path) != CACHE_FORMAT:
-        raise FormatError(f"{path} is an HDF5 file but not a minvert feature cache")
-    header = {}
-    for k in _HEADER_KEYS:
-        if k in _JSON_ATTRS:
-            header[k] = read_json_attr(f, k, path)
-        elif k in ("feature_size", "target_size"):
-            header[k] = read_int_attr(f, k, path, *_LIMITS[k])
-        else:
-            header[k] = read_text_attr(f, k, path, default=None)
-            if header[k] is None:
-                raise FormatError(f"{path}: damaged feature cache (no '{k}'); extract again into a new file")
-    if not all(isinstance(header[k], dict) for k in _JSON_ATTRS):
-        raise FormatError(f"{path}: damaged feature cache (model_config or preprocessing is not "
-                          "an object); extract again into a new file")
-    count = read_int_attr(f, "count", path, *_LIMITS["count"])
-    for k in ("features", "targets", "names"):
-        d = f.get(k)
-        if not isinstance(d, h5py.Dataset) or not d.shape or d.shape[0] < count:
-            raise FormatError(f"{path}: damaged feature cache ('{k}' is missing or has fewer than "
-                              f"{count} rows); extract again into a new file")
-    return header, count
-
-
-class Cache:
-    """A feature cache in memory: features (N, D) float32, targets (N, S, S, 3) uint8, names."""
-
-    def __init__(self, path, header, features, targets, names):
-        self.path, self.header = Path(path), header
-        self.features, self.targets, self.names = features, targets, names
-
-    feature_size = property(lambda self: self.header["feature_size"])
-    target_size = property(lambda self: self.header["target_size"])
-
-    def __len__(self):
-        return len(self.names)
-
-
-def read_cache(path):
-    """Load a whole feature cache (see the module docstring)."""
-    with _open_h5(path) as f:
-        header, n = _read_header(f, path)
-        S, D = header["target_size"], header["feature_size"]
-        need, budget = n * (4 * D + 3 * S * S), read_budget()
-        if need > budget:
-            raise FormatError(f"{path}: {n} rows of {D}-d features and {S}px targets need "
-                              f"{need / 2**20:,.0f} MB, more than the read budget of "
-                              f"{budget / 2**20:,.0f} MB (raise MINVERT_MAX_READ_MB to load it)")
-        features = read_array(f["features"], path, "features", (n, D), rows=n)
-        features = features.astype(np.float32, copy=False)
-        targets = read_array(f["targets"], path, "targets", (n, S, S, 3), kinds="u", rows=n)
-        names = read_array(f["names"], path, "names", (n,), kinds="O", rows=n)
-    if targets.dtype != np.uint8 or not all(isinstance(v, bytes) and len(v) < 4096 for v in names):
-        raise FormatError(f"{path}: damaged feature cache (targets not uint8 or names not file "
-                          "paths); extract again into a new file")
-    names = [v.decode("utf-8", "replace") for v in names]
-    return Cache(path, header, features, targets, names)
-
-
-def _create_cache(path, header):
-    import h5py
-    D, S = header["feature_size"], header["target_size"]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    f = h5py.File(path, "w-")
-    f.attrs["format"] = CACHE_FORMAT
-    for k, v in header.items():
-        f.attrs[k] = json.dumps(v) if k in _JSON_ATTRS else v
-    f.attrs["count"] = 0
-    f.create_dataset("features", (0, D), maxshape=(None, D), dtype="float32", chunks=(64, D))
-    f.create_dataset("targets", (0, S, S, 3), maxshape=(None, S, S, 3), dtype="uint8", chunks=(1, S, S, 3))
-    f.create_dataset("names", (0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(256,))
-    f.flush()
-    return f
-
-
-def _append(f, features, targets, names):
-    n, k = int(f.attrs["count"]), len(names)
-    for key, data in (("features", features), ("targets", targets), ("names", np.array(names, dtype=object))):
-        f[key].resize(n + k, axis=0)
-        f[key][n:n + k] = data
-    f.attrs["count"] = n + k  # last: a batch counts once all three datasets hold it
-    f.flush()
-
-
-def _describe_encoder(h):
-    c = h["model_config"]
-    arch = f"{c.get('arch')}{c.get('depth') or ''}"
-    return f"{h['model'] or arch} ({arch}, {h['feature_size']}-d, weights {h['model_sha256'][:12]})"
-
-
 def _expand_paths(images, log):
     """Paths as given (normalised), folders replaced by their files, duplicates dropped."""
     paths = []
@@ -215,7 +97,6 @@ def _expand_paths(images, log):
 
 def _fill(f, net, todo, batch_size, target_size, resample, log):
     """Encode the files ``todo`` into the open cache ``f``, a batch at a time: (added, skipped)."""
-    from ..images import load_image, resize_exact
     count = int(f.attrs["count"])
     for key in ("features", "targets", "names"):  # drop rows of a batch an interruption cut short
         f[key].resize(count, axis=0)
@@ -223,18 +104,18 @@ def _fill(f, net, todo, batch_size, target_size, resample, log):
     last = start
     try:
         for i in range(0, len(todo), batch_size):
-            imgs, kept = [], []
+            imgs, loaded = [], []
             for p in todo[i:i + batch_size]:
                 try:
                     imgs.append(load_image(p))
-                    kept.append(p)
+                    loaded.append(p)
                 except MinvertError as e:
                     skipped.append(p)
                     log(f"  skipped {p}: {e}")
             if imgs:
                 targets = np.stack([resize_exact(im, target_size, resample) for im in imgs])  # (n, S, S, 3)
-                _append(f, encode(net, imgs, len(imgs)), targets, kept)
-                added += len(kept)
+                append_rows(f, encode(net, imgs, len(imgs)), targets, loaded)
+                added += len(loaded)
             now = time.perf_counter()
             if now - last >= 2 or i + batch_size >= len(todo):
                 last, done = now, min(i + batch_size, len(todo))
@@ -264,16 +145,16 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
     header = json.loads(json.dumps(header))  # as it reads back from the file
     out_cache, paths, done = Path(out_cache), _expand_paths(images, log), set()
     if out_cache.exists():
-        with _open_h5(out_cache) as f:  # read-only first: a refused cache is never touched
-            old, n = _read_header(f, out_cache)
+        with open_cache(out_cache) as f:  # read-only first: a refused cache is never touched
+            old, n = read_header(f, out_cache)
             done = {v.decode("utf-8", "replace") for v in
                     read_array(f["names"], out_cache, "names", (n,), kinds="O", rows=n)}
         for key, what in (("model_sha256", "encoder"), ("preprocessing", "preprocessing"),
                           ("target_size", "target size"), ("target_resample", "target filter")):
             if old[key] != header[key]:
-                raise MinvertError(f"{out_cache} holds features of {_describe_encoder(old)} with "
+                raise MinvertError(f"{out_cache} holds features of {describe_encoder(old)} with "
                                    f"{old['target_size']}px targets; this run's {what} differs "
-                                   f"({_describe_encoder(header)}, {target_size}px); nothing was "
+                                   f"({describe_encoder(header)}, {target_size}px); nothing was "
                                    "changed: use another --out")
     if not paths:
         raise MinvertError(f"no image files in {', '.join(map(str, images))[:300]}: give image files "
@@ -281,12 +162,12 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
                            "nothing was written")
     todo = [p for p in paths if p not in done]
     log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
-        f"{len(todo)} to do ({_describe_encoder(header)}, input {net.preprocessing.input_size}px, "
+        f"{len(todo)} to do ({describe_encoder(header)}, input {net.preprocessing.input_size}px, "
         f"targets {target_size}px)")
     skipped, added, start = [], 0, time.perf_counter()
     if todo:
         created, rows = not out_cache.exists(), 0
-        f = _open_h5(out_cache, "a") if not created else _create_cache(out_cache, header)
+        f = open_cache(out_cache, "a") if not created else create_cache(out_cache, header)
         try:
             with f:
                 try:
@@ -310,17 +191,3 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
     log(f"extract: added {added}, cache holds {total} images ({seconds:.1f} s)")
     return {"cache": str(out_cache), "added": added, "total": total, "skipped": skipped,
             "seconds": seconds}
-
-
-def targets_at(cache, rows, size):
-    """uint8 (n, size, size, 3) targets of cache rows; smaller sizes by box-filter downsampling
-    (the exact mean of each block when size divides the cached size)."""
-    from ..images import resize_exact
-    t = cache.targets[np.asarray(rows, dtype=np.int64)]
-    if size == cache.target_size:
-        return t
-    return np.stack([resize_exact(im, size, "box") for im in t]) if len(t) else t[:, :size, :size]
-
-
-def names_digest(names, rows):
-    return hashlib.sha256("\n".join(names[r] for r in rows).encode()).hexdigest()

@@ -19,9 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MinvertError
+from ..images import load_image, save_image
+from ..plots import panel
 from .evaluate import _random_decodes, reconstruct_images
-from .features import read_cache, targets_at
-from .train import check_run_cache, load_decoder, read_run, train
+from .cache_file import read_cache, targets_at
+from .runs import check_run_cache, load_decoder, read_run
+from .train import train
 from .watch import decoder_epoch, pairs_image
 
 PAPER_EPOCHS = (1, 10, 50, 100, 500, 1000, 2000, 4000, 6000)
@@ -45,8 +48,6 @@ def figure_epochs(cache, out_dir, at=PAPER_EPOCHS, rows=None, log=print, **setti
     """Fig. 1: train into ``out_dir`` for max(at) epochs, snapshotting cache ``rows`` (default:
     the first training image) after each epoch in ``at``; writes figure_epochs.png (one row per
     image: a reconstruction per epoch, then the original)."""
-    from ..images import load_image, save_image
-    from ..plots import panel
     at = sorted(set(int(e) for e in at))
     _train_or_continue(cache, out_dir, at[-1], log, snapshot_epochs=at, snapshot_rows=rows, **settings)
     out_dir = Path(out_dir)
@@ -79,7 +80,6 @@ def figure_features(cache, out_dir, n_train=2, epochs=4000, rows=None, log=print
     """Fig. 2: train into ``out_dir`` on the first ``n_train`` training images for ``epochs``, then
     write figure_features.png: cache ``rows`` (default: those training images) each beside its
     reconstruction. ``out_dir`` is also the model of Fig. 3."""
-    from ..images import save_image
     _train_or_continue(cache, out_dir, epochs, log, n_train=n_train, device=device, **settings)
     run, c, net = _decoder_and_cache(out_dir, cache, device)
     rows = list(rows or run["split"]["train"])
@@ -98,8 +98,6 @@ def figure_features(cache, out_dir, n_train=2, epochs=4000, rows=None, log=print
 def figure_random(run_dir, cache, out, count=8, seed=0, log=print, device=None, force=False):
     """Fig. 3: decodes of ``count`` random vectors of each kind; writes ``out`` (an existing file
     only with ``force``) and logs how close each kind comes to the nearest training image (PSNR)."""
-    from ..images import save_image
-    from ..plots import panel
     if Path(out).exists() and not force:
         raise MinvertError(f"{out} exists; choose another --out or pass --force to overwrite it")
     if count < 1:
@@ -122,8 +120,6 @@ def figure_sizes(cache, out_dir, sizes=PAPER_SIZES, epochs=PAPER_SIZE_EPOCHS, lo
     images, for the matching entry of ``epochs``, or ``epochs`` for all if one number), then
     figure_sizes.png: per size, PAIRS_PER_SET training and unseen images, each reconstruction
     beside its original."""
-    from ..images import save_image
-    from ..plots import panel
     out_dir, c = Path(out_dir), read_cache(cache)
     epochs = [int(epochs)] * len(sizes) if np.ndim(epochs) == 0 else list(epochs)
     if len(epochs) != len(sizes):

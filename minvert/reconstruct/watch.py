@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights.project import write_json
+from ..plots import panel
+from ..weights.project import save, write_json
 
 PROGRESS_SECONDS = 10.0
 
@@ -56,7 +57,6 @@ def _duration(seconds):
 
 def save_decoder(net, out_dir, epoch, epochs):
     """decoder.h5 (atomic) and decoder.json {"epoch", "epochs", "finished"}."""
-    from ..weights.project import save
     save(net, Path(out_dir) / "decoder.h5", force=True)
     write_json(Path(out_dir) / "decoder.json", {"epoch": epoch, "epochs": epochs, "finished": epoch >= epochs})
 
@@ -70,13 +70,16 @@ def decoder_epoch(run_dir):
     return info["epoch"], info["epochs"]
 
 
+def to_uint8(img):
+    """A decoder's output (floats in [0, 1]) as a uint8 image; uint8 input is returned as it is."""
+    return img if img.dtype == np.uint8 else np.rint(np.clip(img, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def pairs_image(recons, originals, captions=None, columns=None):
     """uint8 grid: each reconstruction (float (s, s, 3) in [0, 1] or uint8) beside its original."""
-    from ..plots import panel
-    u8 = lambda a: a if a.dtype == np.uint8 else np.rint(np.clip(a, 0, 1) * 255).astype(np.uint8)  # noqa: E731
     tiles, caps = [], []
     for i, (r, o) in enumerate(zip(recons, originals)):
-        tiles += [u8(r), u8(o)]
+        tiles += [to_uint8(r), to_uint8(o)]
         caps += (captions[i] if captions else ["reconstruction", "original"])
     return panel(tiles, caps, min_side=96, columns=columns or min(len(tiles), 8))
 

@@ -1,5 +1,8 @@
 """The command line of paper 000: ``minvert transform``."""
 from ..errors import MinvertError, check_options
+from ..images import load_image, load_mask
+from ..labels import net_labels
+from ..weights import load_model
 from .losses import COLOR_KINDS, CONTENT_KINDS, Multipliers, paper_layer_to_tap
 from .objective import DEFAULT_LR, GD_FIRST_STEP, OPTIMIZERS, Settings
 from .optimize import transform
@@ -72,9 +75,6 @@ def add_cli(sub, command, device_args):
 
 def run(args):
     """``minvert transform``: load the image, mask and model, run :func:`transform`."""
-    from ..images import load_image, load_mask
-    from ..labels import net_labels
-    from ..weights import load_model
     check_options(args, minimum={"iters": 1, "history": 1, "jitter": 0, "size": 1, "seed": 0,
                                  "snapshot_every": 0, "print_every": 1},
                   positive=("lr",), finite=("content", "style", "tv", "color"))

@@ -20,19 +20,20 @@ bit-identical to the input.
 Host/device boundary: scipy works on float64 NumPy vectors. :func:`_to_host` and
 :func:`_to_net` are the only places that convert, so the rest runs unchanged on CuPy.
 """
-import json
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
+from ..images import resize_exact
+from ..layers.loss import softmax
+from ..optim import Adam
 from . import losses
-from .objective import Objective, default_layers, report_terms
-
-_STOP = "stop"
+from .inputs import prepare_image, start_point
+from .objective import GD_FIRST_STEP, Objective, default_layers, report_terms
+from .outputs import RunFolder, result_image
 
 
 def _to_host(total, values, logits, grad, grad_to_host):
@@ -66,7 +67,6 @@ def _to_net(v, like):
 
 
 def probabilities(logits):
-    from ..layers.loss import softmax
     return to_numpy(softmax(logits))[0]
 
 
@@ -79,45 +79,6 @@ class _NonFinite(Exception):
     pass
 
 
-def prepare_image(net, img, size=None, log=print):
-    """uint8 (H, W, 3) -> uint8 (h, w, 3) at a size the network takes, the aspect ratio kept.
-
-    A VGG with its fc layers takes exactly its input size (S x S): a non-square image is
-    centre-cropped to its central square first, and that is said. Other classifiers (ResNets
-    pool globally) take any size: ``size`` (default: the net's input size) is the long side.
-    """
-    from ..images import center_crop, resize_exact
-    pre = net.preprocessing
-    size = size or pre.input_size
-    smallest = 2 ** len(net.config["widths"]) if net.config.get("arch") == "vgg" else 32
-    if size < smallest:
-        raise MinvertError(f"--size {size} is below the {smallest}x{smallest} this network allows")
-    H, W = img.shape[:2]
-    if net.config.get("arch") == "vgg" and net.config.get("include_top"):
-        if size != pre.input_size:
-            raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
-                               f"drop --size or use {pre.input_size}")
-        if H != W:
-            side = min(H, W)
-            img = center_crop(img, side)
-            log(f"the image is {W}x{H}; this network's fc layers take {size}x{size}: using its central "
-                f"{side}x{side} square (crop the photo yourself to choose another)")
-        if min(H, W) < smallest:  # any photo fits an fc net; a tiny one only as big blocks
-            log(f"the image is {W}x{H}, below the {smallest}x{smallest} this network sees detail at: "
-                f"enlarged to {size}x{size}")
-        shape = (size, size)
-    else:
-        if min(H, W) < smallest:
-            raise MinvertError(f"the image is {W}x{H}; this network needs at least "
-                               f"{smallest}x{smallest} pixels")
-        scale = size / max(H, W)
-        shape = (max(1, round(H * scale)), max(1, round(W * scale)))
-    if min(shape) < smallest:
-        raise MinvertError(f"the image would be {shape[1]}x{shape[0]}; this network needs at least "
-                           f"{smallest}x{smallest} pixels (use a larger --size or a less elongated image)")
-    return resize_exact(img, shape) if img.shape[:2] != shape else img
-
-
 def transform(net, img, settings, mask=None, out_dir=None, log=print, force=False, size=None,
               start_image=None):
     """Run paper 000's optimisation. img: uint8 (H, W, 3) RGB; mask: float (H', W') in [0, 1]
@@ -126,79 +87,29 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     ``out_dir`` when given. Returns the summary dict (also written as summary.json);
     summary["result"] is the image.
     """
-    from ..images import resize_exact
     s = replace(settings)  # a copy: gd records the lr it calibrates in it
     if net.labels is None or not net.config.get("include_top", True):
         raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")
     if not 0 <= s.target < net.config["num_classes"]:
         raise MinvertError(f"target class {s.target} is outside 0..{net.config['num_classes'] - 1}")
     img = prepare_image(net, img, size, log=log)
-    shape = img.shape[:2]  # (h, w)
     if start_image is not None:
         start_image = prepare_image(net, start_image, size, log=lambda *_: None)
-        if start_image.shape[:2] != shape:
-            start_image = resize_exact(start_image, shape)
+        if start_image.shape[:2] != img.shape[:2]:
+            start_image = resize_exact(start_image, img.shape[:2])
     default_layers(net, s)  # a bad --content-layer/--style-layers fails before anything is written
-    out = _prepare_out(out_dir, force)  # only once the input is known to be good
+    run = RunFolder(out_dir, force)  # only once the input is known to be good
     net.freeze()
-    pre, xp, dtype = net.preprocessing, net.xp, net.dtype
-    x_orig = xp.asarray(pre.preprocess(img, dtype=dtype))  # (1, 3, h, w)
     rng = np.random.default_rng(s.seed)
-    mask_arr = None
-    if mask is not None:
-        mask_arr = np.clip(resize_exact(np.asarray(mask, np.float64), shape), 0, 1)
-        mask_net = xp.asarray(mask_arr[None, None].astype(dtype))
-    if start_image is not None:
-        x = xp.asarray(pre.preprocess(start_image, dtype=dtype))
-    else:
-        x = _initial(x_orig, s, rng, pre, xp, dtype, shape)
-    low, high = (v.reshape(1, 3, 1, 1) for v in pre.pixel_bounds())
-    low = np.broadcast_to(low, x.shape).astype(np.float64)
-    high = np.broadcast_to(high, x.shape).astype(np.float64)
-    if mask_arr is not None:  # fixed pixels: bounds pinned to the original values
-        frozen = np.broadcast_to(mask_arr[None, None] == 0, x.shape)
-        x0_host = to_numpy(x_orig).astype(np.float64)
-        low, high = np.where(frozen, x0_host, low), np.where(frozen, x0_host, high)
-        x = xp.asarray(np.where(frozen, x0_host, to_numpy(x)).astype(dtype))
-    x = xp.asarray(np.clip(to_numpy(x).astype(np.float64), low, high).astype(dtype))  # start inside the bounds
-
-    objective = Objective(net, x_orig, s, mask=mask_net if mask_arr is not None else None)
-    label = net.labels[s.target]
+    x_orig, x, low, high, mask_arr = start_point(net, img, s, mask, start_image, rng)
+    objective = Objective(net, x_orig, s, mask=None if mask_arr is None else
+                          net.xp.asarray(mask_arr[None, None].astype(net.dtype)))
     p_before = probabilities(net.predict(x_orig))
-    how = ("L-BFGS-B" if s.optimizer == "lbfgs" else
-           f"{s.optimizer} steps, lr {'from the first step' if s.lr is None else format(s.lr, 'g')} px")
-    log(f"target {label!r} (class {s.target}): p = {p_before[s.target]:.4f} before; "
-        f"{'jitter ' + str(s.jitter) + ' px, ' if s.jitter else ''}{how}, {s.iters} iterations, "
-        f"{shape[1]}x{shape[0]} px, terms: {', '.join(s.multipliers.active())}")
+    _say_plan(net, s, p_before, img.shape[:2], log)
     start_terms = report_terms(objective, x, log, "at iteration 0")
-    state = {"best": to_numpy(x).copy(), "iteration": 0, "records": [], "stopped": None}
-    start = time.perf_counter()
-    probs = probabilities(net.predict(x))
-    first = {"iteration": 0, "total": sum(r["weighted"] for r in start_terms.values()),
-             **{k: r["value"] for k, r in start_terms.items()},
-             "target_probability": float(probs[s.target]), "top5": top5(net, probs), "seconds": 0.0,
-             "terms": start_terms}  # the starting point, like every iteration, plus each term's scale
-    if out is not None:
-        with open(out / "log.jsonl", "a") as f:
-            f.write(json.dumps(first) + "\n")
-
-    def record(values, total, logits, x_now):
-        probs = probabilities(logits)
-        state["iteration"] += 1
-        rec = {"iteration": state["iteration"], "total": total, **values,
-               "target_probability": float(probs[s.target]), "top5": top5(net, probs),
-               "seconds": round(time.perf_counter() - start, 3)}
-        state["records"].append(rec)
-        if rec["iteration"] % max(s.print_every, 1) == 0 or rec["iteration"] in (1, s.iters):
-            terms = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
-            log(f"iter {rec['iteration']:>4}/{s.iters}  total {total:.4g}  {terms}  "
-                f"p({label}) {rec['target_probability']:.4f}  {rec['seconds']:.1f}s")
-        if out is not None:
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            if s.snapshot_every and rec["iteration"] % s.snapshot_every == 0:
-                _save(out / f"snapshot_{rec['iteration']:04d}.png", _image(pre, x_now, img, mask_arr))
-
+    record = Recorder(net, s, run, log, lambda x_now: result_image(net.preprocessing, x_now, img, mask_arr))
+    record.first(x, start_terms)
+    state = record.state
     try:
         if s.optimizer == "lbfgs":
             _lbfgs(objective, x, s, low, high, record, state)
@@ -211,66 +122,84 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     except KeyboardInterrupt:
         state["stopped"] = f"interrupted at iteration {state['iteration']}; kept the last good image"
         log(f"\n{state['stopped']}")
-
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - record.start
     x_best = _to_net(state["best"], x)
     end_terms = report_terms(objective, x_best, log, "at the last iteration", start_terms)
-    result = _image(pre, x_best, img, mask_arr)
-    p_after = probabilities(net.predict(xp.asarray(pre.preprocess(result, dtype=dtype))))
-    tv = lambda im: float(losses.tv_loss(im.astype(np.float64).transpose(2, 0, 1)[None])[0])
-    summary = {
-        "target": {"index": s.target, "label": label},
-        "probability_before": float(p_before[s.target]), "probability_after": float(p_after[s.target]),
-        "top5_before": top5(net, p_before), "top5_after": top5(net, p_after),
-        "mean_abs_pixel_change": float(np.abs(result.astype(np.float64) - img).mean()),
-        "tv_ratio": tv(result) / max(tv(img), 1e-12),
-        "terms_at_start": start_terms, "terms_at_end": end_terms,
-        "iterations": state["iteration"], "seconds": round(seconds, 3),
-        "seconds_per_iteration": round(seconds / max(state["iteration"], 1), 4),
-        "stopped_early": state["stopped"],
-        "settings": {**asdict(s), "multipliers": asdict(s.multipliers), "size": [shape[0], shape[1]],
-                     "mask": mask is not None},
-    }
-    log(f"p({label}) {summary['probability_before']:.4f} -> {summary['probability_after']:.4f}; "
-        f"mean |change| {summary['mean_abs_pixel_change']:.2f}/255; TV ratio {summary['tv_ratio']:.2f}; "
-        f"{seconds:.1f}s ({summary['seconds_per_iteration']:.2f}s/iteration)")
-    if out is not None:
-        _write_outputs(out, img, result, summary, label)
-        log(f"wrote {out}/result.png, panel.png, summary.json, log.jsonl")
+    result = result_image(net.preprocessing, x_best, img, mask_arr)
+    summary = _summary(net, s, img, result, p_before, (start_terms, end_terms), state, seconds,
+                       mask is not None)
+    log(f"p({net.labels[s.target]}) {summary['probability_before']:.4f} -> "
+        f"{summary['probability_after']:.4f}; mean |change| {summary['mean_abs_pixel_change']:.2f}/255; "
+        f"TV ratio {summary['tv_ratio']:.2f}; {seconds:.1f}s ({summary['seconds_per_iteration']:.2f}s/iteration)")
+    run.write(img, result, summary, net.labels[s.target], log)
     summary["result"] = result
     return summary
 
 
-def _prepare_out(out_dir, force):
-    if out_dir is None:
-        return None
-    out = Path(out_dir)
-    taken = [n for n in ("result.png", "panel.png", "summary.json", "log.jsonl") if (out / n).exists()]
-    if taken and not force:
-        raise MinvertError(f"{out} already holds a transform ({taken[0]}); choose another --out or pass --force")
-    out.mkdir(parents=True, exist_ok=True)
-    for old in [out / "log.jsonl", *out.glob("snapshot_*.png")]:
-        old.unlink(missing_ok=True)  # --force: start the log afresh
-    return out
+def _say_plan(net, s, p_before, shape, log):
+    how = ("L-BFGS-B" if s.optimizer == "lbfgs" else
+           f"{s.optimizer} steps, lr {'from the first step' if s.lr is None else format(s.lr, 'g')} px")
+    log(f"target {net.labels[s.target]!r} (class {s.target}): p = {p_before[s.target]:.4f} before; "
+        f"{'jitter ' + str(s.jitter) + ' px, ' if s.jitter else ''}{how}, {s.iters} iterations, "
+        f"{shape[1]}x{shape[0]} px, terms: {', '.join(s.multipliers.active())}")
 
 
-def _initial(x_orig, s, rng, pre, xp, dtype, shape):
-    if s.init == "image":
-        return x_orig.copy()
-    noise = xp.asarray(pre.preprocess(rng.uniform(0, 255, (*shape, 3)), dtype=dtype))
-    if s.init == "noise":
-        return noise
-    if s.init == "mix":
-        return ((1 - s.mix) * x_orig + s.mix * noise).astype(dtype)
-    raise MinvertError(f"unknown --init {s.init!r}; use image, noise or mix")
+class Recorder:
+    """Called after every iteration: keeps the record, prints it every ``print_every``
+    iterations, appends it to the run's log and saves a snapshot every ``snapshot_every``.
+    ``state`` is shared with the optimisers: the best image so far (host), the iteration
+    count, the records, and why the run stopped early (None if it did not)."""
+
+    def __init__(self, net, s, run, log, image_of):
+        self.net, self.s, self.run, self.log, self.image_of = net, s, run, log, image_of
+        self.label = net.labels[s.target]
+        self.state = {"best": None, "iteration": 0, "records": [], "stopped": None}
+        self.start = time.perf_counter()
+
+    def first(self, x, start_terms):
+        """The starting point, like every iteration, plus each term's scale."""
+        self.state["best"] = to_numpy(x).copy()
+        probs = probabilities(self.net.predict(x))
+        self.run.append_log({"iteration": 0, "total": sum(r["weighted"] for r in start_terms.values()),
+                             **{k: r["value"] for k, r in start_terms.items()},
+                             "target_probability": float(probs[self.s.target]),
+                             "top5": top5(self.net, probs), "seconds": 0.0, "terms": start_terms})
+
+    def __call__(self, values, total, logits, x_now):
+        s, state = self.s, self.state
+        probs = probabilities(logits)
+        state["iteration"] += 1
+        rec = {"iteration": state["iteration"], "total": total, **values,
+               "target_probability": float(probs[s.target]), "top5": top5(self.net, probs),
+               "seconds": round(time.perf_counter() - self.start, 3)}
+        state["records"].append(rec)
+        if rec["iteration"] % max(s.print_every, 1) == 0 or rec["iteration"] in (1, s.iters):
+            terms = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+            self.log(f"iter {rec['iteration']:>4}/{s.iters}  total {total:.4g}  {terms}  "
+                     f"p({self.label}) {rec['target_probability']:.4f}  {rec['seconds']:.1f}s")
+        self.run.append_log(rec)
+        if s.snapshot_every and rec["iteration"] % s.snapshot_every == 0:
+            self.run.snapshot(rec["iteration"], lambda: self.image_of(x_now))
 
 
-def _image(pre, x, original, mask_arr):
-    """Network-space x -> uint8 image; pixels outside the mask are the original's exactly."""
-    img = pre.deprocess(x)[0]
-    if mask_arr is not None:
-        img = np.where((mask_arr == 0)[:, :, None], original, img)
-    return img
+def _summary(net, s, img, result, p_before, terms, state, seconds, masked):
+    """The run's summary (summary.json)."""
+    xp, pre = net.xp, net.preprocessing
+    p_after = probabilities(net.predict(xp.asarray(pre.preprocess(result, dtype=net.dtype))))
+    tv = lambda im: float(losses.tv_loss(im.astype(np.float64).transpose(2, 0, 1)[None])[0])
+    return {
+        "target": {"index": s.target, "label": net.labels[s.target]},
+        "probability_before": float(p_before[s.target]), "probability_after": float(p_after[s.target]),
+        "top5_before": top5(net, p_before), "top5_after": top5(net, p_after),
+        "mean_abs_pixel_change": float(np.abs(result.astype(np.float64) - img).mean()),
+        "tv_ratio": tv(result) / max(tv(img), 1e-12),
+        "terms_at_start": terms[0], "terms_at_end": terms[1],
+        "iterations": state["iteration"], "seconds": round(seconds, 3),
+        "seconds_per_iteration": round(seconds / max(state["iteration"], 1), 4),
+        "stopped_early": state["stopped"],
+        "settings": {**asdict(s), "multipliers": asdict(s.multipliers),
+                     "size": [img.shape[0], img.shape[1]], "mask": masked},
+    }
 
 
 def _evaluate(objective, x, grad_to_host, **kw):
@@ -281,7 +210,7 @@ def _evaluate(objective, x, grad_to_host, **kw):
 
 
 def _lbfgs(objective, x, s, low, high, record, state):
-    from scipy.optimize import Bounds, minimize
+    from scipy.optimize import Bounds, minimize  # here: `minvert --help` must not load scipy
     last = {}
 
     def fun(v):
@@ -315,8 +244,6 @@ def _gradient_steps(objective, x, s, rng, low, high, mask_arr, record, state, lo
       mask lets change; the mean step is lr levels whatever the gradient's scale.
     * ``adam``: Adam with learning rate lr levels.
     """
-    from ..optim import Adam
-    from .objective import GD_FIRST_STEP
     xp = get_array_module(x)
     low_d, high_d = xp.asarray(low.astype(x.dtype)), xp.asarray(high.astype(x.dtype))
     pixel = (high - low).max(axis=(0, 2, 3), keepdims=True) / 255.0  # (1, C, 1, 1) input units per level
@@ -345,20 +272,3 @@ def _gradient_steps(objective, x, s, rng, low, high, mask_arr, record, state, lo
         xp.clip(x, low_d, high_d, out=x)
         state["best"] = to_numpy(x).copy()
         record(values, total, logits, x)
-
-
-def _save(path, img):
-    from ..images import save_image
-    save_image(path, img)
-
-
-def _write_outputs(out, original, result, summary, label):
-    from ..plots import amplified_difference, panel
-    diff, gain = amplified_difference(result, original)
-    _save(out / "result.png", result)
-    _save(out / "panel.png", panel(
-        [original, result, diff],
-        [f"original\np({label}) = {summary['probability_before']:.3f}",
-         f"result\np({label}) = {summary['probability_after']:.3f}",
-         f"|difference| x{gain:.1f}\nmean {summary['mean_abs_pixel_change']:.1f}/255"]))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

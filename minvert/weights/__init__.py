@@ -1,7 +1,11 @@
 """Weights: the project format, readers of Keras/torch files, the download zoo, bundled models."""
+import difflib
+import os
 from pathlib import Path
 
 from ..errors import MinvertError
+from .project import load
+from .zoo import ZOO, find_weights
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data"
 BUNDLED = ("tiny-vgg-textures", "tiny-resnet-textures", "tiny-resnet-shapes")
@@ -9,9 +13,6 @@ BUNDLED = ("tiny-vgg-textures", "tiny-resnet-textures", "tiny-resnet-shapes")
 
 def resolve_model(name_or_path):
     """Path of the project weight file for a path, a bundled model or a downloaded zoo name."""
-    import difflib
-    import os
-    from .zoo import ZOO, find_weights
     if os.path.exists(name_or_path):
         return Path(name_or_path)
     name = str(name_or_path)
@@ -41,5 +42,4 @@ def load_model(name_or_path, dtype="float32", device=None):
     the zoo names of downloaded weights (vgg19, resnet50, ...), looked up in $MINVERT_WEIGHTS,
     ./weights and the user cache directory.
     """
-    from .project import load
     return load(resolve_model(name_or_path), dtype=dtype, device=device)

@@ -11,6 +11,13 @@ import hashlib
 from pathlib import Path
 
 from ..errors import FormatError, MinvertError
+from ..labels import imagenet_labels
+from ..nets import build
+from .keras_h5 import load_keras_h5
+from .project import assign_weights, save
+from .torch_pth import read_pth
+from .torchvision_map import detect_torchvision_arch, torchvision_to_minvert
+from .zoo import ZOO
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -40,12 +47,8 @@ def read_source(src, arch=None):
     from ..nets.preprocessing import PRESETS
     kind = sniff_format(src)
     if kind == "keras":
-        from .keras_h5 import load_keras_h5
         config, weights = load_keras_h5(src, arch=arch)
         return config, weights, PRESETS["keras"], kind
-    from .torch_pth import read_pth
-    from .torchvision_map import detect_torchvision_arch, torchvision_to_minvert
-    from .zoo import ZOO
     state = read_pth(src)
     config = detect_torchvision_arch(state, arch=arch)
     pre = PRESETS["torchvision"]
@@ -56,9 +59,6 @@ def read_source(src, arch=None):
 
 def convert(src, dst, arch=None, force=False, dtype="float32"):
     """Convert ``src`` to a project file at ``dst``; returns the loaded network."""
-    from ..labels import imagenet_labels
-    from ..nets import build
-    from .project import assign_weights, save
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise MinvertError(f"{src}: no such file")

@@ -4,7 +4,7 @@ A few hundred bytes of pickle can make CPython allocate gigabytes (a memo index 
 nest a million tuples, or build a "billion laughs" tuple graph: tiny in memory because the
 pieces are shared, but endless to format in a message or to hash as a dict key.
 :func:`prescan` reads the opcodes with ``pickletools.genops`` (which builds nothing) and keeps a
-symbolic stack to refuse all of these first. Used by :mod:`minvert.weights.torch_pth`.
+symbolic stack to refuse all of these first. Used by :mod:`minvert.weights.torch_unpickle`.
 """
 import pickle
 import pickletools

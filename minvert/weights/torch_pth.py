@@ -10,214 +10,30 @@
   the object, the sorted storage-key list, then per storage an int64 LE element count and the
   little-endian data.
 
-A tensor is pickled as ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
-requires_grad, hooks[, metadata])`` with the storage a persistent id ``('storage',
-torch.FloatStorage, key, location, numel[, view_metadata])``; torch >= 2.x uses
-``_rebuild_tensor_v3(..., dtype)`` over a ``torch.storage.UntypedStorage`` (numel in bytes) for
-the newer dtypes (uint16/32/64). Offsets, sizes and strides count elements.
-
-Safety (docs/weights.md, section 8, "Reader policy"): ``find_class`` resolves only the globals a state
-dict needs (table ``_ALLOWED``) to stand-ins written here; any other global raises FormatError
-before anything is called. The stand-ins are instances whose ``__setstate__`` refuses, so BUILD
-can only touch the one OrderedDict subclass (whose BUILD state, ``_metadata``, is ignored), and
-REDUCE can only call the stand-ins, which check their arguments. Before CPython's unpickler
-sees a pickle, ``pickle_scan.prescan`` walks its opcodes without building anything and bounds
-the memo index, the stack, the nesting depth and the number of objects any one object reaches
-(a "billion laughs" tuple graph is tiny on disk but endless to format or hash). Messages never
-format an object from the file beyond a few dozen characters (:func:`_short`). Zip archives
-must hold only STORED entries (what torch writes) with sizes inside the file and no duplicate
-names. Tensors stay placeholders until the pickle is done; every stride is bounds-checked
-against its storage before ``as_strided``, the same placeholder is materialised once, and all
-tensors together may not exceed their storages' bytes by more than :data:`_SLACK_BYTES`.
+The pickles go through :mod:`minvert.weights.torch_unpickle` (allow-listed globals, stand-ins,
+opcodes bounded before unpickling), which leaves every tensor a placeholder. Safety here
+(docs/weights.md, section 8, "Reader policy"): zip archives must hold only STORED entries (what
+torch writes) with sizes inside the file and no duplicate names. Tensors stay placeholders until
+the pickle is done; every stride is bounds-checked against its storage before ``as_strided``,
+the same placeholder is materialised once, and all tensors together may not exceed their
+storages' bytes by more than :data:`_SLACK_BYTES`.
 """
-import collections
 import io
 import os
-import pickle
 import struct
 import zipfile
 
 import numpy as np
 
 from ..errors import FormatError
-from .pickle_scan import MAX_PICKLE_BYTES as _MAX_PICKLE_BYTES, Refused as _Refused, \
-    prescan as _prescan, refuse as _bad, short as _short
+from .hdf5 import read_budget
+from .pickle_scan import MAX_PICKLE_BYTES, Refused, refuse, short
+from .torch_unpickle import Tensor, load_pickle
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
-
-# torch storage class -> NumPy type code; "bf16" is read as uint16 and widened to float32
-_STORAGE_DTYPES = {
-    "DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "f2", "BFloat16Storage": "bf16",
-    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
-    "ByteStorage": "u1", "BoolStorage": "b1", "ComplexFloatStorage": "c8",
-    "ComplexDoubleStorage": "c16",
-}
-# torch.<dtype> globals that _rebuild_tensor_v3 may name
-_TORCH_DTYPES = {
-    "float64": "f8", "float32": "f4", "float16": "f2", "bfloat16": "bf16", "int64": "i8",
-    "int32": "i4", "int16": "i2", "int8": "i1", "uint8": "u1", "bool": "b1", "uint16": "u2",
-    "uint32": "u4", "uint64": "u8", "complex64": "c8", "complex128": "c16",
-}
-
-
 _MAX_ZIP_ENTRIES = 100_000
 _SLACK_BYTES = 16 << 20      # tensors may exceed their storages (broadcasts) by this much
-
-
-def _load(f, legacy):
-    """One pickle from ``f`` through :func:`_prescan`, then the allow-listed unpickler."""
-    _prescan(f)
-    unpickler = _SafeUnpickler(f, legacy)
-    return unpickler.load(), unpickler
-
-
-class _Inert:
-    """Base of every object the pickle can get hold of: BUILD on it is refused."""
-    __slots__ = ()
-
-    def __setstate__(self, state):
-        _bad(f"BUILD on {getattr(self, 'name', type(self).__name__.strip('_'))} refused")
-
-
-class _Marker(_Inert):
-    """A torch.*Storage class or torch dtype named by the pickle; inert data, not callable."""
-    __slots__ = ("name", "code")
-
-    def __init__(self, name, code):
-        self.name, self.code = name, code
-
-
-class _StorageRef(_Inert):
-    """Persistent id of one storage: key of its bytes, element type code, element count."""
-    __slots__ = ("key", "code", "numel", "view")
-
-    def __init__(self, key, code, numel, view=None):
-        # view = (root_key, offset, numel) for a legacy storage slice of another storage
-        self.key, self.code, self.numel, self.view = key, code, numel, view
-
-
-class _Tensor(_Inert):
-    """Placeholder for a tensor until the storages are read (legacy: after the object)."""
-    __slots__ = ("storage", "offset", "size", "stride", "code", "conj", "neg")
-
-
-class _Call(_Inert):
-    """An allow-listed callable; BUILD cannot alter it, REDUCE calls only ``fn``."""
-    __slots__ = ("name", "fn")
-
-    def __init__(self, name, fn):
-        self.name, self.fn = name, fn
-
-    def __call__(self, *args):
-        return self.fn(*args)
-
-
-class _StateDict(collections.OrderedDict):
-    """What ``collections.OrderedDict`` unpickles to; BUILD (torch's ``_metadata``) is dropped."""
-
-    def __setstate__(self, state):
-        if not isinstance(state, dict):
-            _bad("BUILD on OrderedDict with a non-dict state refused")
-
-
-def _ints(t, what):
-    if not isinstance(t, tuple) or len(t) > 32 or not all(type(v) is int and 0 <= v < 2**62
-                                                          for v in t):
-        _bad(f"tensor {what} ({_short(t)}) is not a tuple of at most 32 non-negative ints")
-    return t
-
-
-def _tensor(storage, offset, size, stride, code=None, metadata=None):
-    if not isinstance(storage, _StorageRef):
-        _bad(f"tensor storage is a {type(storage).__name__}, not a storage")
-    if type(offset) is not int or offset < 0:
-        _bad(f"tensor storage offset {_short(offset)} is not a non-negative int")
-    if len(_ints(size, "size")) != len(_ints(stride, "stride")):
-        _bad(f"tensor size {size} and stride {stride} differ in length")
-    if metadata and (not isinstance(metadata, dict) or set(metadata) - {"conj", "neg"}):
-        _bad(f"unsupported tensor metadata ({_short(metadata)})")
-    t = _Tensor()
-    t.storage, t.offset, t.size, t.stride = storage, offset, size, stride
-    t.code = code or storage.code
-    t.conj, t.neg = bool(metadata and metadata.get("conj")), bool(metadata and metadata.get("neg"))
-    return t
-
-
-def _rebuild_tensor(storage, offset, size, stride):  # torch < 0.4
-    return _tensor(storage, offset, size, stride)
-
-
-def _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks, metadata=None):
-    return _tensor(storage, offset, size, stride, metadata=metadata)
-
-
-def _rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None):
-    if not isinstance(dtype, _Marker) or dtype.code is None or dtype.name.endswith("Storage"):
-        _bad(f"tensor dtype ({_short(dtype)}) is not a torch dtype")
-    return _tensor(storage, offset, size, stride, dtype.code, metadata)
-
-
-def _rebuild_parameter(data, requires_grad, hooks, state=None):
-    return data if isinstance(data, _Tensor) else _bad("Parameter data is not a tensor")
-
-
-_ALLOWED = {
-    ("collections", "OrderedDict"): _Call("collections.OrderedDict", _StateDict),
-    ("torch", "Size"): _Call("torch.Size", tuple),
-    ("torch", "device"): _Call("torch.device", lambda *a: ":".join(
-        str(v) if type(v) in (str, int) and len(str(v)) < 64 else _bad("bad torch.device")
-        for v in a)),
-    ("torch.storage", "UntypedStorage"): _Marker("torch.UntypedStorage", "u1"),
-    ("torch", "UntypedStorage"): _Marker("torch.UntypedStorage", "u1"),
-}
-for _fn in (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter):
-    _ALLOWED["torch._utils", _fn.__name__] = _Call("torch._utils." + _fn.__name__, _fn)
-_ALLOWED["torch._utils", "_rebuild_parameter_with_state"] = _ALLOWED["torch._utils",
-                                                                     "_rebuild_parameter"]
-for _name, _code in _STORAGE_DTYPES.items():
-    _ALLOWED["torch", _name] = _Marker("torch." + _name, _code)
-for _name, _code in _TORCH_DTYPES.items():
-    _ALLOWED["torch", _name] = _Marker("torch." + _name, _code)
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Unpickler resolving only ``_ALLOWED``; ``legacy`` selects the 6-tuple persistent ids."""
-
-    def __init__(self, file, legacy):
-        super().__init__(file, encoding="utf-8")
-        self.legacy, self.storages = legacy, {}
-
-    def find_class(self, module, name):
-        try:
-            return _ALLOWED[module, name]
-        except (KeyError, TypeError):
-            hint = ("it holds a pickled model or other Python object, not a state dict; "
-                    "save model.state_dict() instead")
-            if "Storage" in str(name):
-                hint = "quantized/unusual storage types are not supported"
-            raise FormatError(f"refused to load global '{module}.{name}': {hint}") from None
-
-    def persistent_load(self, pid):
-        sizes = (5, 6) if self.legacy else (5,)  # legacy adds view_metadata
-        if not (isinstance(pid, tuple) and len(pid) in sizes and pid[0] == "storage"):
-            _bad(f"unsupported persistent id ({_short(pid)}; a pickled module or object?)")
-        stype, key, numel = pid[1], pid[2], pid[4]
-        if not (isinstance(stype, _Marker) and stype.name.endswith("Storage")):
-            _bad(f"storage type ({_short(stype)}) is not a torch storage class")
-        if not isinstance(key, str) or len(key) > 256 or type(numel) is not int or not 0 <= numel < 2**62:
-            _bad(f"bad storage key {_short(key)} or size {_short(numel)}")
-        if self.storages.setdefault(key, (stype.code, numel)) != (stype.code, numel):
-            _bad(f"storage '{key}' is declared twice with different types or sizes")
-        view = pid[5] if len(pid) == 6 else None
-        if view is None:
-            return _StorageRef(key, stype.code, numel)
-        if not (isinstance(view, tuple) and len(view) == 3 and isinstance(view[0], str)):
-            _bad(f"storage view ({_short(view)}) is not (key, offset, size)")
-        vkey, off, vnumel = view
-        if type(off) is not int or type(vnumel) is not int or not 0 <= off <= off + vnumel <= numel:
-            _bad(f"storage view ({_short(off)}, {_short(vnumel)}) is outside storage '{key}'")
-        return _StorageRef(vkey, stype.code, vnumel, (key, off, vnumel))
 
 
 def _flat(raw, code, byteorder):
@@ -278,16 +94,16 @@ def _unwrap(obj):
     """Find the state dict: the object itself, or under 'state_dict' / 'model'."""
     for _ in range(3):
         if not isinstance(obj, dict):
-            raise FormatError(f"it holds {_short(obj)}, not a state dict of tensors")
-        if obj and all(isinstance(v, _Tensor) for v in obj.values()):
+            raise FormatError(f"it holds {short(obj)}, not a state dict of tensors")
+        if obj and all(isinstance(v, Tensor) for v in obj.values()):
             break
         inner = [k for k in ("state_dict", "model", "model_state_dict") if k in obj]
         if not inner:
-            bad = next((k for k, v in obj.items() if not isinstance(v, _Tensor)), None)
-            what = (f"{_short(bad)} is a {type(obj[bad]).__name__.strip('_')}" if bad is not None
+            bad = next((k for k, v in obj.items() if not isinstance(v, Tensor)), None)
+            what = (f"{short(bad)} is a {type(obj[bad]).__name__.strip('_')}" if bad is not None
                     else "it is empty")
             raise FormatError(f"not a state dict of tensors: {what} (keys: "
-                              f"{', '.join(_short(k) for k in list(obj)[:5])})")
+                              f"{', '.join(short(k) for k in list(obj)[:5])})")
         obj = obj[inner[0]]
     else:
         raise FormatError("no state dict found in nested checkpoint")
@@ -310,7 +126,7 @@ def _checked_zip(f, size):
     if len(infos) > _MAX_ZIP_ENTRIES:
         raise FormatError(f"a zip archive with {len(infos):,} entries; no torch.save file has that many")
     for info in infos:
-        name = _short(info.filename)
+        name = short(info.filename)
         if info.filename in seen:
             raise FormatError(f"zip entry {name} appears twice; refused (readers disagree on which "
                               "one counts)")
@@ -338,7 +154,7 @@ def _read_zip(f, size):
                           "save model.state_dict() with torch.save")
     if f"{prefix}/data.pkl" not in names:
         raise FormatError(f"a zip archive but not a torch.save file: no '{prefix}/data.pkl' "
-                          f"(entries: {', '.join(_short(n) for n in names[:3])})")
+                          f"(entries: {', '.join(short(n) for n in names[:3])})")
     byteorder = "little"
     if f"{prefix}/byteorder" in names:
         if zf.getinfo(f"{prefix}/byteorder").file_size > 16:
@@ -346,9 +162,9 @@ def _read_zip(f, size):
         byteorder = zf.read(f"{prefix}/byteorder").decode("ascii", "replace").strip()
         if byteorder not in ("little", "big"):
             raise FormatError(f"unknown byteorder record {byteorder!r}")
-    if zf.getinfo(f"{prefix}/data.pkl").file_size > _MAX_PICKLE_BYTES:
-        _bad("data.pkl is far larger than any state dict's")
-    obj, _ = _load(io.BytesIO(zf.read(f"{prefix}/data.pkl")), legacy=False)
+    if zf.getinfo(f"{prefix}/data.pkl").file_size > MAX_PICKLE_BYTES:
+        refuse("data.pkl is far larger than any state dict's")
+    obj, _ = load_pickle(io.BytesIO(zf.read(f"{prefix}/data.pkl")), legacy=False)
     state, members, budget = _unwrap(obj), set(names), _Budget()
 
     def read_raw(key, ref):
@@ -364,14 +180,14 @@ def _read_zip(f, size):
 
 
 def _read_legacy(f, size):
-    if _load(f, True)[0] != MAGIC_NUMBER:
+    if load_pickle(f, True)[0] != MAGIC_NUMBER:
         raise FormatError("a pickle file, but not one written by torch.save (no magic number)")
-    if _load(f, True)[0] != PROTOCOL_VERSION:
+    if load_pickle(f, True)[0] != PROTOCOL_VERSION:
         raise FormatError("unsupported legacy torch protocol version")
-    if not isinstance(_load(f, True)[0], dict):
+    if not isinstance(load_pickle(f, True)[0], dict):
         raise FormatError("legacy torch file without sys_info")
-    obj, unpickler = _load(f, True)
-    keys = _load(f, True)[0]
+    obj, unpickler = load_pickle(f, True)
+    keys = load_pickle(f, True)[0]
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) \
             or len(keys) != len(set(keys)) or set(keys) != set(unpickler.storages):
         raise FormatError("storage key list does not match the storages the object uses")
@@ -393,7 +209,6 @@ class _Budget:
     """Bytes of storage read so far, against the read budget (MINVERT_MAX_READ_MB)."""
 
     def __init__(self):
-        from .hdf5 import read_budget
         self.used, self.limit = 0, read_budget()
 
     def charge(self, nbytes):
@@ -419,7 +234,7 @@ def _materialize_all(state, storage_array):
                                   "stored; refused (shared or broadcast storages)")
             done[id(t)] = _materialize(t, storage_array)
             if done[id(t)].dtype.kind in "fc" and not np.isfinite(done[id(t)]).all():
-                raise FormatError(f"tensor {_short(key)} holds NaN or infinite values; the "
+                raise FormatError(f"tensor {short(key)} holds NaN or infinite values; the "
                                   "weights are damaged")
         out[key] = done[id(t)]
     return out
@@ -450,7 +265,7 @@ def read_pth(path):
             raise FormatError(f"not a PyTorch file (neither zip nor pickle; starts {head[:8]!r})")
     except FormatError as e:
         raise FormatError(f"{name}: {e}") from None
-    except _Refused as e:
+    except Refused as e:
         raise FormatError(f"{name}: refused: {e}") from None
     except OSError as e:
         raise FormatError(f"{name}: cannot read: {e.strerror or e}") from None

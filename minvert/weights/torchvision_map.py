@@ -22,6 +22,7 @@ import re
 import numpy as np
 
 from ..errors import DTypeError, FormatError, ShapeError
+from ..nets.vgg import vgg_head_config
 
 VGG_CONVS = {16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}
 RESNET_BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3],
@@ -71,12 +72,9 @@ def _detect_vgg(sd, depth=None):
               "input_size": 224}
     if config["include_top"]:
         fc6, n_in = _shape(sd, "classifier.0.weight", 2)
-        side = int(round(np.sqrt(n_in / widths[-1])))
-        if side * side * widths[-1] != n_in:
-            raise ShapeError(f"layer fc6 (classifier.0.weight): {n_in} inputs is not "
-                             f"side*side*{widths[-1]} for a square pool5 output")
-        config.update(fc=[fc6, _shape(sd, "classifier.3.weight", 2)[0]],
-                      num_classes=_shape(sd, "classifier.6.weight", 2)[0], input_size=32 * side)
+        config.update(vgg_head_config(n_in, [fc6, _shape(sd, "classifier.3.weight", 2)[0]],
+                                      _shape(sd, "classifier.6.weight", 2)[0], widths,
+                                      "layer fc6 (classifier.0.weight)"))
     return config
 
 
