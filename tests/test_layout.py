@@ -24,8 +24,6 @@ FAST_MARK = "# fast path"
 
 # Files allowed over MAX_LINES, with the reason (paths relative to minvert/).
 LONG_FILES = {
-    "reconstruct/features.py": "the feature cache's HDF5 format (header, create, append, read) and "
-                               "extract, which writes it, read as one file format; 26 lines over",
     "exercises/check.py": "the exercise checker is one procedure (run, compare, call backward twice, "
                           "diagnose) a student reads when a check fails; 9 lines over",
 }
@@ -35,22 +33,12 @@ LONG_FILES = {
 TEMPORARY_LONG_FILES = {
     "layers/conv.py": "split into readable layers/conv.py + layers/fast/ (issue 21 items 1-2)",
     "layers/pool.py": "loses its thread wrappers (issue 21 item 1)",
-    "weights/torch_pth.py": "split: torch_unpickle.py (issue 21 item 6)",
-    "weights/download.py": "split: http.py (issue 21 item 6)",
-    "weights/keras_h5.py": "split: keras_map.py (issue 21 item 6)",
-    "transform/optimize.py": "split: outputs.py (issue 21 item 6)",
-    "transform/losses.py": "loses its thread wrappers (issue 21 item 1)",
-    "reconstruct/train.py": "split: runs.py (issue 21 item 6)",
 }
 
 # Functions allowed over MAX_FUNCTION_LINES ("path::qualified name"), with the reason.
 LONG_FUNCTIONS = {}
 # TEMPORARY, as TEMPORARY_LONG_FILES: functions in other branches' parts of issue 21.
 TEMPORARY_LONG_FUNCTIONS = {
-    "reconstruct/train.py::train": "split into run bookkeeping, the step, the finish (item 6)",
-    "transform/optimize.py::transform": "split into bounds, recorder, summary (item 6)",
-    "reconstruct/cli.py::add_cli": "one _add_<sub> per subcommand (item 6)",
-    "weights/download.py::_transfer": "split with weights/http.py (item 6)",
 }
 
 # (e) Files allowed to import inside functions besides cli/, with the reason.
@@ -62,13 +50,6 @@ OPTIONAL_MODULES = ("torch", "cupy")
 # TEMPORARY, as TEMPORARY_LONG_FILES: the parts other branches of issue 21 are rewriting.
 TEMPORARY_LAZY_IMPORT_FILES = {
     "bench/nets.py": "imports threads, which the engine branch deletes (issue 21 item 4)",
-    **{f"{part}/{name}.py": "imports moved to the top in the splits of weights/, transform/, "
-                            "reconstruct/ (issue 21 item 5)"
-       for part, names in {"weights": ("__init__", "convert", "hdf5", "keras_h5", "project", "torch_pth"),
-                           "transform": ("cli", "optimize", "scales"),
-                           "reconstruct": ("cli", "evaluate", "features", "figures", "train",
-                                           "watch")}.items()
-       for name in names},
 }
 
 # (f) Each top-level module or package of minvert/ and its level, as drawn in docs/architecture.md.

@@ -21,6 +21,11 @@ import numpy as np
 
 from .objective import INERT_SHARE, Objective, Settings
 from .presets import PRESETS
+from ..datasets import make_dataset
+from ..labels import imagenet_labels
+from ..nets.preprocessing import Preprocessing
+from ..nets.vgg import build_vgg
+from ..weights import load_model
 
 PROBE_LEVELS = 8
 
@@ -81,11 +86,6 @@ def format_table(table):
 def bench_presets(model=None, device=None, out=print, content_kind="gram", only=None):
     """Print the table for every preset (or those named in ``only``) on ``model`` (a 1000-class
     classifier), or on a full-size VGG-19 with random weights."""
-    from ..datasets import make_dataset
-    from ..nets.preprocessing import Preprocessing
-    from ..labels import imagenet_labels
-    from ..nets.vgg import build_vgg
-    from ..weights import load_model
     if model:
         net = load_model(model, device=device)
     else:

@@ -18,6 +18,7 @@ from .project import assign_weights, save
 from .torch_pth import read_pth
 from .torchvision_map import detect_torchvision_arch, torchvision_to_minvert
 from .zoo import ZOO
+from ..nets.preprocessing import PRESETS
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -44,7 +45,6 @@ def sniff_format(path):
 
 def read_source(src, arch=None):
     """(config, canonical weights, preprocessing, source kind) of a Keras or torch file."""
-    from ..nets.preprocessing import PRESETS
     kind = sniff_format(src)
     if kind == "keras":
         config, weights = load_keras_h5(src, arch=arch)
