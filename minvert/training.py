@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .backend import is_gpu_array, to_numpy
@@ -44,6 +43,7 @@ def checkpoint_snapshot(net, optimizer, progress):
 
 def _write_checkpoint(path, snapshot):
     """Write a :func:`checkpoint_snapshot` to ``path`` atomically (a temporary file, renamed)."""
+    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
     with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = CHECKPOINT_FORMAT
         f.attrs["config"] = snapshot["config"]
@@ -92,6 +92,7 @@ class CheckpointWriter:
 
 def load_checkpoint(path, net, optimizer):
     """Restore ``net`` and ``optimizer`` from ``path``; returns the saved progress dict."""
+    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
     with open_h5(path, "a minvert checkpoint") as f:
         if read_text_attr(f, "format", path) != CHECKPOINT_FORMAT:
             raise FormatError(f"{path} is not a minvert checkpoint")

@@ -17,7 +17,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from ..errors import FormatError, MinvertError
@@ -35,6 +34,7 @@ _LIMITS = {"feature_size": (1, 1 << 16), "target_size": (4, 4096), "count": (0, 
 def open_cache(path, mode="r"):
     """The cache opened for reading under minvert's HDF5 reader policy (weights/hdf5.py);
     mode "a" (appending) only after extract has read it that way."""
+    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
     if not Path(path).is_file():
         raise MinvertError(f"{path}: no such feature cache; create it with `minvert reconstruct extract`")
     if mode == "r":
@@ -44,6 +44,7 @@ def open_cache(path, mode="r"):
 
 def read_header(f, path):
     """(header dict, row count) of an open cache, or a one-line FormatError."""
+    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
     if read_text_attr(f, "format", path) != CACHE_FORMAT:
         raise FormatError(f"{path} is an HDF5 file but not a minvert feature cache")
     header = {}
@@ -105,6 +106,7 @@ def read_cache(path):
 
 def create_cache(path, header):
     """A new, empty cache file for ``header``, open for appending; refuses an existing file."""
+    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
     D, S = header["feature_size"], header["target_size"]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     f = h5py.File(path, "w-")

@@ -34,7 +34,6 @@ from . import losses
 from .inputs import prepare_image, start_point
 from .objective import GD_FIRST_STEP, Objective, default_layers, report_terms
 from .outputs import RunFolder, result_image
-from scipy.optimize import Bounds, minimize
 
 
 def _to_host(total, values, logits, grad, grad_to_host):
@@ -211,6 +210,7 @@ def _evaluate(objective, x, grad_to_host, **kw):
 
 
 def _lbfgs(objective, x, s, low, high, record, state):
+    from scipy.optimize import Bounds, minimize  # here: `minvert --help` must not load scipy
     last = {}
 
     def fun(v):

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..errors import FormatError, MinvertError
-import h5py
 
 MAX_OBJECTS = 200_000        # links and objects a file may hold (ResNet-152: ~2,000)
 MAX_ATTR_BYTES = 16 << 20    # one attribute (configs, labels, histories: kilobytes)
@@ -59,6 +58,7 @@ def open_h5(path, what, hint=""):
 
 
 def _open_audited(path, what, hint):
+    import h5py
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FormatError(f"{path}: no such file")
@@ -84,6 +84,7 @@ def _open_audited(path, what, hint):
 def _audit(f, path):
     """Raise FormatError for the first refused link or dataset. (h5py's visitors stop when
     the callback returns a value; an exception raised inside one breaks h5py.)"""
+    import h5py
     count = 0
 
     def check_link(name, link):
@@ -135,6 +136,7 @@ def read_array(dset, path, name, shape=None, kinds="f", max_bytes=None, rows=Non
     (default :func:`read_budget`) on the declared size; kinds: dtype kinds accepted
     ("f" float16/32/64, "u" unsigned, "i" signed); float data must be finite.
     """
+    import h5py
     if not isinstance(dset, h5py.Dataset):
         raise FormatError(f"{path}: '{name}' is missing or not a dataset; the file is damaged")
     dt = dset.dtype

@@ -27,7 +27,6 @@ from ..errors import FormatError, MinvertError, ShapeError
 from .hdf5 import open_h5, read_array, read_int_attr, read_json_attr, read_text_attr
 from ..nets import build
 from ..nets.preprocessing import Preprocessing
-import h5py
 
 FORMAT_VERSION = 1
 
@@ -121,6 +120,7 @@ def save(net, path, source=None, force=False):
     path = Path(path)
     if path.exists() and not force:
         raise MinvertError(f"{path} exists; choose another name or pass --force to overwrite it")
+    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
     with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = "minvert"
         f.attrs["format_version"] = FORMAT_VERSION
@@ -167,6 +167,7 @@ def _header(f, path):
 def read_weights(group, net, path):
     """{layer: {array: host array}} for ``net`` from an HDF5 group (a project file's root, a
     checkpoint's "weights"); every array must have the net's shape before it is read."""
+    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
     expected = dict(net.weighted_layers())
     check_layer_names(expected, list(group), str(path))
     out = {}
