@@ -7,7 +7,9 @@ from ..layers import softmax_cross_entropy
 from ..optim import Adadelta
 from ..studentfile import describe
 from ..transform import losses
-from .check import MATCH, Case, Exercise, snapshot, unchanged, _wrap
+from .check import Case, Exercise
+from .hints import MATCH, wrap
+from .inplace import snapshot, unchanged
 from .layers import FORGOT_DLOSS, distinct, normal, sizes
 
 
@@ -181,10 +183,10 @@ def _run_adadelta(fn, path, say, rng):
                 wrong = _adadelta_ref(w, g, a, d, 0.5, 0.9, 1e-6, how)
                 # by w_new: the weights show the mistake even when the state is off another way
                 if np.shape(mine[0]) == wrong[0].shape and rel_error(mine[0], wrong[0]) < MATCH:
-                    say(_wrap(hint))
+                    say(wrap(hint))
                     break
             else:
-                say(_wrap("compare with docs/optim.md, section 3: E[g^2] first, then the update "
+                say(wrap("compare with docs/optim.md, section 3: E[g^2] first, then the update "
                           "with the old E[delta^2], then w, then E[delta^2]"))
             return False
         w, a, d = (np.array(m, dtype=np.float64) for m in mine)
@@ -246,7 +248,7 @@ def _run_objective(fn, path, say, rng):
                 else "loss = softmax cross-entropy of net.forward(x) against [target] + "
                      "tv_weight * TV(x), with x = x_flat.reshape(shape)")
         say(f"  FAIL  loss {loss:.6g}, expected {want:.6g}")
-        say(_wrap(hint))
+        say(wrap(hint))
         return False
     g = np.asarray(grad)
     exact = (dce + tv_weight * dtv).reshape(-1)
@@ -254,7 +256,7 @@ def _run_objective(fn, path, say, rng):
         hint = ("scipy works on a flat vector: return grad.ravel(), shape (C*H*W,)"
                 if g.size == exact.size else f"grad must have x_flat's shape {exact.shape}")
         say(f"  FAIL  grad has shape {g.shape}")
-        say(_wrap(hint))
+        say(wrap(hint))
         return False
     if g.dtype != np.float64:
         say(f"  FAIL  grad is {g.dtype}; L-BFGS-B works in float64: grad.astype(np.float64)")
@@ -269,7 +271,7 @@ def _run_objective(fn, path, say, rng):
         hint = next((h for w, h in wrongs if rel_error(g, w) < MATCH),
                     "grad = net.backward(dlogits).ravel() + tv_weight * dTV.ravel()")
         say(f"  FAIL  grad rel. error {err:.1e}")
-        say(_wrap(hint))
+        say(wrap(hint))
         return False
     say(f"  loss and grad match (grad rel. error {err:.1e})  PASS")
     return True
