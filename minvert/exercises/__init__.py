@@ -27,17 +27,19 @@ import numpy as np
 
 from ..studentfile import load
 from .check import Exercise, check
-from .conv_norm import batchnorm, conv, conv_im2col
-from .inversion import adadelta, content, objective, style, tv
+from .conv_norm import batchnorm, conv
+from .im2col import im2col_conv
+from .inversion import adadelta, content, style, tv
 from .layers import dense, relu, sigmoid_exercise, softmax_ce, upsample
 from .net import overfit
+from .objective import objective
 from .pooling import avgpool, maxpool
 
 # in the order of the problem set: key = the function the student writes last
 EXERCISES = {"dense_backward": dense, "relu_backward": relu, "sigmoid_backward": sigmoid_exercise,
              "softmax_ce_backward": softmax_ce, "maxpool_backward": maxpool,
              "avgpool_backward": avgpool, "upsample_backward": upsample,
-             "conv_backward": conv, "im2col_conv_backward": conv_im2col,
+             "conv_backward": conv, "im2col_conv_backward": im2col_conv,
              "batchnorm_backward": batchnorm, "overfit": overfit,
              "content_backward": content, "style_backward": style, "tv_backward": tv,
              "objective": objective, "adadelta_step": adadelta}
