@@ -87,10 +87,9 @@ def forward_problem(ex, got, case):
     if got_arr is None:
         return f"out is not an array of numbers but a {type(got).__name__} [{case.label}]"
     if np.shape(got_arr) != np.shape(want):
-        why = ex.shapes.get("out", "the docstring gives out's shape")
-        why = why(got_arr, case) if callable(why) else why
-        return (f"out has shape {np.shape(got_arr)}, expected {np.shape(want)} [{case.label}]\n"
-                + shape_hint(np.shape(got_arr), np.shape(want), why))
+        why = ex.shapes.get("out", "the docstring gives out's shape")  # callable: says it all
+        why = why(got_arr, case) if callable(why) else shape_hint(got_arr.shape, want.shape, why)
+        return f"out has shape {got_arr.shape}, expected {np.shape(want)} [{case.label}]\n{why}"
     err = rel_error(got_arr, want)
     for wrong, hint in (ex.forward_variants(case.args, case.kwargs) if ex.forward_variants else ()):
         if np.shape(wrong) == got_arr.shape and rel_error(got_arr, wrong) < MATCH:
@@ -137,6 +136,8 @@ def check(ex, module, path, say, rng):
             continue
         dout = float(rng.uniform(1.5, 2.5)) if ex.scalar else rng.standard_normal(np.shape(got))
         results, problem = backward_twice(ex, backward, dout, cache, path, case)
+        if problem and any(report.values()):
+            break  # an earlier case already failed: that failure says more than a crash here
         if problem:
             first, _, hint = problem.partition("\n")
             say(f"  FAIL  {first}")

@@ -8,7 +8,7 @@ import numpy as np
 from ..gradcheck import rel_error
 from ..layers import avgpool2d_forward, maxpool2d_backward, maxpool2d_forward
 from .check import Case, Exercise
-from .hints import MATCH
+from .hints import MATCH, shape_hint
 from .layers import LAYERS, distinct, normal, sizes
 
 
@@ -124,10 +124,14 @@ def pool_crash_hint(make_x, exact):
 
 
 def pool_out_hint(got, case):
-    H, W = case.args["x"].shape[2:]
-    if got.ndim == 4 and got.shape[2:] == (H // case.kwargs["stride"], W // case.kwargs["stride"]):
+    """Why out has the wrong shape: H // stride windows is said only when that is the shape."""
+    x, size, stride = case.args["x"], case.kwargs["size"], case.kwargs["stride"]
+    (N, C, H, W), s = x.shape, stride
+    if got.shape == (N, C, H // s, W // s):
         return OUT_SIZE
-    return "out is (N, C, H_out, W_out), H_out = (H - size) // stride + 1, W_out likewise."
+    return shape_hint(got.shape, (N, C, (H - size) // s + 1, (W - size) // s + 1),
+                      "out is (N, C, H_out, W_out), H_out = (H - size) // stride + 1, W_out "
+                      "likewise.")
 
 
 def maxpool():
