@@ -71,7 +71,7 @@ def _replay(spy, dense, x, y, losses, lr, say):
     for t in range(STEPS):
         p_t = [params[0][t], params[1][t]]
         loss, grads = reference_step(x_in, y, p_t)
-        if abs(losses[t] - loss) > 1e-9 * max(1.0, abs(loss)):
+        if not abs(losses[t] - loss) <= 1e-9 * max(1.0, abs(loss)):  # NaN fails too
             first, hint = loss_mistake(t, float(losses[t]), loss, params, x_in, y, spy, ReLU)
         elif not all(_moved_as(params[j][t + 1], p_t[j], grads[j], lr) for j in (0, 1)):
             moved = [{k: params[j][t + 1][k] - p_t[j][k] for k in p_t[j]} for j in (0, 1)]
