@@ -222,7 +222,7 @@ def test_every_catalogued_mistake_is_recognised(monkeypatch):
         return memo[key]
     monkeypatch.setattr(check_module, "numerical_vjp", cached)
     for seed, (name, make) in enumerate(EXERCISES.items()):
-        ex = make()
+        ex = getattr(make(), "conv", None) or make()  # exercise 9 wraps its convolution
         if not isinstance(ex, Exercise):
             continue
         arg_names = list(ex.cases(np.random.default_rng(0))[0].args)
@@ -300,7 +300,7 @@ def test_cli_exit_status(capsys):
 def test_every_catalogued_forward_mistake_is_recognised():
     """A forward you write that returns one of the catalogued wrong outputs FAILs with its hint."""
     for seed, (name, make) in enumerate(EXERCISES.items()):
-        ex = make()
+        ex = getattr(make(), "conv", None) or make()  # exercise 9 wraps its convolution
         if not isinstance(ex, Exercise) or ex.forward_given or not ex.forward_variants:
             continue
         arg_names = list(ex.cases(np.random.default_rng(0))[0].args)
