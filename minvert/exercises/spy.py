@@ -37,10 +37,10 @@ class Spy:
         return False
 
     def _watch(self, kind, original):
-        def watched(layer, x):
+        def watched(layer, x, *args, **kwargs):
             params = {k: np.array(v, copy=True) for k, v in layer.params.items()}
             self.events.append((kind, layer, params, np.array(x, copy=True)))
-            return original(layer, x)
+            return original(layer, x, *args, **kwargs)
         return watched
 
     def layers(self, cls):
