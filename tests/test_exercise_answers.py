@@ -149,3 +149,17 @@ def test_right_answers_by_other_formulas_pass(tmp_path, name, edits):
     for seed in SOME:
         ok, text = run(path, seed)
         assert ok, (seed, text)
+
+
+def test_watching_ex11_leaves_the_layer_classes_as_they_were(tmp_path):
+    from minvert.layers import Dense, ReLU
+    before = [(cls, cls.__dict__.get(n)) for cls in (Dense, ReLU) for n in ("forward", "backward")]
+    path = tmp_path / "ex11_overfit.py"
+    path.write_text("import numpy as np\nfrom minvert.layers import Dense\n\n\n"
+                    "def overfit(x, y, steps=300, lr=0.5, seed=0):\n"
+                    "    Dense(x.shape[1], 4, dtype=np.float64).forward(x)\n"
+                    "    raise RuntimeError('stop')\n")
+    ok, text = run(path, 0)
+    assert not ok and "RuntimeError" in text
+    assert [(cls, cls.__dict__.get(n)) for cls in (Dense, ReLU)
+            for n in ("forward", "backward")] == before
