@@ -197,9 +197,9 @@ def test_typical_mistakes_fail_with_the_right_hint(tmp_path, name, edits, grad, 
     ("ex15_objective.py", [("x = x_flat.reshape(shape)", "x = x_flat.reshape(shape)\n    x_flat += 0.0\n"
                                                          "    x_flat[0] = 1.0")], "changed x_flat in place"),
     ("ex11_overfit.py", [("p -= lr * layer.grads[k]", "p += lr * layer.grads[k]")],
-     "the loss went up"),
+     "the step went up the gradient"),
     ("ex11_overfit.py", [("p -= lr * layer.grads[k]", "p = p - lr * layer.grads[k]")],
-     "the loss never moved"),
+     "the parameters never changed"),
     ("ex11_overfit.py", [("rng = np.random.default_rng(seed)", "rng = np.random.default_rng()")],
      "the same seed gave other losses"),
 ])
@@ -222,7 +222,7 @@ def test_every_catalogued_mistake_is_recognised(monkeypatch):
         return memo[key]
     monkeypatch.setattr(check_module, "numerical_vjp", cached)
     for seed, (name, make) in enumerate(EXERCISES.items()):
-        ex = make()
+        ex = getattr(make(), "conv", None) or make()  # exercise 9 wraps its convolution
         if not isinstance(ex, Exercise):
             continue
         arg_names = list(ex.cases(np.random.default_rng(0))[0].args)
@@ -300,7 +300,7 @@ def test_cli_exit_status(capsys):
 def test_every_catalogued_forward_mistake_is_recognised():
     """A forward you write that returns one of the catalogued wrong outputs FAILs with its hint."""
     for seed, (name, make) in enumerate(EXERCISES.items()):
-        ex = make()
+        ex = getattr(make(), "conv", None) or make()  # exercise 9 wraps its convolution
         if not isinstance(ex, Exercise) or ex.forward_given or not ex.forward_variants:
             continue
         arg_names = list(ex.cases(np.random.default_rng(0))[0].args)

@@ -130,6 +130,21 @@ def test_losses_fast_equal_reference():
         assert errors["a"] < TOLERANCE, (r.__name__, errors)
 
 
+def test_reference_softmax_cross_entropy_at_extreme_logits():
+    """A logit 1000 below its row's max has p = exp(-1000) = 0 in float64: the loss must come
+    from log p = z - log(sum exp(z)), not log(0) (which made 0 * log(0) = NaN)."""
+    logits = np.array([[0.0, -1000.0, 5.0], [800.0, -800.0, 0.0], [1e4, 1e4, -1e4]])
+    y = np.array([1, 1, 0])
+    # -log p[y] per row, by hand: exp(-805) and exp(-800) vanish next to 1 in float64
+    rows = [1005.0 + np.log1p(np.exp(-5.0)), 1600.0, np.log(2.0)]
+    for f in (loss.softmax_cross_entropy, fast.softmax_cross_entropy):
+        value, dlogits = f(logits, y)
+        assert np.isfinite(float(value)) and np.all(np.isfinite(dlogits)), f.__module__
+        assert abs(float(value) - np.mean(rows)) < 1e-12 * np.mean(rows), f.__module__
+        assert rel_error(dlogits, np.array([[np.exp(-5) / (1 + np.exp(-5)), -1, 1 / (1 + np.exp(-5))],
+                                            [1, -1, 0], [-0.5, 0.5, 0]]) / 3) < 1e-12
+
+
 def test_every_fast_layer_names_its_reference():
     from pathlib import Path
     root = Path(fast.__file__).parent

@@ -10,15 +10,19 @@
 2. calls the backward twice with a random upstream gradient (never ones: tutorial 02 shows a
    wrong batch-norm backward that passes with ones); a backward that changes ``dout``, its
    cache or its input in place, or answers differently the second time, FAILs;
-3. compares every returned gradient with central differences of minvert's forward
+3. checks the dtype of every returned array first (float64 in, float64 out), then compares
+   every gradient with central differences of minvert's forward
    (:func:`minvert.gradcheck.numerical_vjp`) by the one rule of :mod:`minvert.gradcheck`:
-   ``||yours - numerical|| / (||yours|| + ||numerical||) < 1e-7``, PASS or FAIL;
+   ``||yours - numerical|| / (||yours|| + ||numerical||) < 1e-7``, and with minvert's exact
+   gradient to 1e-9 (float64 code meets it at ~1e-14, float32 code never: no verdict depends
+   on the seed), PASS or FAIL;
 4. after a FAIL, compares the gradient with the classic wrong answers (a wrong sign, a
    forgotten mask, a missing transpose, ...), built exactly from minvert's own backward,
    and prints a HINT that names the mistake.
 
 The optimiser step, the L-BFGS objective and the small net have their own checks
-(:mod:`.inversion`, :mod:`.net`).
+(:mod:`.inversion`, :mod:`.objective`, :mod:`.net`), and exercise 9 checks im2col and col2im
+on their own before its convolution (:mod:`.im2col`).
 """
 import os
 from pathlib import Path
@@ -27,16 +31,19 @@ import numpy as np
 
 from .studentfile import load
 from .check import Exercise, check
-from .conv_norm import batchnorm, conv, conv_im2col
-from .inversion import adadelta, content, objective, style, tv
-from .layers import avgpool, dense, maxpool, relu, sigmoid_exercise, softmax_ce, upsample
+from .conv_norm import batchnorm, conv
+from .im2col import im2col_conv
+from .inversion import adadelta, content, style, tv
+from .layers import dense, relu, sigmoid_exercise, softmax_ce, upsample
 from .net import overfit
+from .objective import objective
+from .pooling import avgpool, maxpool
 
 # in the order of the problem set: key = the function the student writes last
 EXERCISES = {"dense_backward": dense, "relu_backward": relu, "sigmoid_backward": sigmoid_exercise,
              "softmax_ce_backward": softmax_ce, "maxpool_backward": maxpool,
              "avgpool_backward": avgpool, "upsample_backward": upsample,
-             "conv_backward": conv, "im2col_conv_backward": conv_im2col,
+             "conv_backward": conv, "im2col_conv_backward": im2col_conv,
              "batchnorm_backward": batchnorm, "overfit": overfit,
              "content_backward": content, "style_backward": style, "tv_backward": tv,
              "objective": objective, "adadelta_step": adadelta}

@@ -6,6 +6,7 @@ import numpy as np
 from ..layers import batchnorm2d_backward, batchnorm2d_forward
 from ..layers.conv import conv2d_backward, conv2d_forward
 from .check import Case, Exercise
+from .hints import shape_hint
 from .layers import AXES, LAYERS, normal, sizes
 
 PAD_HINT = ("passes without padding but fails with pad = 1: backward must use the padded x_pad "
@@ -37,7 +38,23 @@ def _crop_hint(mine, case):
     if case.kwargs["pad"] == 0 and 0 in mine.shape:
         return ("At pad = 0 the crop dx_pad[:, :, pad:-pad, pad:-pad] is [0:0], empty: write "
                 "dx_pad[:, :, pad:pad+H, pad:pad+W]")
-    return "dx has the shape of x, not of the padded x_pad: cut the border off."
+    N, C, H, W = case.args["x"].shape
+    pad = case.kwargs["pad"]
+    if mine.shape == (N, C, H + 2 * pad, W + 2 * pad):
+        return "dx has the shape of x, not of the padded x_pad: cut the border off."
+    return ""
+
+
+def _out_hint(got, case):
+    """Why out has the wrong shape, from what its shape shows."""
+    (N, C, H, W), (F, _, KH, KW) = case.args["x"].shape, case.args["w"].shape
+    stride, pad = case.kwargs["stride"], case.kwargs["pad"]
+    want = (N, F, (H + 2 * pad - KH) // stride + 1, (W + 2 * pad - KW) // stride + 1)
+    if got.ndim != 4 or (got.size == np.prod(want) and sorted(got.shape) != sorted(want)):
+        return (f"out must be (N, F, H_out, W_out) = {want}: reshape the (F, N*H_out*W_out) "
+                f"product to (F, N, H_out, W_out), then transpose(1, 0, 2, 3)")
+    return shape_hint(got.shape, want, "H_out = (H + 2*pad - KH) // stride + 1, W_out likewise "
+                                       "with KW.")
 
 
 def _conv(forward, backward, given):
@@ -71,18 +88,23 @@ def _conv(forward, backward, given):
 
     def forward_variants(a, kw):
         w = np.ascontiguousarray(a["w"][:, :, ::-1, ::-1])
+        out = conv2d_forward(a["x"], a["w"], a["b"], kw["stride"], kw["pad"])[0]
         return [(conv2d_forward(a["x"], w, a["b"], kw["stride"], kw["pad"])[0], "you flipped "
                  "the kernel: minvert, like every deep-learning library, computes a correlation, "
                  "out = sum w[f, c, i, j] * x_pad[c, oh*stride + i, ow*stride + j]"),
                 (conv2d_forward(a["x"], a["w"], None, kw["stride"], kw["pad"])[0],
-                 "you forgot the bias b[f]")]
+                 "you forgot the bias b[f]"),
+                (np.ascontiguousarray(out.transpose(1, 0, 2, 3)).reshape(out.shape), "you "
+                 "reshaped the (F, N*H_out*W_out) product straight to (N, F, H_out, W_out): a "
+                 "reshape keeps the memory order; reshape to (F, N, H_out, W_out), then "
+                 "transpose(1, 0, 2, 3)")]
     return Exercise(forward, backward, (("dx", "x"), ("dw", "w"), ("db", "b")), conv_cases,
                     lambda a, kw: conv2d_forward(a["x"], a["w"], a["b"], kw["stride"], kw["pad"])[0],
                     exact, variants,
                     {"dx": _crop_hint,
                      "db": "b[f] is added to every output pixel of filter f in every sample: sum "
                            "dout over axes (0, 2, 3), the batch and both spatial axes.",
-                     "out": "H_out = (H + 2*pad - KH) // stride + 1, W_out likewise with KW."},
+                     "out": _out_hint},
                     LAYERS + "1", forward_given=given, forward_variants=forward_variants)
 
 

@@ -1,5 +1,6 @@
 """The layer exercises: forward and backward of dense, ReLU, sigmoid, softmax cross-entropy,
-max/avg pooling, nearest upsampling, convolution (loops, then im2col) and batch-norm.
+nearest upsampling; the pooling exercises are in pooling.py, convolution and batch-norm in
+conv_norm.py.
 
 Every case draws its shapes at random from the run's seed, always with the property that
 catches a mistake: batch > 1, no two sizes equal (a swapped axis cannot hide), stride != 1,
@@ -7,8 +8,7 @@ sizes the stride does not divide, windows that overlap or leave gaps.
 """
 import numpy as np
 
-from ..layers import (avgpool2d_forward, dense_forward, maxpool2d_backward, maxpool2d_forward,
-                      relu_forward, sigmoid, softmax, softmax_cross_entropy,
+from ..layers import (dense_forward, relu_forward, sigmoid, softmax, softmax_cross_entropy,
                       upsample_nearest_forward)
 from .check import Case, Exercise
 
@@ -137,104 +137,7 @@ def softmax_ce():
                     exact, variants, {}, LAYERS + "6", scalar=True)
 
 
-# -- pooling and upsampling -------------------------------------------------------------
-def pool_route(x, size, stride, dout, how):
-    """The gradients of the usual pooling mistakes, by plain loops over the windows."""
-    N, C = x.shape[:2]
-    dx = np.zeros_like(x)
-    for oh in range(dout.shape[2]):
-        for ow in range(dout.shape[3]):
-            sl = np.s_[:, :, oh * stride:oh * stride + size, ow * stride:ow * stride + size]
-            g = dout[:, :, oh, ow][:, :, None]  # (N, C, 1)
-            idx = x[sl].reshape(N, C, -1).argmax(axis=2)[:, :, None]  # (N, C, 1)
-            if how == "swap":
-                idx = (idx % size) * size + idx // size
-            hit = np.arange(size * size) == idx  # (N, C, size*size)
-            part = {"spread": g / size ** 2 + 0 * hit, "spread_assign": g / size ** 2 + 0 * hit,
-                    "all": g + 0 * hit, "mask": hit * 1.0}.get(how, hit * g).reshape(N, C, size, size)
-            if how == "assign":
-                dx[sl] = np.where(hit.reshape(part.shape), part, dx[sl])
-            elif how in ("assign_window", "spread_assign"):
-                dx[sl] = part
-            else:
-                dx[sl] += part
-    return dx
-
-
-OVERLAP = ("windows overlap here (size 3 > stride 2): one element can be in two windows and "
-           "must collect both gradients; accumulate with +=, never assign with =")
-OUT_SIZE = ("H_out = (H - size) // stride + 1, which is not H // stride when size != stride: "
-            "take H_out, W_out from dout.shape instead of recomputing them")
-
-
-def pool_cases(values):
-    def cases(rng):
-        N, C = sizes(rng, 2, 2, 3)
-        h, w = sizes(rng, 2, 2, 4)
-        g1, g2 = sizes(rng, 2, 1, 3)
-        o1, o2 = sizes(rng, 2, 2, 4)
-        return [Case(f"2x2 windows, stride 2, {2 * h}x{2 * w} input",
-                     {"x": values(rng, N, C, 2 * h, 2 * w)}, {"size": 2, "stride": 2}),
-                Case(f"2x2 windows, stride 2, {2 * h + 1}x{2 * w + 1} input",
-                     {"x": values(rng, C, N, 2 * h + 1, 2 * w + 1)}, {"size": 2, "stride": 2},
-                     "fails when H or W is not a multiple of the stride: the last row/column is "
-                     "in no window, gets zero gradient, and dx keeps the full shape of x"),
-                Case(f"2x2 windows, stride 3 (gaps), {3 * g1 + 2}x{3 * g2 + 2} input",
-                     {"x": values(rng, N, C, 3 * g1 + 2, 3 * g2 + 2)}, {"size": 2, "stride": 3},
-                     OUT_SIZE),
-                Case(f"3x3 windows, stride 2 (overlap), {2 * o1}x{2 * o2 + 1} input",
-                     {"x": values(rng, N, C, 2 * o1, 2 * o2 + 1)}, {"size": 3, "stride": 2},
-                     OVERLAP)]
-    return cases
-
-
-def maxpool():
-    def exact(a, kw, d):
-        return {"dx": maxpool2d_backward(d, maxpool2d_forward(a["x"], kw["size"], kw["stride"])[1])}
-
-    def variants(a, kw, d, g):
-        def r(how):
-            return pool_route(a["x"], kw["size"], kw["stride"], d, how)
-        return [("dx", r("spread"), "you spread dout evenly over the window (average pooling's "
-                                    "gradient); max pooling sends all of it to the window's max"),
-                ("dx", r("all"), "every element of the window received dout; only the window's "
-                                 "maximum affected the output, so only it gets a gradient"),
-                ("dx", r("assign"), OVERLAP), ("dx", r("assign_window"), OVERLAP),
-                ("dx", r("swap"), "the gradient lands on the wrong element of the window: the "
-                                  "argmax of a window flattened row by row is i * size + j, so "
-                                  "(i, j) = divmod(index, size)"),
-                ("dx", r("mask"), "dx is the mask of the maxima alone: multiply it by dout")]
-    return Exercise("maxpool_forward", "maxpool_backward", (("dx", "x"),), pool_cases(distinct),
-                    lambda a, kw: maxpool2d_forward(a["x"], kw["size"], kw["stride"])[0],
-                    exact, variants, {}, LAYERS + "2", crash_hint=OUT_SIZE)
-
-
-def avgpool():
-    def ref(a, kw):
-        return avgpool2d_forward(a["x"], kw["size"], kw["stride"])[0]
-
-    def exact(a, kw, d):
-        return {"dx": pool_route(a["x"], kw["size"], kw["stride"], d, "spread")}
-
-    def variants(a, kw, d, g):
-        def r(how):
-            return pool_route(a["x"], kw["size"], kw["stride"], d, how)
-        return [("dx", r("all"), "every element of the window received all of dout: the mean "
-                                 "divides by size * size, so each gets dout / (size * size)"),
-                ("dx", r("spread_assign"), OVERLAP),
-                ("dx", r("max"), "you routed dout to the window's maximum "
-                 "(max pooling's gradient); the mean spreads it evenly")]
-
-    def forward_variants(a, kw):
-        s = kw["size"]
-        return [(ref(a, kw) * s * s, "out is the window's sum: divide by size * size"),
-                (maxpool2d_forward(a["x"], s, kw["stride"])[0], "out is the window's max; "
-                 "average pooling takes the mean")]
-    return Exercise("avgpool_forward", "avgpool_backward", (("dx", "x"),), pool_cases(normal),
-                    ref, exact, variants, {"out": OUT_SIZE}, LAYERS + "3", forward_given=False,
-                    forward_variants=forward_variants, crash_hint=OUT_SIZE)
-
-
+# -- upsampling ------------------------------------------------------------------------
 def upsample():
     def cases(rng):
         N, C, H, W = sizes(rng, 4, 2, 5)

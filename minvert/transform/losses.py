@@ -90,7 +90,7 @@ def content_gram_loss(F, A):
 
     F: (1, C, H, W) (or (C, H, W)) features of the current image at the content tap;
     A: (C, C) Gram matrix of the original image's features there (``gram(P)``). Raw sums,
-    no 1/(N²M²): fzliu's content scale with G in place of F, which is what makes the paper's
+    no 1/(C²M²): fzliu's content scale with G in place of F, which is what makes the paper's
     content multipliers (1e-14 ... 1e-10) bite. Returns (value, dF shaped like F) with
     dF = 2 (G - A) Fm: d/dFm of ½‖Fm Fmᵀ - A‖² is (D + Dᵀ) Fm and D = G - A is symmetric.
     """

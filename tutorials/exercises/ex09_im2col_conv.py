@@ -4,6 +4,9 @@ im2col turns every patch into a column, and both passes become matrix products.
     cols[(c, i, j), (n, oh, ow)] = x_pad[n, c, oh*stride + i, ow*stride + j]
     out = w.reshape(F, C*KH*KW) @ cols + b              then reshaped to (N, F, H_out, W_out)
 
+im2col and col2im are checked on their own first (every value against the line above, and
+col2im as im2col's adjoint), then the convolution.
+
 Write the functions that raise NotImplementedError, then check them:
 
     minvert exercise check tutorials/exercises/ex09_im2col_conv.py

@@ -23,6 +23,10 @@ def overfit(x, y, steps=300, lr=0.5, seed=0):
     Hints: minvert.layers has Dense(in, out, rng=rng, dtype=np.float64), ReLU(),
     softmax_cross_entropy(logits, y) -> (loss, dlogits); a layer's backward(dout) returns dx
     and fills layer.grads; update layer.params in place.
+
+    Build the net from minvert's Dense and ReLU classes: the checker watches their calls and
+    recomputes every step from the parameters your forward used (the loss, and p - lr * grad
+    for every parameter), so only a net that really trains can pass.
     """
     raise NotImplementedError("write overfit")
 

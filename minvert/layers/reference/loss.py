@@ -18,9 +18,12 @@ def softmax_cross_entropy(logits, y):
     onehot = (xp.asarray(y)[:, None] == xp.arange(K)).astype(logits.dtype)  # (N, K)
     loss, dlogits = 0.0, xp.zeros_like(logits)
     for n in range(N):
-        e = xp.exp(logits[n] - logits[n].max())  # the max cancels in p; exp cannot overflow
+        z = logits[n] - logits[n].max()  # the max cancels in p; exp cannot overflow
+        e = xp.exp(z)
         p = e / e.sum()
-        loss += -(onehot[n] * xp.log(p)).sum() / N  # -log p[y[n]] / N
+        # log p = z - log(sum e), never log(p): p underflows to 0 when z < -745, and 0 * log(0)
+        # would be NaN
+        loss += -(onehot[n] * (z - xp.log(e.sum()))).sum() / N  # -log p[y[n]] / N
         dlogits[n] = (p - onehot[n]) / N
     return loss, dlogits
 
