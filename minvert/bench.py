@@ -89,8 +89,8 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
     rule (``conv.winograd_pays``) picks, "im2col" forces the other one.
     Returns the rows (dicts); ``out`` receives the printed lines (None: print nothing).
     """
-    from .layers import im2col, winograd
-    from .layers.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
+    from .layers.fast import im2col, winograd
+    from .layers.fast.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
     rng = np.random.default_rng(0)
     rows = []
     for N, C, H, W, F in shapes or VGG_SHAPES:
@@ -100,7 +100,7 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
         w2d, cols = rand(F, C * 9), rand(C * 9, N * H * W)
         xp = get_array_module(x)
         _, cache = conv2d_forward(x, w, b, 1, 1)
-        plain_cache = {k: v for k, v in cache.items() if k != "U"}
+        plain_cache = {k: v for k, v in cache.items() if k != "winograd_U"}
         U = winograd.kernel_transform(w)
         fns = {
             "forward": lambda: conv2d_forward(x, w, b, 1, 1),
@@ -259,7 +259,7 @@ def _torch_device(torch, device):
 def _threads(torch=None):
     """The thread count NumPy's BLAS uses (read at each call, unlike blas_threads);
     PyTorch is told to use as many."""
-    from .threads import available_cores, configured_threads
+    from .backend import available_cores, configured_threads
     n = configured_threads(os.environ, available_cores())
     if torch is not None:
         torch.set_num_threads(n)

@@ -33,7 +33,7 @@ def main(argv=None):
             return 2
         command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
         if command in LONG_COMMANDS and sys.stderr.isatty():  # a note for a person, not for a log
-            from .threads import oversubscription_note
+            from .backend import oversubscription_note
             note = oversubscription_note()
             if note:
                 print(note, file=sys.stderr)
@@ -413,8 +413,9 @@ def _add_info(sub):
 def _run_info(args):
     import platform
     from importlib.metadata import PackageNotFoundError, version
-    from . import __version__, threads
-    from .backend import gpu_report, select_device
+    from . import __version__
+    from .backend import describe_blas, gpu_report, select_device
+    from .layers import fast
     from .errors import DeviceError
     from .weights.zoo import weights_search_path
     print(f"minvert  {__version__} (Python {platform.python_version()})")
@@ -423,7 +424,8 @@ def _run_info(args):
             print(f"{package:<8} {version(package)}")
         except PackageNotFoundError:
             print(f"{package:<8} MISSING (pip install minvert)")
-    print(f"cpu      {threads.describe()}")
+    print(f"cpu      {describe_blas()}")
+    print(f"layers   {fast.describe()}")
     for line in gpu_report():
         print(line)
     try:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import threads
 from ..backend import get_array_module, to_numpy
 from ..errors import ShapeError
 from ..layers.base import check_floating
@@ -95,7 +94,7 @@ def content_gram_loss(F, A):
     dF = 2 (G - A) Fm: d/dFm of ½‖Fm Fmᵀ - A‖² is (D + Dᵀ) Fm and D = G - A is symmetric.
     """
     D, Fm = _gram_difference(F, A, "content")
-    dF = (2.0 * threads.matmul(D, Fm)).reshape(F.shape).astype(F.dtype, copy=False)
+    dF = (2.0 * (D @ Fm)).reshape(F.shape).astype(F.dtype, copy=False)
     return 0.5 * (D * D).sum(), dF
 
 
@@ -107,7 +106,7 @@ def gram(F):
     lives in :func:`style_layer_loss`).
     """
     Fm = _as_matrix(F, "style features")
-    return threads.matmul(Fm, Fm.T)
+    return Fm @ Fm.T
 
 
 def style_layer_loss(F, A):
@@ -123,7 +122,7 @@ def style_layer_loss(F, A):
     C, M = Fm.shape
     c = 1.0 / (float(C) ** 2 * float(M) ** 2)
     value = (c / 4.0) * (D * D).sum()
-    dF = (c * threads.matmul(D, Fm)).reshape(F.shape).astype(F.dtype, copy=False)
+    dF = (c * (D @ Fm)).reshape(F.shape).astype(F.dtype, copy=False)
     return value, dF
 
 
@@ -299,7 +298,7 @@ def _gram_difference(F, A, term):
     if tuple(A.shape) != (C, C):
         raise ShapeError(f"{term} target has shape {tuple(A.shape)}; expected the ({C}, {C}) "
                          f"Gram matrix of the original image's features (use gram(P))")
-    return threads.matmul(Fm, Fm.T) - A, Fm
+    return Fm @ Fm.T - A, Fm
 
 
 def _as_matrix(F, what):
