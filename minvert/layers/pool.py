@@ -11,10 +11,9 @@ window holds at least one real element.
 
 Max and average pooling are a loop over the KH*KW kernel offsets (i, j): the slice
 ``x_pad[:, :, i::SH, j::SW]`` (cut to H_out x W_out) holds element (i, j) of every window
-at once. Forward combines those slices (max-pool as a max over rows of a max over
-columns, without building x_pad, see below); backward writes the gradient back through
-the same slices with strided ``+=`` (plain assignment when windows do not overlap). No
-fancy-index scatter, no im2col copy, the same code on NumPy and CuPy.
+at once. Forward combines those slices (max-pool separably, see below); backward writes
+the gradient back through them with strided ``+=`` (plain assignment when windows do not
+overlap). No fancy-index scatter, the same code on NumPy and CuPy.
 
 Max-pool padding counts as -inf, so it never wins a window (PyTorch semantics; Keras pads
 post-ReLU inputs with zeros, which gives the same result). Ties: the gradient goes to
@@ -26,8 +25,7 @@ Average-pool padding counts as zeros; by default they count in the divisor
 ``count_include_pad=False`` the divisor is the number of real elements in each window
 (Keras' padding='same' behaviour).
 
-Reference: minvert/layers/reference/pool.py (a loop over windows). This version loops over
-the KH*KW kernel offsets instead of the H_out*W_out windows, and takes the max separably.
+Reference: minvert/layers/reference/pool.py (a loop over the H_out*W_out windows).
 """
 import numpy as np
 
@@ -137,18 +135,15 @@ def _line_max(a, axis, K, S, before, n_out):
 
 
 def maxpool2d_forward(x, kernel, stride=None, pad=0):
-    """x: (N, C, H, W); kernel, stride (default = kernel): int or (h, w);
-    pad: int or (top, bottom, left, right), padded with -inf.
-    Returns out: (N, C, H_out, W_out) and the cache.
-    """
+    """x: (N, C, H, W); kernel, stride (default = kernel): int or (h, w); pad: int or
+    (top, bottom, left, right), padded with -inf -> (out (N, C, H_out, W_out), cache)."""
     geom = _geometry(x, kernel, stride, pad, "max-pool")
     (KH, KW), (SH, SW), (H_out, W_out) = geom["kernel"], geom["stride"], geom["out"]
     top, _, left, _ = geom["pad"]
     hmax = _line_max(x, 3, KW, SW, left, W_out)  # along the rows: (N, C, H, W_out)
     out = _line_max(hmax, 2, KH, SH, top, H_out)  # down the columns: (N, C, H_out, W_out)
     # x (alive in the previous layer anyway) and out: backward finds each window's winner
-    # as x == out. Tracking the argmax here instead would make the forward pass, all that
-    # inference runs, several times slower.
+    # as x == out (tracking the argmax here would slow down the pass inference runs)
     cache = {"x": x, "out": out, "geometry": geom}
     return out, cache
 

@@ -3,7 +3,7 @@ chunk: the machinery under fast/conv.py (read layers/conv.py first; this is how 
 
 ``cols`` (C*KH*KW, H_out*W_out) holds in column p = (h, w) the input window under output
 pixel p. It is one copy out of a strided *view* of the padded input (``as_strided``: no
-loop over pixels, no fancy indexing), made in a reused scratch buffer: a fresh 100 MB
+loop over pixels, no fancy indexing), made in a reused scratch buffer: a fresh large
 array costs as much in page faults as the copy. Small images go side by side into one
 ``cols``, a large one in bands of rows (MATMUL_COLUMNS), and only those rows are padded at
 a time. How the chunks are cut depends on the shapes and the device only.
@@ -20,7 +20,7 @@ from .elementwise import relu_inplace
 # Each matmul covers about MATMUL_COLUMNS output pixels: row bands of a large image, or
 # several small images side by side. Its im2col matrix (a few MB) is then still in the
 # CPU cache when the matmul reads it, and the matmul still big enough to run at full
-# speed. Images whose matrix fits WHOLE_BYTES are not split (measured: faster). GPUs
+# speed. Images whose matrix fits WHOLE_BYTES are not split (docs/performance.md). GPUs
 # want the biggest matmuls.
 MATMUL_COLUMNS = {"cpu": 2048, "gpu": 1 << 40}
 WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
@@ -137,8 +137,8 @@ def conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=F
     """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out), x_pad = x padded by
     pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
     the product before b is added (folded into w2d instead when it has fewer entries
-    than the output: one pass over the output less, up to 13% on ResNet-50's 1x1 convs at
-    batch 16); residual (N, F, H_out, W_out) is added after b; relu: max(out, 0) at the end."""
+    than the output: one pass over the output less); residual (N, F, H_out, W_out) is
+    added after b; relu: max(out, 0) at the end."""
     xp = get_array_module(x)
     N, F = x.shape[0], w2d.shape[0]
     if scale is not None and w2d.shape[1] < N * H_out * W_out:  # fewer weights than outputs
