@@ -109,6 +109,29 @@ def _offsets(taps):
     return [lo - lo_min for lo, _ in taps]
 
 
+def _upsample(x, fh, fw):
+    """Nearest upsampling, computed as layers/upsample.py does (the same bits): column j of
+    every block at once, so that NumPy's inner loop runs along W."""
+    N, C, H, W = x.shape
+    up = get_array_module(x).empty((N, C, H, fh, W, fw), dtype=x.dtype)
+    up[..., 0] = x[:, :, :, None, :]  # (N, C, H, 1, W) broadcast over the fh rows
+    for j in range(1, fw):
+        up[..., j] = up[..., 0]
+    return up.reshape(N, C, H * fh, W * fw)
+
+
+def _upsample_backward(dup, fh, fw):
+    """The sum over each fh x fw block, as layers/upsample.py computes it (the same bits):
+    the fh rows first (whole rows of dup), then the fw columns by slices."""
+    N, C, H_up, W_up = dup.shape
+    H, W = H_up // fh, W_up // fw
+    cols = dup.reshape(N, C, H, fh, W_up).sum(axis=3).reshape(N, C, H, W, fw)
+    dx = cols[..., 0].copy()
+    for j in range(1, fw):
+        dx += cols[..., j]
+    return dx
+
+
 def upsample_conv2d_forward(x, w, b=None, pad=0, factor=2):
     """x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None -> (out, cache);
     out (N, F, H_out, W_out) = conv2d(upsample_nearest(x, factor), w, b, 1, pad),
@@ -119,8 +142,7 @@ def upsample_conv2d_forward(x, w, b=None, pad=0, factor=2):
         raise ShapeError(f"input has shape {tuple(x.shape)}; expected 4-D (N, C, H, W)")
     plan = _plan(x.shape, w.shape, pad, (fh, fw))
     if plan is None:  # the plain path: upsample, then convolve
-        up = x.repeat(fh, axis=2).repeat(fw, axis=3)  # (N, C, fh*H, fw*W)
-        out, conv_cache = conv2d_forward(up, w, b, 1, pad)
+        out, conv_cache = conv2d_forward(_upsample(x, fh, fw), w, b, 1, pad)
         # x only for its shape (it is alive in the layer before anyway)
         return out, {"plain": conv_cache, "factor": (fh, fw), "x": x, "fast": True}
     taps_h, taps_w, (kh, kw), grid_pad, (Hg, Wg) = plan
@@ -147,10 +169,7 @@ def upsample_conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     None where not requested (db also None without bias)."""
     if "plain" in cache:
         dup, dw, db = conv2d_backward(dout, cache["plain"], need_dx, need_dw)
-        if need_dx:  # the sum over each fh x fw block
-            (N, C, H, W), (fh, fw) = cache["x"].shape, cache["factor"]
-            dup = dup.reshape(N, C, H, fh, W, fw).sum(axis=(3, 5))
-        return dup if need_dx else None, dw, db
+        return _upsample_backward(dup, *cache["factor"]) if need_dx else None, dw, db
     x, w, (fh, fw) = cache["x"], cache["w"], cache["factor"]
     taps_h, taps_w, (kh, kw), grid_pad, (Hg, Wg) = _plan(x.shape, w.shape, cache["pad"], (fh, fw))
     xp = get_array_module(x)
