@@ -12,7 +12,16 @@ the CPU. ``gpu:N`` makes CUDA device N current, so every array made afterwards l
 Host <-> device crossings are explicit: :func:`to_numpy` (device -> host, for files,
 scipy, Pillow, printing) and :func:`to_device` / ``xp.asarray`` (host -> device);
 :func:`check_device` is the one-line refusal when a network meets an array of the other side.
+
+The CPU side (the end of this file): NumPy's BLAS (OpenBLAS, MKL) starts one thread per core
+for every matrix product. On a machine whose cores other processes already keep busy, those
+threads wait for each other at every product (a loaded 2-core machine ran tutorial 05 and
+the demo 4.5 to 5 times slower than with one thread; docs/performance.md). The count is the
+user's to set (BLAS reads the variables when NumPy loads it), so minvert only says what to
+set (:func:`oversubscription_note`) and what runs (:func:`blas_info`, which only reads).
 """
+import ctypes
+import functools
 import os
 import sys
 
@@ -129,10 +138,6 @@ def to_device(x, device=None):
     return to_numpy(x) if xp is np else xp.asarray(x)
 
 
-def device_of(x):
-    return "gpu" if is_gpu_array(x) else "cpu"
-
-
 def check_device(x, like, what="input", owner="the network's weights"):
     """One-line DeviceError when ``x`` is not on the same side (host/GPU) as ``like``."""
     if is_gpu_array(x) != is_gpu_array(like):
@@ -170,3 +175,122 @@ def gpu_report():
         lines.append(f"kernels  FAIL: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
                      "(install the CUDA libraries: pip install 'minvert[gpu]')")
     return lines
+
+
+# the CPU side: BLAS ----------------------------------------------------------------------
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# read-only OpenBLAS queries, under the names of numpy's bundled scipy-openblas and of a
+# system OpenBLAS (64-bit-integer builds add a suffix)
+_OPENBLAS_PREFIXES = ("scipy_openblas_", "openblas_")
+_OPENBLAS_SUFFIXES = ("64_", "")
+
+
+def oversubscription_note(load=None, cores=None, environ=None):
+    """A one-line suggestion when BLAS may start more threads than the machine has idle
+    cores (no *_NUM_THREADS set and a 1-minute load average at or above the core count),
+    else None. ``load``, ``cores`` and ``environ`` default to this machine's."""
+    environ = os.environ if environ is None else environ
+    if any(environ.get(v) for v in THREAD_VARIABLES):
+        return None
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # Windows has no load average
+            return None
+    if cores > 1 and load >= cores:
+        return (f"minvert: note: the machine is busy (load {load:.1f} on {cores} cores) and BLAS "
+                f"starts {cores} threads per matrix product; if this runs slowly, run it as "
+                f"OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 minvert ... (README, 'Speed')")
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def blas_threads():
+    """How many threads NumPy's BLAS runs a matrix product on (see :func:`configured_threads`).
+    Read once: BLAS itself reads the variables only when NumPy loads it."""
+    return configured_threads(os.environ, available_cores())
+
+
+def available_cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configured_threads(environ, cores):
+    """The first positive count in THREAD_VARIABLES, else (OpenBLAS' and MKL's default)
+    ``cores``, the cores this process may run on."""
+    for variable in THREAD_VARIABLES:
+        value = environ.get(variable, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return cores
+
+
+def blas_info():
+    """What NumPy's matrix products run on, as far as it can be known without changing
+    anything: {"library", "version", "kernel", "threads", "threads_source"}, None where
+    unknown. kernel: the CPU architecture OpenBLAS picked (e.g. "Haswell"; machines may
+    force it with OPENBLAS_CORETYPE). threads: what OpenBLAS reports, else the count the
+    environment configures (threads_source says which)."""
+    info = {"library": None, "version": None, "kernel": None, "threads": None,
+            "threads_source": None}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["library"], info["version"] = blas.get("name"), blas.get("version")
+    except Exception:  # an old NumPy, or a build without that record
+        pass
+    query = _openblas_query()
+    corename = query("get_corename", ctypes.c_char_p)
+    if corename:
+        info["kernel"] = corename.decode(errors="replace").strip()
+    threads = query("get_num_threads", ctypes.c_int)
+    if threads:
+        info["threads"], info["threads_source"] = int(threads), "OpenBLAS"
+    else:
+        info["threads"], info["threads_source"] = blas_threads(), "environment"
+    return info
+
+
+def describe_blas():
+    """One line: library, version, kernel, threads (for ``minvert info`` and benchmarks)."""
+    info = blas_info()
+    parts = [info["library"] or "BLAS unknown"]
+    if info["version"]:
+        parts.append(info["version"])
+    if info["kernel"]:
+        parts.append(f"kernel {info['kernel']}")
+    parts.append(f"{info['threads']} threads ({info['threads_source']}), "
+                 f"{available_cores()} cores")
+    return ", ".join(parts)
+
+
+def _openblas_query():
+    """A function (name, restype) -> the value of the OpenBLAS query ``name`` (no
+    arguments, read-only) from the OpenBLAS library loaded in this process, or None.
+    The library is found in /proc/self/maps (Linux); elsewhere every answer is None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        paths = []
+    libraries = []
+    for path in paths:
+        try:
+            libraries.append(ctypes.CDLL(path))  # already loaded by NumPy: no new state
+        except OSError:
+            continue
+
+    def query(name, restype):
+        for library in libraries:
+            for prefix in _OPENBLAS_PREFIXES:
+                for suffix in _OPENBLAS_SUFFIXES:
+                    function = getattr(library, prefix + name + suffix, None)
+                    if function is not None:
+                        function.argtypes, function.restype = [], restype
+                        return function()
+        return None
+    return query

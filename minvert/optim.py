@@ -41,23 +41,16 @@ Update rules (g = grad, all operations elementwise):
       p     -= lr * d
       E[Δ²]  = rho*E[Δ²] + (1-rho)*d²
 
-  The accumulated update ``d`` is the one *before* the learning rate: that is what
-  Keras 2 / tf.keras 1.x (``get_updates``: ``new_d_a = rho*d_a + (1-rho)*square(update)``
-  with ``new_p = p - lr*update``), Keras 3 (``accumulated_delta_var`` gets
-  ``square(delta_var)``, then ``assign_add(variable, lr*delta_var)``), TensorFlow's
-  fused ApplyAdadelta kernel and torch.optim.Adadelta all do. With Keras' default
-  ``lr=1.0`` the question does not arise; it matters only for ``lr != 1``.
-  Defaults are those of tf.keras 2.1.2-tf, the Keras inside TensorFlow 1.5.0 that ran the
-  decoder paper's code: lr=1.0, rho=0.95, eps=1e-8 (its ``Adadelta.__init__`` default;
-  1e-7 is only ``K.epsilon()``, the BCE clip, which upstream Keras 2.1.3 later made the
-  Adadelta default too). Zeiler's paper uses eps=1e-6 (``Adadelta(eps=1e-6)``; torch uses
-  rho=0.9, eps=1e-6).
+  The accumulated update ``d`` is the one *before* the learning rate, as Keras, TensorFlow
+  and torch.optim do; defaults are those of the tf.keras that ran the decoder paper's
+  code: lr=1.0, rho=0.95, eps=1e-8 (docs/optim.md: why, and the other Keras' eps).
+  With the fast engine on (layers/fast), the update runs in chunks: the same bits.
 """
 import numpy as np
 
-from . import threads
 from .backend import get_array_module, to_numpy
 from .errors import MinvertError, ShapeError
+from .layers import fast
 
 
 class Optimizer:
@@ -187,11 +180,6 @@ class Adam(Optimizer):
         p -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
 
 
-# Adadelta updates a large parameter this many values at a time: its temporaries then
-# stay a few MB instead of twice the parameter (the decoder's largest weight is 75 MB)
-UPDATE_CHUNK = 1 << 20
-
-
 class Adadelta(Optimizer):
     """Adadelta (Zeiler 2012) exactly as Keras computes it; defaults = tf.keras 1.5."""
 
@@ -203,33 +191,13 @@ class Adadelta(Optimizer):
         self.lr, self.rho, self.eps = float(lr), float(rho), float(eps)
 
     def _update(self, name, p, g):
-        xp = get_array_module(p)
         a = self._slot("accum_grad", name, p)    # E[g²]
         d = self._slot("accum_delta", name, p)   # E[Δ²]
-        if all(v.flags.c_contiguous for v in (p, g, a, d)) and p.size > UPDATE_CHUNK:
-            flat = [v.reshape(-1) for v in (p, g, a, d)]  # views (contiguous)
-
-            def update(start, stop):  # temporaries of UPDATE_CHUNK values
-                for i in range(start, stop, UPDATE_CHUNK):
-                    self._adadelta(xp, *(v[i:min(i + UPDATE_CHUNK, stop)] for v in flat))
-            threads.split(update, p.size, xp, elements=p.size)  # shared out among workers
-        else:
-            self._adadelta(xp, p, g, a, d)
-
-    def _adadelta(self, xp, p, g, a, d):
-        """In place, with two temporaries the size of p; the same operations in the same
-        order as the formulas, so the same bits:
-        a = rho a + (1 - rho) g²;  update = g sqrt(d + eps) / sqrt(a + eps) (old d);
-        p -= lr update;  d = rho d + (1 - rho) update²."""
-        t, u = xp.multiply(g, g), xp.empty_like(p)
-        a *= self.rho
-        t *= 1 - self.rho
-        a += t
-        update = xp.sqrt(xp.add(d, self.eps, out=t), out=t)
-        xp.multiply(g, update, out=update)
-        update /= xp.sqrt(xp.add(a, self.eps, out=u), out=u)
-        p -= xp.multiply(update, self.lr, out=u)
-        d *= self.rho
-        u = xp.multiply(update, update, out=u)
-        u *= 1 - self.rho
-        d += u
+        if fast.enabled():  # the same operations in chunks, fewer temporaries (layers/fast)
+            fast.adadelta_update(p, g, a, d, self.lr, self.rho, self.eps)
+            return
+        xp, rho, eps = get_array_module(p), self.rho, self.eps
+        a[...] = rho * a + (1 - rho) * (g * g)
+        update = g * xp.sqrt(d + eps) / xp.sqrt(a + eps)
+        p -= self.lr * update
+        d[...] = rho * d + (1 - rho) * (update * update)

@@ -33,3 +33,22 @@ def strict_cupy(monkeypatch):
     monkeypatch.delenv("STRICT_CUPY_DEVICES", raising=False)
     yield cp
     cp._core._state["device"] = 0
+
+
+@pytest.fixture
+def fast_engine():
+    """The fast engine on for one test, whatever MINVERT_FAST says (for tests of the layer
+    classes' fast path; the engine's functions themselves need no switch)."""
+    from minvert.layers import fast
+    previous = fast.set_enabled(True)
+    yield fast
+    fast.set_enabled(previous)
+
+
+@pytest.fixture
+def readable_engine():
+    """The fast engine off for one test: the layer classes run the readable layers."""
+    from minvert.layers import fast
+    previous = fast.set_enabled(False)
+    yield fast
+    fast.set_enabled(previous)

@@ -12,8 +12,9 @@ import naive_layers as naive
 from minvert.backend import gpu_available
 from minvert.errors import DTypeError, MinvertError
 from minvert.gradcheck import layer_errors, rel_error
-from minvert.layers import (LeakyReLU, ReLU, Sigmoid, activation, leaky_relu_forward,
-                            relu_backward, relu_forward, sigmoid, sigmoid_forward)
+from minvert.layers import (LeakyReLU, ReLU, Sigmoid, leaky_relu_forward, relu_backward,
+                            relu_forward, sigmoid, sigmoid_forward)
+from minvert.layers.fast import elementwise
 
 SHAPES = [(7,), (3, 5), (2, 3, 4, 4)]
 
@@ -64,34 +65,57 @@ def _blocks(rng, dtype):
             ("1-D strided", flat[::3], None)]
 
 
-@pytest.mark.parametrize("piece", [8, 64, activation.RELU_PIECE])
+@pytest.mark.parametrize("piece", [8, 64, elementwise.RELU_PIECE])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_helper_every_layout(piece, dtype, monkeypatch):
-    """relu() runs max(a, 0) piece by piece against a buffer of zeros; small pieces make
-    every loop (rows per piece, pieces of a long row) run on small arrays."""
-    monkeypatch.setattr(activation, "RELU_PIECE", piece)
-    monkeypatch.setattr(activation, "_ZEROS", {})
+    """The fast engine's relu_inplace() runs max(a, 0) piece by piece against a buffer of
+    zeros; small pieces make every loop (rows per piece, pieces of a long row) run on small
+    arrays. Bit for bit the readable max(a, 0)."""
+    monkeypatch.setattr(elementwise, "RELU_PIECE", piece)
+    monkeypatch.setattr(elementwise, "_ZEROS", {})
     rng = np.random.default_rng(3)
     for name, a, out in _blocks(rng, dtype):
         want = naive.relu(a)
         before = a.copy()
-        got = activation.relu(a.copy() if out is None else a, out)
+        got = elementwise.relu_inplace(a.copy() if out is None else a, out)
         np.testing.assert_array_equal(got, want, err_msg=name)
+        assert got.tobytes() == np.ascontiguousarray(relu_forward(before)[0]).tobytes(), name
         assert got.dtype == dtype
         if out is not None:
             assert got is out and np.array_equal(a, before), name  # the input untouched
-    zeros = next(iter(activation._ZEROS.values()))
+    zeros = next(iter(elementwise._ZEROS.values()))
     assert not zeros.any()  # the shared zeros were never written
 
 
 def test_relu_helper_keeps_nan_and_in_place_views():
     a = np.array([[-1.0, np.nan, 2.0], [-np.inf, np.inf, -0.0]], np.float32)
-    got = activation.relu(a)
+    got = elementwise.relu_inplace(a)
     assert got is a
     np.testing.assert_array_equal(a, [[0, np.nan, 2], [0, np.inf, 0]])
     big = np.full((4, 6), -1.0)
-    activation.relu(big[1:3, 2:5])  # a view: only its elements change
+    elementwise.relu_inplace(big[1:3, 2:5])  # a view: only its elements change
     assert (big[1:3, 2:5] == 0).all() and (big[0] == -1).all() and (big[:, :2] == -1).all()
+
+
+def test_fast_relu_forward_equals_readable(strict_cupy):
+    rng = np.random.default_rng(8)
+    for xp in (np, strict_cupy):
+        for shape in SHAPES + [(2, 70000)]:
+            x = xp.asarray(rng.standard_normal(shape).astype(np.float32))
+            out, cache = relu_forward(x)
+            out_f, cache_f = elementwise.relu_forward(x)
+            assert type(out_f) is type(out) and set(cache_f) == set(cache)
+            assert np.array_equal(strict_cupy.asnumpy(out_f) if xp is not np else out_f,
+                                  strict_cupy.asnumpy(out) if xp is not np else out)
+
+
+@pytest.mark.parametrize("engine", ["fast_engine", "readable_engine"])
+def test_relu_layer_on_either_engine(engine, request):
+    request.getfixturevalue(engine)
+    x = away_from_zero((2, 3, 4, 4), np.random.default_rng(9))
+    layer = ReLU()
+    np.testing.assert_array_equal(layer.forward(x), np.maximum(x, 0))
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), x > 0)
 
 
 def test_relu_gradient_at_zero_is_zero():

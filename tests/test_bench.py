@@ -164,6 +164,7 @@ def test_vgg_predict_fuses_conv_and_relu_exactly():
 
 
 def test_conv_predict_folds_batchnorm_and_relu():
+    from minvert.layers import fast
     from minvert.layers.norm import BatchNorm2D
     rng = np.random.default_rng(3)
     conv, bn = Conv2D(3, 4, 3, stride=2, pad=1, rng=rng, dtype=np.float64), BatchNorm2D(4)
@@ -173,8 +174,9 @@ def test_conv_predict_folds_batchnorm_and_relu():
     conv.params["b"] = rng.standard_normal(4)
     x = rng.standard_normal((2, 3, 9, 8))
     expected = np.maximum(bn.forward(conv.forward(x)), 0)
-    np.testing.assert_allclose(conv.predict(x, bn.affine(), relu=True), expected, rtol=1e-12,
-                               atol=1e-12)
+    fused = fast.conv2d_fused(x, conv.params["w"], conv.params["b"], conv.stride, conv.pad,
+                              *bn.affine(), relu=True)
+    np.testing.assert_allclose(fused, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(conv.predict(x), conv.forward(x), rtol=1e-12, atol=1e-12)
 
 
@@ -221,8 +223,8 @@ def test_conv_padded_chunk_by_chunk_matches_naive(monkeypatch):
     and padding (also padding > kernel - 1, whose backward crops)."""
     import naive_conv
     from minvert.gradcheck import numerical_vjp, rel_error
-    from minvert.layers import im2col
-    from minvert.layers.conv import conv2d_backward, conv2d_forward
+    from minvert.layers.fast import im2col
+    from minvert.layers.fast.conv import conv2d_backward, conv2d_forward
     rng = np.random.default_rng(5)
     for _ in range(25):
         k, s = int(rng.integers(1, 4)), int(rng.integers(1, 3))

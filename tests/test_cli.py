@@ -98,7 +98,7 @@ def test_parser_builds_without_importing_heavy_modules():
 
 
 def test_blas_oversubscription_note():
-    from minvert.threads import oversubscription_note
+    from minvert.backend import oversubscription_note
     assert "OPENBLAS_NUM_THREADS=1" in oversubscription_note(load=4.3, cores=2, environ={})
     assert oversubscription_note(load=0.5, cores=2, environ={}) is None
     assert oversubscription_note(load=9, cores=2, environ={"OPENBLAS_NUM_THREADS": "1"}) is None
@@ -106,7 +106,7 @@ def test_blas_oversubscription_note():
 
 
 def test_blas_threads_from_the_environment():
-    from minvert.threads import configured_threads
+    from minvert.backend import configured_threads
     assert configured_threads({}, 2) == 2  # BLAS' default: one thread per core
     assert configured_threads({"OPENBLAS_NUM_THREADS": "1"}, 2) == 1
     assert configured_threads({"OMP_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": ""}, 2) == 3

@@ -1,6 +1,7 @@
-"""Convolution: forward against the loop oracle in naive_conv.py, backward against
-numerical gradients (float64, random dout), plus frozen layers, settings, errors and
-TensorFlow 'same' padding.
+"""Convolution (the readable layers/conv.py): forward against the loop oracle in
+naive_conv.py, backward against numerical gradients (float64, random dout), plus frozen
+layers, settings, errors and TensorFlow 'same' padding. The fast engine's convolution is
+tested equal to this one in test_fast_conv.py.
 
 The layer is linear in each of x, w and b: no kinks to dodge, and a central difference
 has no truncation error at any step, only rounding error ~ eps * |sum(out * dout)| / h.
@@ -15,8 +16,9 @@ import pytest
 from minvert.backend import gpu_available
 from minvert.errors import DTypeError, MinvertError, ShapeError
 from minvert.gradcheck import numerical_vjp, rel_error
-from minvert.layers import conv, im2col
+from minvert.layers import conv
 from minvert.layers.conv import Conv2D, conv2d_backward, conv2d_forward, same_padding
+from minvert.layers.fast import conv as fast_conv
 from naive_conv import conv2d_naive
 from parity import assert_within_sum_bound
 
@@ -72,69 +74,42 @@ def test_gradients_match_numerical(shape, F, k, s, pad):
     assert rel_error(db, numerical_vjp(f, b, dout, h=1e-3)) < 1e-7
 
 
-@pytest.mark.parametrize("whole_bytes,columns", [(64, 1), (64, 10), (3000, 1), (1 << 20, 80)])
-def test_chunked_im2col_gives_the_same_result(monkeypatch, whole_bytes, columns):
-    """Tiny budgets force row bands of 1 or 2 rows (64 B), one sample per matmul (1
-    column) and 2 or 4 samples side by side with a remainder (80 columns)."""
-    rng = np.random.default_rng(2)
-    for shape, F, k, s, pad in [((3, 2, 7, 6), 3, 3, 1, 1), ((3, 2, 9, 8), 3, 3, 2, 1)]:
-        x, w, b = case(shape, F, k, True, rng)
-        out, cache = conv2d_forward(x, w, b, s, pad)
-        dout = rng.standard_normal(out.shape)
-        grads = conv2d_backward(dout, cache)
-        monkeypatch.setitem(im2col.WHOLE_BYTES, "cpu", whole_bytes)
-        monkeypatch.setitem(im2col.MATMUL_COLUMNS, "cpu", columns)
-        out_c, cache_c = conv2d_forward(x, w, b, s, pad)
-        np.testing.assert_allclose(out_c, out, rtol=1e-13, atol=1e-13)
-        for g_c, g in zip(conv2d_backward(dout, cache_c), grads):
-            np.testing.assert_allclose(g_c, g, rtol=1e-13, atol=1e-13)
-        monkeypatch.undo()
-
-
-@pytest.mark.parametrize("shape,F,used,other", [((2, 3, 6, 7), 4, "_dx_transposed", "_dx_col2im"),
-                                                ((2, 3, 3, 2), 16, "_dx_col2im", "_dx_transposed")])
-def test_stride1_dx_paths_agree(monkeypatch, shape, F, used, other):
-    """Backward picks the transposed convolution for many pixels, col2im for many
-    channels (stride 1); both give the same dx."""
-    rng = np.random.default_rng(3)
-    x, w, _ = case(shape, F, 3, False, rng)
-    out, cache = conv2d_forward(x, w, None, 1, (1, 2, 0, 1))
-    dout = rng.standard_normal(out.shape)
-    ways = {"_dx_transposed": lambda: conv._dx_transposed(dout, w, (1, 2, 0, 1)),
-            "_dx_col2im": lambda: conv._dx_col2im(dout, w, x.shape, 1, 1, (1, 2, 0, 1))}
-    other_dx = ways[other]()
-    monkeypatch.setattr(conv, other, lambda *a: pytest.fail(f"{other} used instead of {used}"))
-    dx = conv2d_backward(dout, cache, need_dw=False)[0]
-    np.testing.assert_allclose(dx, other_dx, rtol=1e-12, atol=1e-12)
-
-
-def test_need_flags_skip_work(monkeypatch):
+@pytest.mark.parametrize("forward,backward,module,dw_part", [
+    (conv2d_forward, conv2d_backward, conv, "im2col"),
+    (fast_conv.conv2d_forward, fast_conv.conv2d_backward, fast_conv, "_dw")])
+def test_need_flags_skip_work(monkeypatch, forward, backward, module, dw_part):
     rng = np.random.default_rng(4)
     x, w, b = case((1, 2, 5, 5), 3, 3, True, rng)
-    out, cache = conv2d_forward(x, w, b, 1, 1)
+    out, cache = forward(x, w, b, 1, 1)
     dout = rng.standard_normal(out.shape)
-    dx, dw, db = conv2d_backward(dout, cache, need_dx=False)
+    dx, dw, db = backward(dout, cache, need_dx=False)
     assert dx is None and dw is not None and db is not None
-    assert conv2d_backward(dout, conv2d_forward(x, w, None, 1, 1)[1])[2] is None  # no bias
-    monkeypatch.setattr(conv, "_dw", lambda *a: pytest.fail("dw computed although not needed"))
-    dx, dw, db = conv2d_backward(dout, cache, need_dw=False)
+    assert backward(dout, forward(x, w, None, 1, 1)[1])[2] is None  # no bias
+    monkeypatch.setattr(module, dw_part, lambda *a: pytest.fail("dw computed although not needed"))
+    dx, dw, db = backward(dout, cache, need_dw=False)
     assert dw is None and db is None and dx.shape == x.shape
 
 
-def test_frozen_layer_computes_no_weight_gradients(monkeypatch):
+@pytest.mark.parametrize("engine", ["fast_engine", "readable_engine"])
+def test_frozen_layer_computes_no_weight_gradients(monkeypatch, engine, request):
+    request.getfixturevalue(engine)
     layer = Conv2D(2, 3, 3, pad=1, rng=0)
     layer.trainable = False
     x = np.random.default_rng(5).standard_normal((1, 2, 5, 5)).astype(np.float32)
     out = layer.forward(x)
-    monkeypatch.setattr(conv, "_dw", lambda *a: pytest.fail("dw computed for a frozen layer"))
+    monkeypatch.setattr(conv, "im2col", lambda *a: pytest.fail("dw computed for a frozen layer"))
+    monkeypatch.setattr(fast_conv, "_dw", lambda *a: pytest.fail("dw computed for a frozen layer"))
     dx = layer.backward(np.ones_like(out))
     assert dx.shape == x.shape and layer.grads == {}
+    monkeypatch.undo()  # the next forward builds cols again
     layer.need_dx = False
     layer.forward(x)
     assert layer.backward(np.ones_like(out)) is None
 
 
-def test_layer_float32_init_and_grads():
+@pytest.mark.parametrize("engine", ["fast_engine", "readable_engine"])
+def test_layer_float32_init_and_grads(engine, request):
+    request.getfixturevalue(engine)
     rng = np.random.default_rng(6)
     he, glorot = Conv2D(64, 32, 3, rng=rng), Conv2D(64, 32, 3, init="glorot", rng=rng)
     assert he.params["w"].shape == (32, 64, 3, 3) and he.params["w"].dtype == np.float32
@@ -181,22 +156,25 @@ def test_same_padding_defaults():
     ((1, 3, 5, 5), (4, 3, 3, 3), np.int64, DTypeError, "float32"),
     ((1, 3, 5, 5), (4, 3, 3, 3), np.float64, DTypeError, "weights are float32"),
 ])
-def test_bad_input_gives_one_line_error(x_shape, w_shape, x_dtype, error, words):
+@pytest.mark.parametrize("forward", [conv2d_forward, fast_conv.conv2d_forward])
+def test_bad_input_gives_one_line_error(x_shape, w_shape, x_dtype, error, words, forward):
     x, w = np.zeros(x_shape, x_dtype), np.zeros(w_shape, np.float32)
     with pytest.raises(error, match=words) as e:
-        conv2d_forward(x, w)
+        forward(x, w)
     assert "\n" not in str(e.value)
 
 
-def test_bad_settings():
+@pytest.mark.parametrize("forward,backward", [(conv2d_forward, conv2d_backward),
+                                              (fast_conv.conv2d_forward, fast_conv.conv2d_backward)])
+def test_bad_settings(forward, backward):
     x, w = np.zeros((1, 1, 5, 5)), np.zeros((2, 1, 3, 3))
     for kwargs in ({"stride": 0}, {"pad": -1}, {"pad": (1, 1)}, {"b": np.zeros(3)}):
         with pytest.raises(ShapeError):
-            conv2d_forward(x, w, **kwargs)
-    cache = conv2d_forward(x, w, pad=1)[1]
+            forward(x, w, **kwargs)
+    cache = forward(x, w, pad=1)[1]
     for dout_shape in [(1, 3, 5, 5), (1, 2, 4, 5), (2, 5, 5)]:
         with pytest.raises(ShapeError, match="dout"):
-            conv2d_backward(np.zeros(dout_shape), cache)
+            backward(np.zeros(dout_shape), cache)
     with pytest.raises(MinvertError, match="before forward"):
         Conv2D(1, 2, 3).backward(np.zeros((1, 2, 3, 3)))
 

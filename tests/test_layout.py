@@ -29,8 +29,6 @@ LONG_FILES = {
 # fast-engine split of layers/, the splits of weights/, transform/, reconstruct/). The integrator
 # empties this dict once those branches are merged; it must then stay empty.
 TEMPORARY_LONG_FILES = {
-    "layers/conv.py": "split into readable layers/conv.py + layers/fast/ (issue 21 items 1-2)",
-    "layers/pool.py": "loses its thread wrappers (issue 21 item 1)",
 }
 
 # Functions allowed over MAX_FUNCTION_LINES ("path::qualified name"), with the reason.
@@ -50,13 +48,12 @@ LAZY_IMPORT_FILES = {
 OPTIONAL_MODULES = ("torch", "cupy", "h5py", "scipy")
 # TEMPORARY, as TEMPORARY_LONG_FILES: the parts other branches of issue 21 are rewriting.
 TEMPORARY_LAZY_IMPORT_FILES = {
-    "bench/nets.py": "imports threads, which the engine branch deletes (issue 21 item 4)",
 }
 
 # (f) Each top-level module or package of minvert/ and its level, as drawn in docs/architecture.md.
 LEVELS = {
     "errors": 0, "version": 0,
-    "backend": 1, "threads": 1,
+    "backend": 1,
     "gradcheck": 2, "metrics": 2, "labels": 2, "images": 2, "plots": 2, "datasets": 2,
     "layers": 3,
     "nets": 4, "optim": 4, "gradcheck_catalogue": 4,
@@ -165,8 +162,8 @@ def import_cycles(package):
 
 def fast_engine_misuse(package):
     """["path:line: why"] for layers/*.py lines that reach into the fast engine outside the
-    dispatch: more than one import of it, or a use of a name it bound on a line without
-    FAST_MARK."""
+    dispatch: more than one import of it, or a use of a name it bound outside an
+    ``if fast.enabled():`` block on a line without FAST_MARK."""
     fast = f"{package.name}.layers.fast"
     problems = []
     for path in sorted((package / "layers").glob("*.py")):
@@ -187,8 +184,15 @@ def fast_engine_misuse(package):
         if len(import_lines) > 1:
             problems.append(f"{where}:{import_lines[1]}: a second import of the fast engine "
                             f"(the first is line {import_lines[0]}); import it once")
-        for node in ast.walk(ast.parse("\n".join(lines), str(path))):
-            if isinstance(node, ast.Name) and node.id in bound \
+        tree = ast.parse("\n".join(lines), str(path))
+        dispatch = set()  # the lines of each `if fast.enabled():` and its body
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and isinstance(node.test, ast.Call) \
+                    and isinstance(node.test.func, ast.Attribute) and node.test.func.attr == "enabled" \
+                    and isinstance(node.test.func.value, ast.Name) and node.test.func.value.id in bound:
+                dispatch.update(range(node.lineno, node.body[-1].end_lineno + 1))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in bound and node.lineno not in dispatch \
                     and FAST_MARK not in lines[node.lineno - 1]:
                 problems.append(f"{where}:{node.lineno}: uses the fast engine ({node.id}) on a "
                                 f"line without '{FAST_MARK}'")
@@ -349,6 +353,15 @@ def test_checker_finds_fast_engine_use_outside_the_dispatch_lines(tmp_path):
     package = _tree(tmp_path, {"__init__.py": "", "layers/__init__.py": "",
                                "layers/fast/__init__.py": "", "layers/conv.py": dispatch})
     assert fast_engine_misuse(package) == []
+    block = ("from . import fast\n\n\nclass ReLU:\n    def forward(self, x):\n"
+             "        if fast.enabled():  # the same values, faster\n"
+             "            return fast.relu(x)\n        return x\n")
+    (package / "layers/activation.py").write_text(block)
+    assert fast_engine_misuse(package) == []
+    (package / "layers/activation.py").write_text(block + "        fast.relu(x)\n")
+    (problem,) = fast_engine_misuse(package)
+    assert problem.startswith("layers/activation.py:9:")
+    (package / "layers/activation.py").unlink()
     (package / "layers/conv.py").write_text(dispatch + "\n\ndef helper(x):\n    return fast.conv(x)\n")
     (problem,) = fast_engine_misuse(package)
     assert problem.startswith("layers/conv.py:10:")

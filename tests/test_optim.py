@@ -198,12 +198,15 @@ def test_cupy_matches_numpy_and_resumes_from_numpy_state():
         assert isinstance(o_cp2.state[o_cp2.slots[0]]["p"], cp.ndarray)
 
 
+@pytest.mark.parametrize("engine", ["fast_engine", "readable_engine"])
 @pytest.mark.parametrize("contiguous", [True, False])
-def test_adadelta_in_chunks_is_the_same_update(monkeypatch, contiguous):
-    """Large parameters are updated UPDATE_CHUNK values at a time (small temporaries);
-    a non-contiguous gradient takes the whole-array path. Same bits as the oracle."""
-    from minvert import optim
-    monkeypatch.setattr(optim, "UPDATE_CHUNK", 5)
+def test_adadelta_in_chunks_is_the_same_update(monkeypatch, contiguous, engine, request):
+    """The fast engine updates large parameters UPDATE_CHUNK values at a time (small
+    temporaries); a non-contiguous gradient takes the whole-array path. The readable
+    formulas and the fast update: the same bits as the oracle."""
+    request.getfixturevalue(engine)
+    from minvert.layers.fast import elementwise
+    monkeypatch.setattr(elementwise, "UPDATE_CHUNK", 5)
     rng = np.random.default_rng(2)
     p = rng.standard_normal((3, 4))
     grads = rng.standard_normal((STEPS, 4, 3)).transpose(0, 2, 1)  # (STEPS, 3, 4) views
@@ -213,3 +216,21 @@ def test_adadelta_in_chunks_is_the_same_update(monkeypatch, contiguous):
         opt.step([("p", p, g)])
         ref, s = adadelta_oracle(ref, grads[t], s)
     np.testing.assert_array_equal(p, ref)
+
+
+def test_fast_adadelta_equals_readable_on_the_strict_standin(strict_cupy):
+    from minvert.layers import fast
+    rng = np.random.default_rng(3)
+    params = {on: strict_cupy.asarray(rng.standard_normal((6, 5))) for on in (True, False)}
+    params[False][...] = params[True]
+    opts = {on: Adadelta(lr=0.5) for on in (True, False)}
+    for _ in range(STEPS):
+        g = strict_cupy.asarray(rng.standard_normal((6, 5)))
+        for on in (True, False):
+            previous = fast.set_enabled(on)
+            try:
+                opts[on].step([("p", params[on], g)])
+            finally:
+                fast.set_enabled(previous)
+    assert isinstance(params[True], strict_cupy.ndarray)
+    assert np.array_equal(strict_cupy.asnumpy(params[True]), strict_cupy.asnumpy(params[False]))

@@ -1,11 +1,11 @@
-"""The readable reference layers (minvert/layers/reference/): each fast layer computes what
+"""The readable reference layers (minvert/layers/reference/): each readable layer computes what
 its reference does (forward and every gradient, float64, shapes with stride, padding,
 overlap and sizes that do not divide), and each reference's backward passes the gradient
 check on its own."""
 import numpy as np
 import pytest
 
-from minvert import layers as fast
+from minvert import layers as readable
 from minvert.backend import gpu_available
 from minvert.gradcheck import TOLERANCE, rel_error, vjp_errors
 from minvert.layers import reference as _  # noqa: F401
@@ -41,13 +41,13 @@ CONV = [((2, 3, 7, 6), (4, 3, 3, 3), 1, 1), ((3, 2, 8, 7), (3, 2, 3, 2), 2, (0, 
 
 
 @pytest.mark.parametrize("xs, ws, stride, pad", CONV)
-def test_conv_fast_equals_reference_and_reference_gradients(xs, ws, stride, pad):
+def test_conv_readable_equals_reference_and_reference_gradients(xs, ws, stride, pad):
     x, w, b = RNG.standard_normal(xs), RNG.standard_normal(ws), RNG.standard_normal(ws[0])
-    out_f, cache_f = fast.conv2d_forward(x, w, b, stride, pad)
+    out_f, cache_f = readable.conv2d_forward(x, w, b, stride, pad)
     out_r, cache_r = conv.conv2d_forward(x, w, b, stride, pad)
     same(out_f, out_r)
     dout = RNG.standard_normal(out_f.shape)
-    for g_f, g_r in zip(fast.conv2d_backward(dout, cache_f), conv.conv2d_backward(dout, cache_r)):
+    for g_f, g_r in zip(readable.conv2d_backward(dout, cache_f), conv.conv2d_backward(dout, cache_r)):
         same(g_f, g_r)
     check_grads(lambda x, w, b: conv.conv2d_forward(x, w, b, stride, pad), conv.conv2d_backward,
                 {"x": x, "w": w, "b": b})
@@ -56,11 +56,11 @@ def test_conv_fast_equals_reference_and_reference_gradients(xs, ws, stride, pad)
 @pytest.mark.parametrize("kernel, stride, pad, shape", [
     (2, None, 0, (2, 3, 6, 5)), (3, 2, 1, (2, 2, 7, 8)), (2, 3, 0, (3, 2, 8, 7)),
     ((3, 2), (1, 2), (1, 0, 0, 1), (2, 2, 5, 6))])
-def test_pooling_fast_equals_reference(kernel, stride, pad, shape):
+def test_pooling_readable_equals_reference(kernel, stride, pad, shape):
     x = distinct(*shape)
     for name, extra in (("maxpool2d", {}), ("avgpool2d", {}),
                         ("avgpool2d", {"count_include_pad": False})):
-        f_fwd, f_bwd = getattr(fast, name + "_forward"), getattr(fast, name + "_backward")
+        f_fwd, f_bwd = getattr(readable, name + "_forward"), getattr(readable, name + "_backward")
         r_fwd, r_bwd = getattr(pool, name + "_forward"), getattr(pool, name + "_backward")
         out_f, cache_f = f_fwd(x, kernel, stride, pad, **extra)
         out_r, cache_r = r_fwd(x, kernel, stride, pad, **extra)
@@ -70,13 +70,13 @@ def test_pooling_fast_equals_reference(kernel, stride, pad, shape):
         check_grads(lambda x: r_fwd(x, kernel, stride, pad, **extra), r_bwd, {"x": x})
 
 
-def test_activations_dense_upsample_fast_equal_reference():
+def test_activations_dense_upsample_readable_equal_reference():
     x = RNG.choice([-1.0, 1.0], (2, 3, 4, 5)) * RNG.uniform(0.1, 2, (2, 3, 4, 5))
     dout = RNG.standard_normal(x.shape)
-    pairs = [(fast.relu_forward, fast.relu_backward, activation.relu_forward, activation.relu_backward),
-             (fast.sigmoid_forward, fast.sigmoid_backward, activation.sigmoid_forward,
+    pairs = [(readable.relu_forward, readable.relu_backward, activation.relu_forward, activation.relu_backward),
+             (readable.sigmoid_forward, readable.sigmoid_backward, activation.sigmoid_forward,
               activation.sigmoid_backward),
-             (lambda x: fast.leaky_relu_forward(x, 0.3), fast.leaky_relu_backward,
+             (lambda x: readable.leaky_relu_forward(x, 0.3), readable.leaky_relu_backward,
               lambda x: activation.leaky_relu_forward(x, 0.3), activation.leaky_relu_backward)]
     for f_fwd, f_bwd, r_fwd, r_bwd in pairs:
         (out_f, cache_f), (out_r, cache_r) = f_fwd(x), r_fwd(x)
@@ -84,43 +84,43 @@ def test_activations_dense_upsample_fast_equal_reference():
         same(f_bwd(dout, cache_f), r_bwd(dout, cache_r))
         check_grads(r_fwd, r_bwd, {"x": x.copy()})
     for factor in (2, (3, 2)):
-        (out_f, cache_f) = fast.upsample_nearest_forward(x, factor)
+        (out_f, cache_f) = readable.upsample_nearest_forward(x, factor)
         (out_r, cache_r) = upsample.upsample_nearest_forward(x, factor)
         same(out_f, out_r)
         d = RNG.standard_normal(out_f.shape)
-        same(fast.upsample_nearest_backward(d, cache_f), upsample.upsample_nearest_backward(d, cache_r))
+        same(readable.upsample_nearest_backward(d, cache_f), upsample.upsample_nearest_backward(d, cache_r))
         check_grads(lambda x: upsample.upsample_nearest_forward(x, factor),
                     upsample.upsample_nearest_backward, {"x": x.copy()})
     xd, w, b = RNG.standard_normal((4, 7)), RNG.standard_normal((3, 7)), RNG.standard_normal(3)
-    (out_f, cache_f), (out_r, cache_r) = fast.dense_forward(xd, w, b), dense.dense_forward(xd, w, b)
+    (out_f, cache_f), (out_r, cache_r) = readable.dense_forward(xd, w, b), dense.dense_forward(xd, w, b)
     same(out_f, out_r)
     d = RNG.standard_normal(out_f.shape)
-    for g_f, g_r in zip(fast.dense_backward(d, cache_f), dense.dense_backward(d, cache_r)):
+    for g_f, g_r in zip(readable.dense_backward(d, cache_f), dense.dense_backward(d, cache_r)):
         same(g_f, g_r)
     check_grads(dense.dense_forward, dense.dense_backward, {"x": xd, "w": w, "b": b})
 
 
-def test_batchnorm_fast_equals_reference():
+def test_batchnorm_readable_equals_reference():
     x = 1 + 2 * RNG.standard_normal((3, 4, 2, 5))
     gamma, beta = RNG.uniform(0.5, 1.5, 4), RNG.standard_normal(4)
-    out_f, cache_f = fast.batchnorm2d_forward(x, gamma, beta, np.zeros(4), np.ones(4), True)
+    out_f, cache_f = readable.batchnorm2d_forward(x, gamma, beta, np.zeros(4), np.ones(4), True)
     out_r, cache_r = norm.batchnorm2d_forward(x, gamma, beta)
     same(out_f, out_r)
     dout = RNG.standard_normal(x.shape)
-    for g_f, g_r in zip(fast.batchnorm2d_backward(dout, cache_f), norm.batchnorm2d_backward(dout, cache_r)):
+    for g_f, g_r in zip(readable.batchnorm2d_backward(dout, cache_f), norm.batchnorm2d_backward(dout, cache_r)):
         assert rel_error(g_f, g_r) < 1e-10  # two algebraically equal formulas: rounding differs
     check_grads(norm.batchnorm2d_forward, norm.batchnorm2d_backward,
                 {"x": x, "gamma": gamma, "beta": beta})
 
 
-def test_losses_fast_equal_reference():
+def test_losses_readable_equal_reference():
     logits, y = RNG.standard_normal((5, 4)), RNG.integers(0, 4, 5)
     p, t = RNG.uniform(0.05, 0.95, (2, 3, 4)), RNG.uniform(0, 1, (2, 3, 4))
     z = 2 * RNG.standard_normal((2, 3, 4))
-    for f, r, args in [(fast.softmax_cross_entropy, loss.softmax_cross_entropy, (logits, y)),
-                       (fast.binary_cross_entropy, loss.binary_cross_entropy, (p, t)),
-                       (fast.bce_with_logits, loss.bce_with_logits, (z, t)),
-                       (fast.mse, loss.mse, (z, t))]:
+    for f, r, args in [(readable.softmax_cross_entropy, loss.softmax_cross_entropy, (logits, y)),
+                       (readable.binary_cross_entropy, loss.binary_cross_entropy, (p, t)),
+                       (readable.bce_with_logits, loss.bce_with_logits, (z, t)),
+                       (readable.mse, loss.mse, (z, t))]:
         (l_f, g_f), (l_r, g_r) = f(*args), r(*args)
         assert abs(float(l_f) - float(l_r)) < 1e-12 * max(1, abs(float(l_r)))
         assert rel_error(g_f, g_r) < 1e-12
@@ -137,7 +137,7 @@ def test_reference_softmax_cross_entropy_at_extreme_logits():
     y = np.array([1, 1, 0])
     # -log p[y] per row, by hand: exp(-805) and exp(-800) vanish next to 1 in float64
     rows = [1005.0 + np.log1p(np.exp(-5.0)), 1600.0, np.log(2.0)]
-    for f in (loss.softmax_cross_entropy, fast.softmax_cross_entropy):
+    for f in (loss.softmax_cross_entropy, readable.softmax_cross_entropy):
         value, dlogits = f(logits, y)
         assert np.isfinite(float(value)) and np.all(np.isfinite(dlogits)), f.__module__
         assert abs(float(value) - np.mean(rows)) < 1e-12 * np.mean(rows), f.__module__
@@ -145,9 +145,9 @@ def test_reference_softmax_cross_entropy_at_extreme_logits():
                                             [1, -1, 0], [-0.5, 0.5, 0]]) / 3) < 1e-12
 
 
-def test_every_fast_layer_names_its_reference():
+def test_every_readable_layer_names_its_reference():
     from pathlib import Path
-    root = Path(fast.__file__).parent
+    root = Path(readable.__file__).parent
     for family in ("conv", "pool", "activation", "dense", "norm", "upsample", "loss"):
         text = (root / f"{family}.py").read_text()
         assert f"Reference: minvert/layers/reference/{family}.py" in text, family

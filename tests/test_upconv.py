@@ -1,5 +1,5 @@
-"""Upsampling fused into the convolution after it (layers/upconv.py): the phase
-decomposition against the plain path (nearest upsampling, then the im2col convolution,
+"""Upsampling fused into the convolution after it (layers/fast/upconv.py): the phase
+decomposition against the readable layer (layers/upconv.py: upsample, then convolve) and the plain path (nearest upsampling, then the im2col convolution,
 whose forward is itself checked against the loop oracle in test_conv.py) in float64 and
 float32, and every gradient against numerical differences (float64, random dout)."""
 import numpy as np
@@ -7,10 +7,11 @@ import pytest
 
 from minvert.backend import gpu_available
 from minvert.gradcheck import numerical_vjp, rel_error
-from minvert.layers import upconv
+from minvert.layers import upconv as readable
 from minvert.layers.conv import conv2d_forward
-from minvert.layers.upconv import UpsampleConv2D, phase_taps, upsample_conv2d_backward, \
-    upsample_conv2d_forward
+from minvert.layers.fast import upconv
+from minvert.layers.fast.upconv import phase_taps, upsample_conv2d_backward, upsample_conv2d_forward
+from minvert.layers.upconv import UpsampleConv2D
 from naive_layers import upsample_nearest
 
 # (x shape, F, kernel, pad, factor): the decoder's 3x3 and 2x2 'same', a 4x4 'same'
@@ -104,7 +105,9 @@ def test_small_inputs_and_other_padding_take_the_plain_path():
         assert rel_error(dw, numerical_vjp(f, w, dout, h=1e-3)) < 1e-7
 
 
-def test_layer_frozen_and_first_layer(fused_always):
+@pytest.mark.parametrize("engine", ["fast_engine", "readable_engine"])
+def test_layer_frozen_and_first_layer(fused_always, engine, request):
+    request.getfixturevalue(engine)
     rng = np.random.default_rng(4)
     layer = UpsampleConv2D(2, 3, 3, pad=1, rng=rng, dtype=np.float64)
     x = rng.standard_normal((2, 2, 3, 3))
@@ -117,6 +120,18 @@ def test_layer_frozen_and_first_layer(fused_always):
     layer.forward(x)
     assert layer.backward(np.ones_like(out)) is None and set(layer.grads) == {"w", "b"}
     np.testing.assert_allclose(layer.predict(x), out, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,F,k,pad,factor", GEOMETRIES)
+def test_readable_layer_is_upsample_then_conv(shape, F, k, pad, factor):
+    rng = np.random.default_rng(6)
+    x, w, b = case(shape, F, k, rng)
+    out, cache = readable.upsample_conv2d_forward(x, w, b, pad, factor)
+    np.testing.assert_allclose(out, plain(x, w, b, pad, factor), rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for g, g_fast in zip(readable.upsample_conv2d_backward(dout, cache),
+                         upsample_conv2d_backward(dout, upsample_conv2d_forward(x, w, b, pad, factor)[1])):
+        assert rel_error(g_fast, g) < 1e-12
 
 
 def test_decoder_keeps_weight_names():

@@ -1,4 +1,4 @@
-"""Winograd F(2x2, 3x3) (layers/winograd.py): the transforms against their matrix
+"""Winograd F(2x2, 3x3) (layers/fast/winograd.py): the transforms against their matrix
 definitions, the convolution and its backward to the input against the im2col path
 (whose forward is checked against the loop oracle in test_conv.py) in float64, float32
 against float64 on VGG-like layers, numerical gradients through the layer with the
@@ -8,9 +8,10 @@ import pytest
 
 from minvert.backend import gpu_available
 from minvert.gradcheck import numerical_vjp, rel_error
-from minvert.layers import conv
-from minvert.layers.conv import Conv2D, conv2d_backward, conv2d_forward
-from minvert.layers.winograd import conv3x3_winograd, dx_winograd, flip_transpose, \
+from minvert.layers.conv import Conv2D
+from minvert.layers.fast import conv
+from minvert.layers.fast.conv import conv2d_backward, conv2d_forward
+from minvert.layers.fast.winograd import conv3x3_winograd, dx_winograd, flip_transpose, \
     kernel_transform
 from naive_conv import conv2d_naive
 
@@ -37,7 +38,7 @@ def winograd_always(monkeypatch):
     monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 1)
     monkeypatch.setattr(conv, "WINOGRAD_MIN_SIZE", 1)
     monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 1)
-    monkeypatch.setattr(conv.threads, "blas_threads", lambda: 1)
+    monkeypatch.setattr(conv, "blas_threads", lambda: 1)
 
 
 def test_kernel_transform_is_g_w_gt():
@@ -68,7 +69,7 @@ def test_forward_and_dx_equal_im2col_float64(shape, F, pad):
     rng = np.random.default_rng(2)
     x, w, b = case(shape, F, rng)
     ref, cache = conv2d_forward(x, w, b, 1, pad)
-    assert "U" not in cache  # tiny: the rule keeps im2col
+    assert "winograd_U" not in cache  # tiny: the rule keeps im2col
     U = kernel_transform(w)
     np.testing.assert_allclose(conv3x3_winograd(x, U, b, pad4(pad)), ref, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(ref.shape)
@@ -92,7 +93,7 @@ def test_gradients_through_the_winograd_path(winograd_always, shape, F, pad):
     rng = np.random.default_rng(4)
     x, w, b = case(shape, F, rng)
     out, cache = conv2d_forward(x, w, b, 1, pad)
-    assert "U" in cache
+    assert "winograd_U" in cache
     dout = rng.standard_normal(out.shape)
     dx, dw, db = conv2d_backward(dout, cache)
 
@@ -120,42 +121,47 @@ def test_float32_within_1e4_of_float64(C, F, H):
     assert np.abs(dx - dx_ref).max() / np.abs(dx_ref).max() < 1e-4
 
 
-def test_rule_per_blas_thread():
-    """128 channels per BLAS thread (the transforms run on one thread, the matmuls on all)."""
+def test_rule_per_blas_thread(monkeypatch):
+    """128 channels per BLAS thread (the transforms run on one thread, the matmuls on all);
+    never on a GPU (one cuBLAS product per layer there)."""
     geometry = (1, 1, (1, 1, 1, 1))  # stride 1, pad 1
-    assert conv.winograd_pays(1, 128, 128, 28, 28, 3, 3, *geometry, alone=1)
-    assert not conv.winograd_pays(1, 128, 128, 28, 28, 3, 3, *geometry, alone=2)
-    assert conv.winograd_pays(1, 256, 512, 28, 28, 3, 3, *geometry, alone=2)
-    assert not conv.winograd_pays(1, 256, 256, 7, 7, 3, 3, *geometry, alone=1)  # 7x7
-    assert not conv.winograd_pays(1, 256, 256, 14, 14, 3, 3, *geometry, alone=1)  # 196 pixels
-    assert conv.winograd_pays(1, 256, 256, 14, 14, 3, 3, *geometry, kept={}, alone=1)
+    for threads, rule in [(1, True), (2, False)]:
+        monkeypatch.setattr(conv, "blas_threads", lambda: threads)
+        assert conv.winograd_pays(np, 1, 128, 128, 28, 28, 3, 3, *geometry) is rule
+    assert conv.winograd_pays(np, 1, 256, 512, 28, 28, 3, 3, *geometry)
+    monkeypatch.setattr(conv, "blas_threads", lambda: 1)
+    assert not conv.winograd_pays(np, 1, 256, 256, 7, 7, 3, 3, *geometry)  # 7x7
+    assert not conv.winograd_pays(np, 1, 256, 256, 14, 14, 3, 3, *geometry)  # 196 pixels
+    assert conv.winograd_pays(np, 1, 256, 256, 14, 14, 3, 3, *geometry, frozen=True)
+    assert not conv.winograd_pays(object(), 1, 256, 512, 28, 28, 3, 3, *geometry)  # not NumPy
 
 
-def test_rule_and_the_kept_transform(monkeypatch):
-    monkeypatch.setattr(conv.threads, "blas_threads", lambda: 1)  # the rule for 1 thread, anywhere
+def test_rule_and_the_kept_transform(monkeypatch, fast_engine):
+    monkeypatch.setattr(conv, "blas_threads", lambda: 1)  # the rule for 1 thread, anywhere
     rng = np.random.default_rng(6)
     x, w, b = case((1, 128, 28, 28), 128, rng, np.float32)
-    assert "U" in conv2d_forward(x, w, b, 1, 1)[1]
-    assert "U" not in conv2d_forward(x[:, :64], w[:64, :64], b[:64], 1, 1)[1]  # 64 channels
-    assert "U" not in conv2d_forward(x, w, b, 2, 1)[1]  # stride 2
+    assert "winograd_U" in conv2d_forward(x, w, b, 1, 1)[1]
+    assert "winograd_U" not in conv2d_forward(x[:, :64], w[:64, :64], b[:64], 1, 1)[1]  # 64 channels
+    assert "winograd_U" not in conv2d_forward(x, w, b, 2, 1)[1]  # stride 2
     layer = Conv2D(128, 128, 3, pad=1, rng=rng)
     layer.forward(x)
-    assert layer.cache["U"] is None and "kept" not in vars(layer)  # trainable: rebuilt in backward
+    assert layer.cache["winograd_U"] is None and "_winograd" not in vars(layer)  # rebuilt in backward
     layer.trainable = False
     out = layer.forward(x)
-    U = layer.kept["U"]
-    assert layer.cache["U"] is U and layer.predict(x) is not None and layer.kept["U"] is U
+    U = layer.winograd_cache()["U"]
+    assert layer.cache["winograd_U"] is U and layer.predict(x) is not None
+    assert layer.winograd_cache()["U"] is U
     small = x[:, :, :14, :14]  # 196 pixels: only a frozen layer, which keeps U, gains
     layer.forward(small)
-    assert layer.cache["U"] is U
+    assert layer.cache["winograd_U"] is U
     layer.trainable = True
     layer.forward(small)
-    assert "U" not in layer.cache and "kept" not in vars(layer)
+    assert "winograd_U" not in layer.cache and "_winograd" not in vars(layer)
     layer.trainable = False
     layer.params["w"] = layer.params["w"] * 2  # a new array: a new transform
     np.testing.assert_allclose(layer.forward(x), 2 * out - layer.params["b"].reshape(1, -1, 1, 1),
                                rtol=1e-5, atol=1e-4)
-    assert layer.kept["U"] is not U
+    assert layer.winograd_cache()["U"] is not U
 
 
 @pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")

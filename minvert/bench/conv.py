@@ -2,8 +2,8 @@
 import numpy as np
 
 from ..backend import get_array_module, to_device
-from ..layers import im2col, winograd
-from ..layers.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
+from ..layers.fast import im2col, winograd
+from ..layers.fast.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
 from .timing import best_times, load_note, print_table
 
 # (N, C, H, W, F): 3x3 convolutions, pad 1, of VGG's first, second, third, fourth and fifth
@@ -36,7 +36,7 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
         w2d, cols = rand(F, C * 9), rand(C * 9, N * H * W)
         xp = get_array_module(x)
         _, cache = conv2d_forward(x, w, b, 1, 1)
-        plain_cache = {k: v for k, v in cache.items() if k != "U"}
+        plain_cache = {k: v for k, v in cache.items() if k != "winograd_U"}
         U = winograd.kernel_transform(w)
         fns = {
             "forward": lambda: conv2d_forward(x, w, b, 1, 1),

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from ..backend import get_array_module, to_numpy
+from ..backend import available_cores, configured_threads, get_array_module, to_numpy
 from .memory import peak_memory
 from .passes import PASSES, build_net, layer_macs, make_inputs, minvert_pass, pass_gflop
 from .timing import best_times, load_note, print_table
@@ -101,7 +101,6 @@ def bench_decoder(repeats=3, compare=None, batch=8, out=print, device="cpu", con
 def _threads(torch=None):
     """The thread count NumPy's BLAS uses (read at each call, unlike blas_threads);
     PyTorch is told to use as many."""
-    from ..threads import available_cores, configured_threads
     n = configured_threads(os.environ, available_cores())
     if torch is not None:
         torch.set_num_threads(n)

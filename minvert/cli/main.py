@@ -37,7 +37,7 @@ def main(argv=None):
             return 2
         command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
         if command in LONG_COMMANDS and sys.stderr.isatty():  # a note for a person, not for a log
-            from ..threads import oversubscription_note
+            from ..backend import oversubscription_note
             note = oversubscription_note()
             if note:
                 print(note, file=sys.stderr)

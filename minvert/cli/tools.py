@@ -125,9 +125,9 @@ def add_info(sub):
 def _run_info(args):
     import platform
     from importlib.metadata import PackageNotFoundError, version
-    from .. import threads
     from ..version import __version__
-    from ..backend import gpu_report, select_device
+    from ..backend import describe_blas, gpu_report, select_device
+    from ..layers import fast
     from ..errors import DeviceError
     from ..weights.zoo import weights_search_path
     print(f"minvert  {__version__} (Python {platform.python_version()})")
@@ -136,7 +136,8 @@ def _run_info(args):
             print(f"{package:<8} {version(package)}")
         except PackageNotFoundError:
             print(f"{package:<8} MISSING (pip install minvert)")
-    print(f"cpu      {threads.describe()}")
+    print(f"cpu      {describe_blas()}")
+    print(f"layers   {fast.describe()}")
     for line in gpu_report():
         print(line)
     try:

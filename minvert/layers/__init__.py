@@ -1,10 +1,14 @@
 """Hand-written layers, NCHW. One file per family, each = pure forward/backward
 functions plus a thin :class:`Layer` class. Derivations of every backward: docs/layers.md.
+
+Reading order: reference/ (loops) -> these files (vectorised, what the layers compute)
+-> fast/ (optional: the same functions, faster; ``MINVERT_FAST=0`` turns it off).
 """
 from .base import Layer, check_floating, check_rank  # noqa: F401
 from .activation import (  # noqa: F401
     LeakyReLU, ReLU, Sigmoid, leaky_relu_backward, leaky_relu_forward, relu_backward,
     relu_forward, sigmoid, sigmoid_backward, sigmoid_forward)
+from .conv import Conv2D, conv2d_backward, conv2d_forward, same_padding  # noqa: F401
 from .dense import Dense, dense_backward, dense_forward  # noqa: F401
 from .loss import (  # noqa: F401
     bce_with_logits, binary_cross_entropy, mse, softmax, softmax_cross_entropy)
@@ -17,9 +21,3 @@ from .shape import (  # noqa: F401
     reshape_backward, reshape_forward, zeropad2d_backward, zeropad2d_forward)
 from .upsample import (  # noqa: F401
     UpsampleNearest, upsample_nearest_backward, upsample_nearest_forward)
-
-try:
-    from .conv import Conv2D, conv2d_backward, conv2d_forward, same_padding  # noqa: F401
-except ModuleNotFoundError as e:  # only a missing conv.py is tolerated, never an error inside it
-    if e.name != __name__ + ".conv":
-        raise

@@ -13,72 +13,26 @@ like PyTorch. Backward never modifies dout in place (a residual add hands the sa
 to two branches).
 
 Reference: minvert/layers/reference/activation.py. This version adds memory (the cache holds
-the output, alive in the next layer anyway, instead of x), speed (leaky ReLU as max(x, alpha x)
-in place, not where()) and a sigmoid that never overflows.
+the output, alive in the next layer anyway, instead of x), speed (leaky ReLU as max(x, alpha x),
+not where()) and a sigmoid that never overflows. With the fast engine on, ReLU's forward
+runs fast.relu_forward (the same values, computed against a buffer of zeros).
 """
-import threading
-
-import numpy as np
-
-from .. import threads
 from ..backend import get_array_module
-from .base import Layer, check_floating
-from .shape import last_cache
-
-# NumPy's maximum runs about 4x slower against the scalar 0 than against an array of zeros
-# (measured, NumPy 2.4, 0.8 M float32: 294 vs 78 us; its fast loop wants two arrays), so on
-# the CPU the zeros come from a small buffer (one per thread: workers run ReLUs at the same
-# time), RELU_PIECE elements at a time
-RELU_PIECE = 1 << 16
-_ZEROS = {}  # (dtype, thread) -> RELU_PIECE zeros, never written
-
+from . import fast
+from .base import Layer, check_floating, last_cache
 
 # ReLU ---------------------------------------------------------------------------------
-def relu(a, out=None):
-    """out = max(a, 0), elementwise (NaN stays NaN); in place when ``out`` is None or a.
-    a and out: the same shape, any strides (fastest when contiguous, or when the last axis
-    is, like a band of a convolution's output). Returns out."""
-    xp = get_array_module(a)
-    out = a if out is None else out
-    if xp is not np or a.size == 0:
-        return xp.maximum(a, 0, out=out)
-    if a.ndim > 2 and not (a.flags.c_contiguous and out.flags.c_contiguous):
-        for a_k, out_k in zip(a, out):  # the first axis (samples): a few
-            relu(a_k, out_k)
-        return out
-    if a.flags.c_contiguous and out.flags.c_contiguous:
-        rows, out_rows = a.reshape(1, -1), out.reshape(1, -1)
-    else:
-        rows, out_rows = a.reshape(-1, a.shape[-1]), out.reshape(-1, out.shape[-1])  # 2-D: views
-    key = (a.dtype.str, threading.get_ident())
-    zeros = _ZEROS.get(key)
-    if zeros is None:
-        zeros = _ZEROS[key] = np.zeros(RELU_PIECE, dtype=a.dtype)
-    R, L = rows.shape
-    step = max(1, RELU_PIECE // L)  # rows per piece; a long row goes in pieces of columns
-    for r in range(0, R, step):
-        for c in range(0, L, RELU_PIECE):
-            piece, into = rows[r:r + step, c:c + RELU_PIECE], out_rows[r:r + step, c:c + RELU_PIECE]
-            np.maximum(piece, zeros[:piece.size].reshape(piece.shape), out=into)
-    return out
-
-
 def relu_forward(x):
     """out = max(x, 0)."""
     check_floating(x)
-    xp = get_array_module(x)
-    out = xp.empty_like(x)
-    threads.split_flat(relu, x, out)
+    out = get_array_module(x).maximum(x, 0)
     cache = {"out": out}  # out > 0 is the mask; out is alive in the next layer anyway
     return out, cache
 
 
 def relu_backward(dout, cache):
     """dx = dout where out > 0, else 0."""
-    xp, out = get_array_module(dout), cache["out"]
-    dx = xp.empty(dout.shape, dtype=dout.dtype)
-    threads.split_flat(lambda d, o, r: xp.multiply(d, o > 0, out=r), dout, out, dx)
-    return dx
+    return dout * (cache["out"] > 0)
 
 
 # LeakyReLU ----------------------------------------------------------------------------
@@ -134,7 +88,10 @@ def sigmoid_backward(dout, cache):
 # classes ------------------------------------------------------------------------------
 class ReLU(Layer):
     def forward(self, x):
-        out, self.cache = relu_forward(x)
+        if fast.enabled():  # the same values, faster on the CPU (layers/fast/elementwise.py)
+            out, self.cache = fast.relu_forward(x)
+        else:
+            out, self.cache = relu_forward(x)
         return out
 
     def backward(self, dout):

@@ -12,8 +12,7 @@ functions; networks use the classes.
 import numpy as np
 
 from ..backend import to_numpy
-from ..errors import DTypeError, ShapeError
-
+from ..errors import DTypeError, MinvertError, ShapeError
 
 
 class Layer:
@@ -84,3 +83,25 @@ def check_rank(x, rank, shape_doc, what="input"):
     if x.ndim != rank:
         raise ShapeError(f"{what} has shape {tuple(x.shape)}; expected {rank}-D {shape_doc}")
 
+
+
+def last_cache(layer):
+    """The cache of the layer's last forward pass, or a one-line error if there is none."""
+    if layer.cache is None:
+        raise MinvertError(f"{type(layer).__name__}.backward called before forward "
+                           f"(or after release())")
+    return layer.cache
+
+
+def init_weight(shape, fan_in, fan_out, init, rng, dtype):
+    """'he': N(0, 2/fan_in) (ReLU nets); 'glorot': U(+-sqrt(6/(fan_in + fan_out))) (Keras's
+    default). Drawn in float64 from ``rng`` (a Generator, a seed or None), then cast."""
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if init == "he":
+        w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+    elif init == "glorot":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-limit, limit, shape)
+    else:
+        raise ValueError(f"init={init!r}: use 'he' or 'glorot'")
+    return w.astype(dtype)

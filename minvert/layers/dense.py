@@ -13,10 +13,8 @@ per gradient) and skips the gradients a frozen net does not need.
 """
 import numpy as np
 
-from .. import threads
 from ..errors import DTypeError, ShapeError
-from .base import Layer, check_floating, check_rank
-from .shape import last_cache
+from .base import Layer, check_floating, check_rank, init_weight, last_cache
 
 
 def dense_forward(x, w, b=None):
@@ -29,7 +27,7 @@ def dense_forward(x, w, b=None):
     if x.dtype != w.dtype:
         raise DTypeError(f"dense input is {x.dtype} but its weights are {w.dtype}: "
                          f"convert one of them (layer.astype('{x.dtype}'))")
-    out = threads.matmul(x, w.T)  # shared out among the workers on the CPU (threads.py)
+    out = x @ w.T  # (N, out)
     if b is not None:
         out += b
     # dx needs w, dw needs x; both are alive elsewhere, so keeping them costs no memory
@@ -40,24 +38,10 @@ def dense_forward(x, w, b=None):
 def dense_backward(dout, cache, need_dx=True, need_dw=True):
     """dout: (N, out) -> (dx (N, in), dw (out, in), db (out,)); None where not requested
     (db also None when the layer has no bias)."""
-    dx = threads.matmul(dout, cache["w"]) if need_dx else None
-    dw = threads.matmul(dout.T, cache["x"]) if need_dw else None
+    dx = dout @ cache["w"] if need_dx else None
+    dw = dout.T @ cache["x"] if need_dw else None
     db = dout.sum(axis=0) if need_dw and cache["has_b"] else None
     return dx, dw, db
-
-
-def init_weight(shape, fan_in, fan_out, init, rng, dtype):
-    """'he': N(0, 2/fan_in) (ReLU nets); 'glorot': U(+-sqrt(6/(fan_in + fan_out))) (Keras's
-    default). Drawn in float64 from ``rng`` (a Generator, a seed or None), then cast."""
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    if init == "he":
-        w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
-    elif init == "glorot":
-        limit = np.sqrt(6.0 / (fan_in + fan_out))
-        w = rng.uniform(-limit, limit, shape)
-    else:
-        raise ValueError(f"init={init!r}: use 'he' or 'glorot'")
-    return w.astype(dtype)
 
 
 class Dense(Layer):

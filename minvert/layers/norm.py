@@ -28,13 +28,12 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
-from .base import Layer, check_floating, check_rank
-from .shape import last_cache
+from .base import Layer, check_floating, check_rank, last_cache
 
 _AXES = (0, 2, 3)  # the axes a channel's statistics run over
 
 
-def _c(v):
+def _per_channel(v):
     return v[:, None, None]  # (C,) -> (C, 1, 1), broadcasts against (N, C, H, W)
 
 
@@ -57,12 +56,12 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
             raise ShapeError(f"batch-norm in training mode needs more than one value per channel, "
                              f"got input {tuple(x.shape)}: use a larger batch or inference mode")
         mean = x.mean(axis=_AXES)
-        x_hat = x - _c(mean)
+        x_hat = x - _per_channel(mean)
         var = (x_hat * x_hat).mean(axis=_AXES)
         inv_std = 1 / xp.sqrt(var + eps)
-        x_hat *= _c(inv_std)
-        out = x_hat * _c(gamma)
-        out += _c(beta)
+        x_hat *= _per_channel(inv_std)
+        out = x_hat * _per_channel(gamma)
+        out += _per_channel(beta)
         running_mean *= 1 - momentum
         running_mean += momentum * mean
         running_var *= 1 - momentum
@@ -71,8 +70,8 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, training,
         cache = {"training": True, "x_hat": x_hat, "inv_std": inv_std, "gamma": gamma}
     else:
         scale, shift, inv_std = _affine(gamma, beta, running_mean, running_var, eps)
-        out = x * _c(scale)
-        out += _c(shift)
+        out = x * _per_channel(scale)
+        out += _per_channel(shift)
         # dx needs only scale; x and the (copied) mean rebuild x_hat for dgamma on demand
         cache = {"training": False, "x": x, "mean": running_mean.copy(), "inv_std": inv_std,
                  "scale": scale}
@@ -93,8 +92,8 @@ def batchnorm2d_affine(gamma, beta, running_mean, running_var, eps=1e-5):
         out = x * scale + shift,   scale = gamma / sqrt(running_var + eps),
                                    shift = beta - running_mean * scale
 
-    ``Sequential.predict`` applies it to a convolution's output chunk by chunk, inside
-    the convolution (:meth:`~minvert.layers.conv.Conv2D.predict`).
+    With the fast engine on, ``Sequential.predict`` folds it into the convolution before
+    it (layers/fast/fuse.py).
     """
     return _affine(gamma, beta, running_mean, running_var, eps)[:2]
 
@@ -109,16 +108,16 @@ def batchnorm2d_backward(dout, cache, need_dx=True, need_dparams=True):
         dx = None
         if need_dx:
             M = dout.size // dout.shape[1]
-            dx = x_hat * _c(-dgamma / M)
+            dx = x_hat * _per_channel(-dgamma / M)
             dx += dout
-            dx -= _c(dbeta / M)
-            dx *= _c(cache["gamma"] * cache["inv_std"])
+            dx -= _per_channel(dbeta / M)
+            dx *= _per_channel(cache["gamma"] * cache["inv_std"])
     else:
-        dx = dout * _c(cache["scale"]) if need_dx else None
+        dx = dout * _per_channel(cache["scale"]) if need_dx else None
         dgamma = dbeta = None
         if need_dparams:
             dbeta = dout.sum(axis=_AXES)
-            dgamma = (dout * (cache["x"] - _c(cache["mean"]))).sum(axis=_AXES) * cache["inv_std"]
+            dgamma = (dout * (cache["x"] - _per_channel(cache["mean"]))).sum(axis=_AXES) * cache["inv_std"]
     if not need_dparams:
         dgamma = dbeta = None
     return dx, dgamma, dbeta

@@ -11,10 +11,9 @@ window holds at least one real element.
 
 Max and average pooling are a loop over the KH*KW kernel offsets (i, j): the slice
 ``x_pad[:, :, i::SH, j::SW]`` (cut to H_out x W_out) holds element (i, j) of every window
-at once. Forward combines those slices (max-pool as a max over rows of a max over
-columns, without building x_pad, see below); backward writes the gradient back through
-the same slices with strided ``+=`` (plain assignment when windows do not overlap). No
-fancy-index scatter, no im2col copy, the same code on NumPy and CuPy.
+at once. Forward combines those slices (max-pool separably, see below); backward writes
+the gradient back through them with strided ``+=`` (plain assignment when windows do not
+overlap). No fancy-index scatter, the same code on NumPy and CuPy.
 
 Max-pool padding counts as -inf, so it never wins a window (PyTorch semantics; Keras pads
 post-ReLU inputs with zeros, which gives the same result). Ties: the gradient goes to
@@ -26,17 +25,14 @@ Average-pool padding counts as zeros; by default they count in the divisor
 ``count_include_pad=False`` the divisor is the number of real elements in each window
 (Keras' padding='same' behaviour).
 
-Reference: minvert/layers/reference/pool.py (a loop over windows). This version adds speed: a
-loop over the KH*KW kernel offsets instead of the H_out*W_out windows, separable max.
+Reference: minvert/layers/reference/pool.py (a loop over the H_out*W_out windows).
 """
-
 import numpy as np
 
-from .. import threads
 from ..backend import get_array_module
 from ..errors import ShapeError
-from .base import Layer, check_floating, check_rank
-from .shape import last_cache, normalize_pad, normalize_pair
+from .base import Layer, check_floating, check_rank, last_cache
+from .geometry import normalize_pad, normalize_pair
 
 
 def _geometry(x, kernel, stride, pad, what):
@@ -59,58 +55,56 @@ def _geometry(x, kernel, stride, pad, what):
                 padded=(H_pad, W_pad), out=(H_out, W_out))
 
 
-def _pad(x, g, fill):
+def _pad(x, geom, fill):
     """x placed inside a (N, C, H_pad, W_pad) array filled with ``fill``; x itself if no pad."""
-    top, bottom, left, right = g["pad"]
+    top, bottom, left, right = geom["pad"]
     if not (top or bottom or left or right):
         return x
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    x_pad = xp.full((N, C) + g["padded"], fill, dtype=x.dtype)
+    x_pad = xp.full((N, C) + geom["padded"], fill, dtype=x.dtype)
     x_pad[:, :, top:top + H, left:left + W] = x
     return x_pad
 
 
-def _windows(a, g):
+def _windows(a, geom):
     """Yield (k, slice of ``a``) for the KH*KW kernel offsets (k = i*KW + j, row-major);
     each slice is (N, C, H_out, W_out)."""
-    (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
+    (KH, KW), (SH, SW), (H_out, W_out) = geom["kernel"], geom["stride"], geom["out"]
     for i in range(KH):
         for j in range(KW):
             yield i * KW + j, a[:, :, i:i + SH * (H_out - 1) + 1:SH, j:j + SW * (W_out - 1) + 1:SW]
 
 
-def _grad_buffer(dout, g):
+def _grad_buffer(dout, geom):
     """(N, C, H_pad, W_pad) buffer for dx; uninitialised only if the windows tile it exactly."""
     xp = get_array_module(dout)
-    (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
-    shape = g["x_shape"][:2] + g["padded"]
-    exact = (SH, SW) == (KH, KW) and g["padded"] == (H_out * SH, W_out * SW)
+    (KH, KW), (SH, SW), (H_out, W_out) = geom["kernel"], geom["stride"], geom["out"]
+    shape = geom["x_shape"][:2] + geom["padded"]
+    exact = (SH, SW) == (KH, KW) and geom["padded"] == (H_out * SH, W_out * SW)
     return (xp.empty if exact else xp.zeros)(shape, dtype=dout.dtype)
 
 
-def _unpad(dx_pad, g):
-    top, _, left, _ = g["pad"]
-    H, W = g["x_shape"][2:]
+def _unpad(dx_pad, geom):
+    """dx_pad without the padding (whose gradient is dropped)."""
+    top, _, left, _ = geom["pad"]
+    H, W = geom["x_shape"][2:]
     if dx_pad.shape[2:] == (H, W):
         return dx_pad
     xp = get_array_module(dx_pad)
     return xp.ascontiguousarray(dx_pad[:, :, top:top + H, left:left + W])
 
 
-def _overlap(g):
-    (KH, KW), (SH, SW) = g["kernel"], g["stride"]
-    return SH < KH or SW < KW
+def _overlap(geom):
+    return geom["stride"][0] < geom["kernel"][0] or geom["stride"][1] < geom["kernel"][1]
 
 
 # max pooling ---------------------------------------------------------------------------
 # The max over a KH x KW window is the max over KH rows of the max over KW columns, so the
 # forward pass runs as two 1-D passes: along the rows of x (KW slices) to hmax
 # (N, C, H, W_out), then down the columns of hmax (KH slices of whole rows) to out:
-# KH + KW slice operations instead of KH * KW, and the second pass reads contiguous rows.
-# Padding (-inf, which never wins) is never built: each slice covers only the windows in
-# which its element is a real one (a padded copy of a batch of ResNet stem outputs costs
-# more than the pooling itself).
+# KH + KW slice operations instead of KH * KW. Padding (-inf, which never wins) is never
+# built: each slice covers only the windows in which its element is a real one.
 def _line_max(a, axis, K, S, before, n_out):
     """Max over 1-D windows along ``axis`` (2: rows, 3: columns) of ``a`` padded by
     ``before`` -inf elements in front: window o covers padded elements S*o .. S*o + K - 1,
@@ -141,22 +135,16 @@ def _line_max(a, axis, K, S, before, n_out):
 
 
 def maxpool2d_forward(x, kernel, stride=None, pad=0):
-    """x: (N, C, H, W); kernel, stride (default = kernel): int or (h, w);
-    pad: int or (top, bottom, left, right), padded with -inf.
-    Returns out: (N, C, H_out, W_out) and the cache.
-    """
-    g = _geometry(x, kernel, stride, pad, "max-pool")
-    (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
-    top, _, left, _ = g["pad"]
-
-    def pool(c0, c1):  # channels c0:c1, shared out among the workers (threads.py)
-        return _line_max(_line_max(x[:, c0:c1], 3, KW, SW, left, W_out), 2, KH, SH, top, H_out)
-    pieces = threads.split(pool, x.shape[1], get_array_module(x), elements=x.size)
-    out = pieces[0] if len(pieces) == 1 else get_array_module(x).concatenate(pieces, axis=1)
+    """x: (N, C, H, W); kernel, stride (default = kernel): int or (h, w); pad: int or
+    (top, bottom, left, right), padded with -inf -> (out (N, C, H_out, W_out), cache)."""
+    geom = _geometry(x, kernel, stride, pad, "max-pool")
+    (KH, KW), (SH, SW), (H_out, W_out) = geom["kernel"], geom["stride"], geom["out"]
+    top, _, left, _ = geom["pad"]
+    hmax = _line_max(x, 3, KW, SW, left, W_out)  # along the rows: (N, C, H, W_out)
+    out = _line_max(hmax, 2, KH, SH, top, H_out)  # down the columns: (N, C, H_out, W_out)
     # x (alive in the previous layer anyway) and out: backward finds each window's winner
-    # as x == out. Tracking the argmax here instead would make the forward pass, all that
-    # inference runs, several times slower.
-    cache = {"x": x, "out": out, "geometry": g}
+    # as x == out (tracking the argmax here would slow down the pass inference runs)
+    cache = {"x": x, "out": out, "geometry": geom}
     return out, cache
 
 
@@ -170,37 +158,34 @@ def maxpool2d_backward(dout, cache):
     second pass would route a gradient over KH times more elements.)
     """
     xp = get_array_module(dout)
-    g, out = cache["geometry"], cache["out"]
-    x_pad, dx_pad = _pad(cache["x"], g, -np.inf), _grad_buffer(dout, g)
-    overlap = _overlap(g)
-    last = g["kernel"][0] * g["kernel"][1] - 1
-
-    def route(c0, c1):  # channels c0:c1, shared out among the workers (threads.py)
-        taken, out_c, dout_c = None, out[:, c0:c1], dout[:, c0:c1]
-        for (k, win), (_, dwin) in zip(_windows(x_pad[:, c0:c1], g), _windows(dx_pad[:, c0:c1], g)):
-            hit = win == out_c  # (N, c, H_out, W_out)
-            if taken is None:
-                taken = hit
-            else:
-                xp.greater(hit, taken, out=hit)  # hit and not taken
-                if k < last:
-                    taken |= hit
-            if overlap:
-                dwin += hit * dout_c
-            else:
-                xp.multiply(hit, dout_c, out=dwin)
-    threads.split(route, dout.shape[1], xp, elements=x_pad.size)
-    return _unpad(dx_pad, g)
+    geom, out = cache["geometry"], cache["out"]
+    x_pad, dx_pad = _pad(cache["x"], geom, -np.inf), _grad_buffer(dout, geom)
+    overlap = _overlap(geom)
+    last = geom["kernel"][0] * geom["kernel"][1] - 1
+    taken = None
+    for (k, win), (_, dwin) in zip(_windows(x_pad, geom), _windows(dx_pad, geom)):
+        hit = win == out  # (N, C, H_out, W_out)
+        if taken is None:
+            taken = hit
+        else:
+            xp.greater(hit, taken, out=hit)  # hit and not taken
+            if k < last:
+                taken |= hit
+        if overlap:
+            dwin += hit * dout
+        else:
+            xp.multiply(hit, dout, out=dwin)
+    return _unpad(dx_pad, geom)
 
 
 # average pooling -----------------------------------------------------------------------
-def _inv_divisor(x, g, count_include_pad):
+def _inv_divisor(x, geom, count_include_pad):
     """1 / (elements counted per window): a scalar, or (H_out, W_out) without the padding."""
-    (KH, KW), (SH, SW), (H_out, W_out) = g["kernel"], g["stride"], g["out"]
+    (KH, KW), (SH, SW), (H_out, W_out) = geom["kernel"], geom["stride"], geom["out"]
     if count_include_pad:
         return 1.0 / (KH * KW)
-    top, _, left, _ = g["pad"]
-    H, W = g["x_shape"][2:]
+    top, _, left, _ = geom["pad"]
+    H, W = geom["x_shape"][2:]
     rows = np.arange(H_out) * SH - top
     cols = np.arange(W_out) * SW - left
     count_h = np.minimum(rows + KH, H) - np.maximum(rows, 0)
@@ -215,33 +200,33 @@ def avgpool2d_forward(x, kernel, stride=None, pad=0, count_include_pad=True):
     pad: zeros; count_include_pad=True divides by KH*KW (PyTorch default),
     False by the number of real (non-padding) elements in the window (Keras 'same').
     """
-    g = _geometry(x, kernel, stride, pad, "average-pool")
-    x_pad = _pad(x, g, 0)
+    geom = _geometry(x, kernel, stride, pad, "average-pool")
+    x_pad = _pad(x, geom, 0)
     out = None
-    for k, win in _windows(x_pad, g):
+    for k, win in _windows(x_pad, geom):
         if k == 0:
             out = win.copy()
         else:
             out += win
-    inv = _inv_divisor(x, g, count_include_pad)
+    inv = _inv_divisor(x, geom, count_include_pad)
     out *= inv
-    cache = {"inv_divisor": inv, "geometry": g}  # linear layer: only the sizes and weights 1/count
+    cache = {"inv_divisor": inv, "geometry": geom}  # linear layer: only the sizes and weights 1/count
     return out, cache
 
 
 def avgpool2d_backward(dout, cache):
     """dout: (N, C, H_out, W_out) -> dx: (N, C, H, W); every element of a window receives
     dout / count."""
-    g = cache["geometry"]
+    geom = cache["geometry"]
     dscaled = dout * cache["inv_divisor"]
-    dx_pad = _grad_buffer(dout, g)
-    overlap = _overlap(g)
-    for _, win in _windows(dx_pad, g):
+    dx_pad = _grad_buffer(dout, geom)
+    overlap = _overlap(geom)
+    for _, win in _windows(dx_pad, geom):
         if overlap:
             win += dscaled
         else:
             win[...] = dscaled
-    return _unpad(dx_pad, g)
+    return _unpad(dx_pad, geom)
 
 
 # global average pooling ----------------------------------------------------------------

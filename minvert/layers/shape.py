@@ -8,42 +8,10 @@ than the input shape (and the padding) in its cache.
     zero-pad:  x (N, C, H, W) -> out (N, C, H + top + bottom, W + left + right)
     add:       a, b (same shape) -> out = a + b
 """
-import numbers
-
 from ..backend import get_array_module
-from ..errors import MinvertError, ShapeError
-from .base import Layer, check_floating, check_rank
-
-
-def normalize_pair(v, what):
-    """int k -> (k, k); a pair -> tuple of 2 positive ints (kernel sizes, strides, factors)."""
-    if isinstance(v, numbers.Integral):
-        v = (int(v), int(v))
-    v = tuple(int(k) for k in v)
-    if len(v) != 2 or min(v) < 1:
-        raise ShapeError(f"{what}={v!r}: use a positive int or (height, width)")
-    return v
-
-
-def normalize_pad(pad):
-    """int p -> (p, p, p, p); a 4-sequence (top, bottom, left, right) -> tuple of 4 ints."""
-    if isinstance(pad, numbers.Integral):
-        pad = (int(pad),) * 4
-    try:
-        pad = tuple(int(p) for p in pad)
-    except TypeError:
-        raise ShapeError(f"pad={pad!r}: use an int or (top, bottom, left, right)") from None
-    if len(pad) != 4 or min(pad) < 0:
-        raise ShapeError(f"pad={pad!r}: use a non-negative int or (top, bottom, left, right)")
-    return pad
-
-
-def last_cache(layer):
-    """The cache of the layer's last forward pass, or a one-line error if there is none."""
-    if layer.cache is None:
-        raise MinvertError(f"{type(layer).__name__}.backward called before forward "
-                           f"(or after release())")
-    return layer.cache
+from ..errors import ShapeError
+from .base import Layer, check_floating, check_rank, last_cache
+from .geometry import normalize_pad, normalize_pair  # noqa: F401  (also imported from here)
 
 
 # flatten / reshape -------------------------------------------------------------------

@@ -1,187 +1,45 @@
 """Nearest upsampling followed by a stride-1 convolution, as one layer (every stage of
-paper 003's decoder), computed without ever building the upsampled image.
+paper 003's decoder):
 
     x: (N, C, H, W) -> up: (N, C, fh*H, fw*W),   up[n, c, y, z] = x[n, c, y // fh, z // fw]
     out = conv2d(up, w (F, C, KH, KW), b, stride 1, pad (top, bottom, left, right))
-        = (N, F, fh*H, fw*W)   when the padding keeps the size: top + bottom = KH - 1,
-                               left + right = KW - 1 ('same', as in the decoder)
+        = (N, F, fh*H, fw*W)   when the padding keeps the size ('same', as in the decoder)
 
-The plain way (``upsample_nearest_forward`` then ``conv2d_forward``) builds up, fh*fw
-times the size of x, and spends KH*KW multiplies per output value and input channel.
-But output row y = fh*h + a ("phase" a = y mod fh) reads the up rows y - top + i,
-i = 0..KH-1, which are the input rows h + (a + i - top) // fh: several kernel rows read
-the SAME input row, so their taps can be added up first. For fh = 2 and a 3x3 kernel:
-
-    phase a = 0: kernel rows 0 | 1, 2   land on input rows h-1 | h      (taps w0 | w1 + w2)
-    phase a = 1: kernel rows 0, 1 | 2   land on input rows h   | h+1    (taps w0 + w1 | w2)
-
-so each of the fh*fw = 4 output phases is a 2x2 convolution of x itself: 4 multiplies
-per output instead of 9, on an input 4x smaller. All phases run as ONE convolution of x
-(the phase kernels stacked as fh*fw*F output channels, shifted so that one padding
-serves them all, shorter ones filled with zero taps) whose output ``grid``
-(N, fh*fw*F, Hg, Wg) is then interleaved into out (a "pixel shuffle"):
-
-    out[n, f, fh*h + a, fw*v + b] = grid[n, (a*fw + b)*F + f, h + da, v + db] + b[f]
-
-The backward passes follow from the same picture, since out is a linear map of grid:
-d grid = dout de-interleaved (zero where no output reads grid), then the convolution's
-own backward (:func:`~minvert.layers.conv.conv2d_backward`) gives dx directly and the
-gradient of the stacked phase kernels, which is folded back onto w by adding each phase
-tap's gradient to every kernel tap that was summed into it (the transpose of the sum).
-
-Exactly equal in exact arithmetic; in floating point the summed taps round differently
-(float32: ~1e-7 relative, tests/test_upconv.py). Any other padding, or an input so
-small that the grid's border costs more than the phases save (``FUSE_MIN_SIZE``), takes
-the plain path, which stays the reference.
+Here it is computed as it reads: upsample (upsample.py), then convolve (conv.py); backward
+runs the two backward passes in reverse order. The fast engine (layers/fast/upconv.py)
+computes the same function without building ``up``, by splitting the kernel into one
+smaller kernel per output phase (4 multiplies per output instead of 9 for a 3x3 kernel).
 """
 import numpy as np
 
-from .. import threads
-from ..backend import get_array_module
-from ..errors import MinvertError, ShapeError
-from .activation import relu as relu_
+from ..errors import MinvertError
+from . import fast
+from .base import last_cache
 from .conv import Conv2D, conv2d_backward, conv2d_forward
-from .shape import normalize_pad, normalize_pair
+from .geometry import normalize_pair
 from .upsample import upsample_nearest_backward, upsample_nearest_forward
-
-# Inputs smaller than this (min(H, W)) take the plain path: the grid is (H + 1) x (W + 1)
-# for a 3x3 kernel, 56% more work than needed at 4x4 and the stacked kernels 16/9 the
-# size of w (measured with minvert.bench.bench_upconv).
-FUSE_MIN_SIZE = 8
-
-
-def phase_taps(K, top, f):
-    """Per output phase a = 0..f-1 of one axis: (lo_a, rows_a), where kernel tap i of
-    phase a reads input offset lo_a + rows_a[i] (relative to the output's input row h),
-    rows_a[i] = (a + i - top) // f - lo_a."""
-    taps = []
-    for a in range(f):
-        offsets = [(a + i - top) // f for i in range(K)]
-        taps.append((min(offsets), [o - min(offsets) for o in offsets]))
-    return taps
-
-
-def _plan(x_shape, w_shape, pad, factor):
-    """The fused path's geometry, or None when the plain path applies:
-    (taps_h, taps_w, (kh, kw), pad of the grid convolution, (Hg, Wg))."""
-    (N, C, H, W), (F, _, KH, KW) = x_shape, w_shape
-    (fh, fw), (top, bottom, left, right) = factor, pad
-    if top + bottom != KH - 1 or left + right != KW - 1 or min(H, W) < FUSE_MIN_SIZE:
-        return None
-    taps_h, taps_w = phase_taps(KH, top, fh), phase_taps(KW, left, fw)
-    kh = max(max(rows) + 1 for _, rows in taps_h)
-    kw = max(max(cols) + 1 for _, cols in taps_w)
-    lo_h, hi_h = min(lo for lo, _ in taps_h), max(lo for lo, _ in taps_h)
-    lo_w, hi_w = min(lo for lo, _ in taps_w), max(lo for lo, _ in taps_w)
-    grid_pad = (-lo_h, hi_h + kh - 1, -lo_w, hi_w + kw - 1)
-    if min(grid_pad) < 0:
-        return None
-    return taps_h, taps_w, (kh, kw), grid_pad, (H + hi_h - lo_h, W + hi_w - lo_w)
-
-
-def _phase_pairs(taps_h, taps_w):
-    """(a, b, i, j, r, s): kernel tap (i, j) is summed into tap (r, s) of phase (a, b)."""
-    return [(a, b, i, j, r, s)
-            for a, (_, rows) in enumerate(taps_h) for b, (_, cols) in enumerate(taps_w)
-            for i, r in enumerate(rows) for j, s in enumerate(cols)]
-
-
-def _phase_weights(w, taps_h, taps_w, kh, kw):
-    """w (F, C, KH, KW) -> the stacked phase kernels (fh*fw*F, C, kh, kw)."""
-    xp = get_array_module(w)
-    F, C = w.shape[:2]
-    wp = xp.zeros((len(taps_h), len(taps_w), F, C, kh, kw), dtype=w.dtype)
-
-    def add(f0, f1):  # filters f0:f1, shared out among the workers (threads.py)
-        for a, b, i, j, r, s in _phase_pairs(taps_h, taps_w):
-            wp[a, b, f0:f1, :, r, s] += w[f0:f1, :, i, j]
-    threads.split(add, F, xp, elements=wp.size)
-    return wp.reshape(-1, C, kh, kw)  # (fh*fw*F, C, kh, kw)
-
-
-def _fold_phase_grad(dwp, w_shape, taps_h, taps_w):
-    """The transpose of _phase_weights: dwp (fh*fw*F, C, kh, kw) -> dw (F, C, KH, KW)."""
-    xp = get_array_module(dwp)
-    F, C = w_shape[:2]
-    dwp = dwp.reshape(len(taps_h), len(taps_w), F, C, *dwp.shape[2:])  # (fh, fw, F, C, kh, kw)
-    dw = xp.zeros(w_shape, dtype=dwp.dtype)
-
-    def add(f0, f1):  # filters f0:f1, shared out among the workers (threads.py)
-        for a, b, i, j, r, s in _phase_pairs(taps_h, taps_w):
-            dw[f0:f1, :, i, j] += dwp[a, b, f0:f1, :, r, s]
-    threads.split(add, F, xp, elements=dwp.size)
-    return dw
-
-
-def _offsets(taps):
-    """Per phase, where its outputs start in the grid: lo_a - min(lo)."""
-    lo_min = min(lo for lo, _ in taps)
-    return [lo - lo_min for lo, _ in taps]
 
 
 def upsample_conv2d_forward(x, w, b=None, pad=0, factor=2):
     """x: (N, C, H, W), w: (F, C, KH, KW), b: (F,) or None -> (out, cache);
     out (N, F, H_out, W_out) = conv2d(upsample_nearest(x, factor), w, b, 1, pad),
     H_out = fh*H + top + bottom - KH + 1 (= fh*H for 'same' padding)."""
-    fh, fw = normalize_pair(factor, "upsampling factor")
-    pad = normalize_pad(pad)
-    if x.ndim != 4:
-        raise ShapeError(f"input has shape {tuple(x.shape)}; expected 4-D (N, C, H, W)")
-    plan = _plan(x.shape, w.shape, pad, (fh, fw))
-    if plan is None:  # the plain path, the reference
-        up, _ = upsample_nearest_forward(x, (fh, fw))
-        out, conv_cache = conv2d_forward(up, w, b, 1, pad)
-        # x only for its shape (it is alive in the layer before anyway)
-        return out, {"plain": conv_cache, "factor": (fh, fw), "x": x}
-    taps_h, taps_w, (kh, kw), grid_pad, (Hg, Wg) = plan
-    xp = get_array_module(x)
-    (N, C, H, W), F = x.shape, w.shape[0]
-    grid, _ = conv2d_forward(x, _phase_weights(w, taps_h, taps_w, kh, kw), None, 1, grid_pad)
-    grid = grid.reshape(N, fh, fw, F, Hg, Wg)  # (N, fh, fw, F, Hg, Wg)
-    out = xp.empty((N, F, H, fh, W, fw), dtype=x.dtype)  # (N, F, H, fh, W, fw)
-    for a, da in enumerate(_offsets(taps_h)):  # phase (a, b_): b is the bias
-        for b_, db in enumerate(_offsets(taps_w)):
-            phase = grid[:, a, b_, :, da:da + H, db:db + W]  # (N, F, H, W)
-            if b is None:
-                out[:, :, :, a, :, b_] = phase
-            else:
-                xp.add(phase, b.reshape(1, F, 1, 1), out=out[:, :, :, a, :, b_])
-    # the fused path needs only x and w: the phase kernels are rebuilt in backward
-    # (16/9 the size of w for 3x3, too much to keep for every layer)
-    cache = {"x": x, "w": w, "pad": pad, "factor": (fh, fw), "has_b": b is not None}
-    return out.reshape(N, F, fh * H, fw * W), cache
+    up, up_cache = upsample_nearest_forward(x, factor)
+    out, conv_cache = conv2d_forward(up, w, b, 1, pad)
+    # what each backward needs; x only for its shape (it is alive in the layer before anyway)
+    return out, {"upsample": up_cache, "conv": conv_cache, "x": x}
 
 
 def upsample_conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     """dout: (N, F, H_out, W_out) -> (dx (N, C, H, W), dw (F, C, KH, KW), db (F,)),
     None where not requested (db also None without bias)."""
-    if "plain" in cache:
-        dup, dw, db = conv2d_backward(dout, cache["plain"], need_dx, need_dw)
-        dx = upsample_nearest_backward(dup, {"factor": cache["factor"]}) if need_dx else None
-        return dx, dw, db
-    x, w, (fh, fw) = cache["x"], cache["w"], cache["factor"]
-    taps_h, taps_w, (kh, kw), grid_pad, (Hg, Wg) = _plan(x.shape, w.shape, cache["pad"], (fh, fw))
-    xp = get_array_module(x)
-    (N, C, H, W), F = x.shape, w.shape[0]
-    if tuple(dout.shape) != (N, F, fh * H, fw * W):
-        raise ShapeError(f"upsample-conv dout has shape {tuple(dout.shape)}; expected the "
-                         f"output shape {(N, F, fh * H, fw * W)} of the last forward pass")
-    dout = dout.astype(x.dtype, copy=False)
-    dout6 = dout.reshape(N, F, H, fh, W, fw)  # (N, F, H, fh, W, fw)
-    dgrid = xp.zeros((N, fh, fw, F, Hg, Wg), dtype=x.dtype)  # zero where no output reads
-    for a, da in enumerate(_offsets(taps_h)):
-        for b_, db in enumerate(_offsets(taps_w)):
-            dgrid[:, a, b_, :, da:da + H, db:db + W] = dout6[:, :, :, a, :, b_]
-    wp = _phase_weights(w, taps_h, taps_w, kh, kw)
-    grid_cache = {"x": x, "w": wp, "stride": (1, 1), "pad": grid_pad, "has_b": False}
-    dx, dwp, _ = conv2d_backward(dgrid.reshape(N, -1, Hg, Wg), grid_cache, need_dx, need_dw)
-    dw = _fold_phase_grad(dwp, w.shape, taps_h, taps_w) if need_dw else None
-    db = dout.sum(axis=(0, 2, 3)) if need_dw and cache["has_b"] else None
+    dup, dw, db = conv2d_backward(dout, cache["conv"], need_dx, need_dw)
+    dx = upsample_nearest_backward(dup, cache["upsample"]) if need_dx else None
     return dx, dw, db
 
 
 class UpsampleConv2D(Conv2D):
-    """Nearest upsampling by ``factor`` then a stride-1 Conv2D, fused (see the module doc).
+    """Nearest upsampling by ``factor`` then a stride-1 Conv2D (see the module doc).
 
     The same parameters as the Conv2D it replaces ("w" (F, C, KH, KW), "b"), so weight
     files do not change. pad: int or (top, bottom, left, right) of the convolution
@@ -197,26 +55,18 @@ class UpsampleConv2D(Conv2D):
         self.factor = normalize_pair(factor, "upsampling factor")
 
     def forward(self, x):
-        out, self.cache = upsample_conv2d_forward(x, self.params["w"], self.params.get("b"),
-                                                  self.pad, self.factor)
-        return out
-
-    def predict(self, x, affine=None, relu=False, residual=None):
-        out, _ = upsample_conv2d_forward(x, self.params["w"], self.params.get("b"), self.pad,
-                                         self.factor)
-        if affine is not None:
-            scale, shift = affine
-            out = out * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
-        if residual is not None:
-            out = out + residual
-        if relu:
-            out = relu_(out)
+        w, b = self.params["w"], self.params.get("b")
+        if fast.enabled():  # the same function by output phases (layers/fast/upconv.py)
+            out, self.cache = fast.upsample_conv2d_forward(x, w, b, self.pad, self.factor)
+        else:
+            out, self.cache = upsample_conv2d_forward(x, w, b, self.pad, self.factor)
         return out
 
     def backward(self, dout):
-        if self.cache is None:
-            raise MinvertError("UpsampleConv2D.backward called before forward (or after release())")
-        dx, dw, db = upsample_conv2d_backward(dout, self.cache, self.need_dx, self.trainable)
+        cache = last_cache(self)
+        fast_ran = cache.get("fast")  # the path its forward took
+        backward = fast.upsample_conv2d_backward if fast_ran else upsample_conv2d_backward  # fast path
+        dx, dw, db = backward(dout, cache, self.need_dx, self.trainable)
         if self.trainable:
             self.grads["w"] = dw
             if db is not None:

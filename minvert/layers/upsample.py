@@ -17,8 +17,8 @@ speed: whole rows and columns copied and summed by slices.
 
 from ..backend import get_array_module
 from ..errors import ShapeError
-from .base import Layer, check_floating, check_rank
-from .shape import last_cache, normalize_pair
+from .base import Layer, check_floating, check_rank, last_cache
+from .geometry import normalize_pair
 
 
 def upsample_nearest_forward(x, factor=2):

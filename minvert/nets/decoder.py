@@ -16,7 +16,7 @@ the same index i then sits at [n, i % 128, i // 512, (i // 128) % 4], and a Kera
 converted to OIHW sees exactly the values Keras' kernel saw.
 
 Each upsampling and the convolution after it are one layer, named like that convolution
-(:class:`~minvert.layers.upconv.UpsampleConv2D`: it computes the same function without
+(:class:`~minvert.layers.upconv.UpsampleConv2D`; the fast engine computes it without
 building the upsampled image), so "convK" for K > 1 and "conv_out" upsample their input.
 
 Kernels are Glorot-uniform and biases zero, as Keras initialises them. ``config``::
@@ -89,8 +89,8 @@ def build_decoder(config=None, rng=None, dtype=np.float32):
     layers, channels = [("to_map", FeatureToMap(h, w, c))], c
 
     def conv(name, width, kernel, upsampled):
-        """Each upsampling is fused into the convolution after it (layers/upconv.py:
-        the 4x larger image is never built); weight names stay those of the conv."""
+        """Each upsampling is one layer with the convolution after it (layers/upconv.py);
+        weight names stay those of the conv."""
         if not upsampled:
             return name, Conv2D(channels, width, kernel, pad=same_padding(kernel),
                                 init="glorot", rng=rng, dtype=dtype)

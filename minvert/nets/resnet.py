@@ -59,8 +59,8 @@ class ResidualBlock(Layer):
         return dx + (d if self.shortcut is None else self.shortcut.backward(d))
 
     def predict(self, x):
-        """Forward without caches; the sum and the ReLU run inside main's last convolution,
-        chunk by chunk (Sequential.predict's residual)."""
+        """Forward without caches; the sum and the ReLU end main's predict (with the fast
+        engine on, inside its last convolution, chunk by chunk)."""
         skip = x if self.shortcut is None else self.shortcut.predict(x)
         return self.main.predict(x, residual=skip)
 

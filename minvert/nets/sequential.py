@@ -15,7 +15,8 @@ layer and the backward pass starts there.
 """
 from ..backend import check_device, get_array_module
 from ..errors import MinvertError, ShapeError
-from ..layers.activation import ReLU, relu as relu_
+from ..layers import fast
+from ..layers.activation import ReLU, relu_forward
 from ..layers.base import Layer
 from ..layers.conv import Conv2D
 from ..layers.norm import BatchNorm2D
@@ -56,33 +57,34 @@ class Sequential(Layer):
 
     def predict(self, x, residual=None):
         """Forward without keeping anything for backward (lower peak memory): every layer,
-        nested ones too, drops its cache as soon as it has run.
-
-        A convolution runs fused with an inference-mode batch-norm and a ReLU that follow
-        it: they are applied to each chunk of its output while that is in the CPU cache
-        (:meth:`~minvert.layers.conv.Conv2D.predict`). residual: an array shaped like the
-        output; then the result is max(output + residual, 0), a residual block's sum and
-        ReLU, fused the same way into a convolution (and batch-norm) that ends the sequence."""
+        nested ones too, drops its cache as soon as it has run. residual: an array shaped
+        like the output; then the result is max(output + residual, 0), a residual block's
+        sum and ReLU."""
         self.check_device(x)
-        layers = [self.layers[name] for name in self.names] + [None, None]
-        i = 0
+        if fast.enabled():  # conv -> batch-norm -> ReLU (-> residual) in one pass (fast/fuse.py)
+            return fast.predict_fused(self._fusion_steps(), x, residual)
+        for name in self.names:
+            x = self.layers[name].predict(x)
+        return x if residual is None else relu_forward(x + residual)[0]
+
+    def _fusion_steps(self):
+        """The layers as fast.predict_fused takes them: (layer, None) for one that runs
+        alone; (conv, (scale, shift, relu)) for a Conv2D and the inference-mode batch-norm
+        (its per-channel affine map, else None, None) and ReLU (True) right after it."""
+        layers, steps, i = [self.layers[name] for name in self.names] + [None, None], [], 0
         while layers[i] is not None:
-            layer, affine, relu = layers[i], None, False
-            if isinstance(layer, Conv2D):
-                if isinstance(layers[i + 1], BatchNorm2D) and not layers[i + 1].training:
-                    affine, i = layers[i + 1].affine(), i + 1
-                if type(layers[i + 1]) is ReLU:
-                    relu, i = True, i + 1
-                if residual is not None and layers[i + 1] is None and not relu:  # the end
-                    x, residual = layer.predict(x, affine, True, residual), None
-                else:
-                    x = layer.predict(x, affine, relu)
-            else:
-                x = layer.predict(x)
-            i += 1
-        if residual is not None:  # not fused
-            x = relu_(x + residual)
-        return x
+            layer = layers[i]
+            if type(layer) is not Conv2D:  # an UpsampleConv2D runs alone
+                steps.append((layer, None))
+                i += 1
+                continue
+            scale = shift = None
+            if isinstance(layers[i + 1], BatchNorm2D) and not layers[i + 1].training:
+                (scale, shift), i = layers[i + 1].affine(), i + 1
+            relu = type(layers[i + 1]) is ReLU
+            steps.append((layer, (scale, shift, relu)))
+            i += 2 if relu else 1
+        return steps
 
     def forward_taps(self, x, taps, output=True):
         """Run forward and collect the outputs of the layers named in ``taps``.

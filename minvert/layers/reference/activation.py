@@ -1,4 +1,4 @@
-"""Reference activations, element by element. Fast version: ../activation.py.
+"""Reference activations, element by element. Vectorised: ../activation.py.
 
     relu:       out = max(x, 0)              dx = dout * [x > 0]
     leaky relu: out = x if x > 0 else a x    dx = dout * (1 if x > 0 else a)

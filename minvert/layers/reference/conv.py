@@ -1,4 +1,4 @@
-"""Reference 2-D convolution: one output pixel at a time. Fast version: ../conv.py.
+"""Reference 2-D convolution: one output pixel at a time. Vectorised: ../conv.py.
 
     x: (N, C, H, W)   w: (F, C, KH, KW)   b: (F,)   out: (N, F, H_out, W_out)
     x_pad = x with `pad` zeros around (top, bottom, left, right)

@@ -1,4 +1,4 @@
-"""Reference dense layer, one sum per output. Fast version: ../dense.py.
+"""Reference dense layer, one sum per output. Vectorised: ../dense.py.
 
     x: (N, in)   w: (out, in)   b: (out,)   out[n, o] = b[o] + sum_i w[o, i] x[n, i]
     dx[n, i] = sum_o dout[n, o] w[o, i]    dw[o, i] = sum_n dout[n, o] x[n, i]

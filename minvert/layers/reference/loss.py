@@ -1,4 +1,4 @@
-"""Reference losses, row by row, each -> (loss, gradient). Fast version: ../loss.py
+"""Reference losses, row by row, each -> (loss, gradient). Vectorised: ../loss.py
 (stable log-softmax, soft targets, Keras' clipping, no Python loop).
 
     softmax_cross_entropy: loss = mean_n -log p[n, y[n]],  p = softmax(logits[n])

@@ -1,5 +1,5 @@
 """Reference batch normalisation (training mode), the computation graph taken step by step
-backwards. Fast version: ../norm.py (one fused formula, in-place buffers, inference mode).
+backwards. Vectorised: ../norm.py (one fused formula, in-place buffers, inference mode).
 
     per channel c, over its M = N*H*W values:
     mean = sum x / M      var = sum (x - mean)^2 / M      inv_std = 1 / sqrt(var + eps)

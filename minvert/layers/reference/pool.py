@@ -1,4 +1,4 @@
-"""Reference max and average pooling: one window at a time. Fast version: ../pool.py.
+"""Reference max and average pooling: one window at a time. Vectorised: ../pool.py.
 
     window(n, c, oh, ow) = x_pad[n, c, oh*SH : oh*SH+KH, ow*SW : ow*SW+KW]
     max-pool: out = max of the window (padding is -inf: it never wins)

@@ -1,4 +1,4 @@
-"""Reference nearest-neighbour upsampling, one input pixel at a time. Fast version:
+"""Reference nearest-neighbour upsampling, one input pixel at a time. Vectorised:
 ../upsample.py.
 
     out[n, c, h, w] = x[n, c, h // fh, w // fw]            out: (N, C, H*fh, W*fw)

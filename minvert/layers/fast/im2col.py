@@ -1,13 +1,12 @@
 """The im2col matrix of a convolution and the forward product ``out = w2d @ cols``, chunk by
-chunk: the machinery under conv.py (read conv.py first; this is how it is fast).
+chunk: the machinery under fast/conv.py (read layers/conv.py first; this is how it is fast).
 
 ``cols`` (C*KH*KW, H_out*W_out) holds in column p = (h, w) the input window under output
 pixel p. It is one copy out of a strided *view* of the padded input (``as_strided``: no
-loop over pixels, no fancy indexing), made in a reused scratch buffer: a fresh 100 MB
+loop over pixels, no fancy indexing), made in a reused scratch buffer: a fresh large
 array costs as much in page faults as the copy. Small images go side by side into one
 ``cols``, a large one in bands of rows (MATMUL_COLUMNS), and only those rows are padded at
-a time. On several CPU workers (minvert/threads.py) the chunks, or a chunk's filters, are
-shared out, each worker with its own scratch buffers.
+a time. How the chunks are cut depends on the shapes and the device only.
 """
 import importlib
 import math
@@ -15,26 +14,22 @@ import threading
 
 import numpy as np
 
-from .. import threads
-from ..backend import get_array_module
-from .activation import relu as relu_
+from ...backend import get_array_module
+from .elementwise import relu_inplace
 
 # Each matmul covers about MATMUL_COLUMNS output pixels: row bands of a large image, or
 # several small images side by side. Its im2col matrix (a few MB) is then still in the
 # CPU cache when the matmul reads it, and the matmul still big enough to run at full
-# speed. Images whose matrix fits WHOLE_BYTES are not split (measured: faster). GPUs
+# speed. Images whose matrix fits WHOLE_BYTES are not split (docs/performance.md). GPUs
 # want the biggest matmuls.
 MATMUL_COLUMNS = {"cpu": 2048, "gpu": 1 << 40}
 WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
-# fewest output pixels per chunk when a layer's chunks are made smaller to be shared out
-# among workers (threads.py); with fewer, its filters are shared out instead
-SHARE_COLUMNS = 392
 _SCRATCH = {}  # (xp, dtype, slot, thread) -> buffer whose contents never outlive a call
 
 
 def scratch(xp, slot, shape, dtype):
     """An uninitialised array from a buffer kept between calls (grown when too small), one
-    per thread: the workers of threads.py fill theirs at the same time."""
+    per thread (a program may run networks on several threads)."""
     size = math.prod(shape)
     key = (xp.__name__, np.dtype(dtype).str, slot, threading.get_ident())
     buf = _SCRATCH.get(key)
@@ -65,14 +60,10 @@ def zero_pad(x, top, bottom, left, right):
     return x_pad
 
 
-def chunk_ranges(xp, shape, itemsize, copies=True, pieces=1):
+def chunk_ranges(xp, shape, itemsize, copies=True):
     """Split the work on an im2col matrix of shape (N, C, KH, KW, H_out, W_out) into
     (n0, n1, r0, r1): samples n0:n1, output rows r0:r1 (see MATMUL_COLUMNS).
-
-    No copy (1x1 stride-1 conv) -> one chunk for all of x. At least ``pieces`` chunks (to
-    share out among workers, threads.py) when each can still have SHARE_COLUMNS outputs:
-    one sample per chunk, in bands of rows; else what MATMUL_COLUMNS gives.
-    """
+    No copy (1x1 stride-1 conv) -> one chunk for all of x."""
     N, H_out, W_out = shape[0], shape[4], shape[5]
     sample_bytes = math.prod(shape[1:]) * itemsize
     device = "cpu" if xp is np else "gpu"
@@ -86,10 +77,6 @@ def chunk_ranges(xp, shape, itemsize, copies=True, pieces=1):
         per = max(1, min(WHOLE_BYTES[device] // sample_bytes,
                          -(-MATMUL_COLUMNS[device] // (H_out * W_out))))
         chunks = [(n0, min(N, n0 + per), 0, H_out) for n0 in range(0, N, per)]
-    if len(chunks) < pieces and N * H_out * W_out >= pieces * SHARE_COLUMNS:
-        rows = max(-(-SHARE_COLUMNS // W_out), H_out * N // pieces)  # rows per chunk
-        chunks = [(n, n + 1, r0, min(H_out, r0 + rows)) for n in range(N)
-                  for r0 in range(0, H_out, rows)]
     return chunks
 
 
@@ -127,12 +114,12 @@ def im2col(window, n0, n1, r0, r1, into=None):
     return cols.reshape(C * KH * KW, -1)  # (C*KH*KW, n*rows*W_out)
 
 
-def im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, pieces=1):
+def im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
     """The chunks (n0, n1, r0, r1) of :func:`chunk_ranges` for the im2col matrix of x padded by
     pad = (top, bottom, left, right), to be turned into cols by :func:`chunk_cols`."""
     copies = not (KH * KW == 1 and (SH, SW) == (1, 1) and x.flags.c_contiguous)
     return chunk_ranges(get_array_module(x), (x.shape[0], x.shape[1], KH, KW, H_out, W_out),
-                        x.itemsize, copies, pieces)
+                        x.itemsize, copies)
 
 
 def chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk, into=None):
@@ -145,30 +132,13 @@ def chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk, into=None):
     return im2col(windows(part, KH, KW, SH, SW, r1 - r0, W_out), 0, n1 - n0, 0, r1 - r0, into)
 
 
-def shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk):
-    """cols of one chunk for all the workers to read: copied by them, channels shared out
-    (rows c*KH*KW.. of cols come from channel c alone); 1x1 stride 1: a view of x."""
-    if (KH, KW, SH, SW) == (1, 1, 1, 1):
-        return chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
-    (n0, n1, r0, r1), C, k = chunk, x.shape[1], KH * KW
-    cols = scratch(get_array_module(x), "shared_cols", (C * k, (n1 - n0) * (r1 - r0) * W_out),
-                   x.dtype)
-    threads.run([lambda c=c: chunk_cols(x[:, c[0]:c[1]], pad, KH, KW, SH, SW, W_out, chunk,
-                                         cols[c[0] * k:c[1] * k]) for c in threads.parts(C)])
-    return cols
-
-
 def conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=False,
                 residual=None):
     """out[n] = w2d @ im2col(x_pad[n]) (+ b) -> (N, F, H_out, W_out), x_pad = x padded by
     pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
     the product before b is added (folded into w2d instead when it has fewer entries
-    than the output: one pass over the output less, up to 13% on ResNet-50's 1x1 convs at
-    batch 16); residual (N, F, H_out, W_out) is added after b; relu: max(out, 0) at the end.
-
-    On several CPU workers (threads.py) each takes whole chunks, im2col copy, product and
-    the passes after it, when there are enough chunks to share out evenly; else every
-    chunk's filters are shared out (its im2col copied once, before)."""
+    than the output: one pass over the output less); residual (N, F, H_out, W_out) is
+    added after b; relu: max(out, 0) at the end."""
     xp = get_array_module(x)
     N, F = x.shape[0], w2d.shape[0]
     if scale is not None and w2d.shape[1] < N * H_out * W_out:  # fewer weights than outputs
@@ -177,36 +147,20 @@ def conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=F
     if residual is not None:
         residual = residual.reshape(N, F, H_out * W_out)
 
-    def product(chunk, f0, f1, cols=None):  # filters f0:f1 of one chunk of the output
-        n0, n1, r0, r1 = chunk
-        if cols is None:
-            cols = chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
-        out_chunk = out[n0:n1, f0:f1, r0 * W_out:r1 * W_out]  # (n, f, rows*W_out)
+    for n0, n1, r0, r1 in im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
+        cols = chunk_cols(x, pad, KH, KW, SH, SW, W_out, (n0, n1, r0, r1))
+        out_chunk = out[n0:n1, :, r0 * W_out:r1 * W_out]  # (n, F, rows*W_out)
         if cols.ndim == 3 or n1 - n0 == 1:  # the product lands in NCHW order directly
-            xp.matmul(w2d[f0:f1], cols, out=out_chunk if cols.ndim == 3 else out_chunk[0])
-        else:  # (f, n, H_out*W_out) -> (n, f, H_out*W_out): a copy of the output's size
-            prod = xp.matmul(w2d[f0:f1], cols,
-                             out=scratch(xp, "prod", (f1 - f0, cols.shape[1]), out.dtype))
-            out_chunk[...] = prod.reshape(f1 - f0, n1 - n0, -1).transpose(1, 0, 2)
+            xp.matmul(w2d, cols, out=out_chunk if cols.ndim == 3 else out_chunk[0])
+        else:  # (F, n, H_out*W_out) -> (n, F, H_out*W_out): a copy of the output's size
+            prod = xp.matmul(w2d, cols, out=scratch(xp, "prod", (F, cols.shape[1]), out.dtype))
+            out_chunk[...] = prod.reshape(F, n1 - n0, -1).transpose(1, 0, 2)
         if scale is not None:  # now, while the chunk is still in cache
-            out_chunk *= scale[f0:f1].reshape(1, -1, 1)
+            out_chunk *= scale.reshape(1, -1, 1)
         if b is not None:
-            out_chunk += b[f0:f1].reshape(1, -1, 1)
+            out_chunk += b.reshape(1, -1, 1)
         if residual is not None:
-            out_chunk += residual[n0:n1, f0:f1, r0 * W_out:r1 * W_out]
+            out_chunk += residual[n0:n1, :, r0 * W_out:r1 * W_out]
         if relu:
-            relu_(out_chunk)
-
-    if not threads.worth_splitting(xp, macs=N * F * H_out * W_out * w2d.shape[1]):
-        for chunk in im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
-            product(chunk, 0, F)
-        return out.reshape(N, F, H_out, W_out)
-    chunks = im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out, 2 * threads.workers())
-    if len(chunks) >= 2 * threads.workers():
-        threads.run([lambda part=part: [product(c, 0, F) for c in chunks[part[0]:part[1]]]
-                     for part in threads.parts(len(chunks))])
-    else:
-        for chunk in chunks:
-            cols = shared_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
-            threads.run([lambda f=f: product(chunk, f[0], f[1], cols) for f in threads.parts(F)])
+            relu_inplace(out_chunk)
     return out.reshape(N, F, H_out, W_out)

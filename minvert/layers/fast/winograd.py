@@ -1,8 +1,8 @@
 """Winograd minimal filtering F(2x2, 3x3) for stride-1 3x3 convolutions (Lavin & Gray,
 "Fast Algorithms for Convolutional Neural Networks", 2016).
 
-The same function as :func:`~minvert.layers.conv.conv2d_forward` (which stays the
-reference), with 2.25x fewer multiplies. One dimension first: two outputs of a 3-tap
+The same function as :func:`~minvert.layers.conv.conv2d_forward` (the readable version,
+tested equal), with 2.25x fewer multiplies. One dimension first: two outputs of a 3-tap
 filter g over four inputs d,
 
     y0 = d0 g0 + d1 g1 + d2 g2,    y1 = d1 g0 + d2 g1 + d3 g2        (6 multiplies)
@@ -30,7 +30,7 @@ with U = G g G^T per (f, c) and V = B^T d B per (c, tile); tiles overlap by 2 pi
 strided views (rows first, then columns), band by band of tile rows (BAND_BYTES).
 
 Backward to the input of a stride-1 convolution is the convolution of dout with the
-flipped kernel, transposed to (C, F) (conv.py derives it), so it runs through the same
+flipped kernel, transposed to (C, F) (layers/conv.py derives it), so it runs through the same
 function; the weight gradient stays on the im2col path.
 
 Error: the transforms multiply by 1/2 and add up to 9 terms of each sign, so rounding
@@ -41,15 +41,14 @@ layers). Larger tiles (F(4x4, 3x3), 4x fewer multiplies) have transform entries 
 """
 import numpy as np
 
-from .. import threads
-from ..backend import get_array_module
-from .activation import relu as relu_
+from ...backend import get_array_module
+from .elementwise import relu_inplace
 from .im2col import scratch, zero_pad
 
-# V and M of one band of tile rows stay under about this many bytes each. Measured: 4 MB
-# bands (in cache) lose to 32 MB ones by up to 1.2x: fewer, larger matmuls and adds win
+# V and M of one band of tile rows stay under about this many bytes each: fewer, larger
+# matmuls and adds beat bands that fit in the CPU cache (docs/performance.md)
 BAND_BYTES = 32 << 20
-# rows (f, c) per block of the kernel transform (measured: 3x faster than all at once)
+# rows (f, c) per block of the kernel transform: the transpose stays in cache
 KERNEL_BLOCK = 4096
 
 
@@ -146,32 +145,20 @@ def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
         V = scratch(xp, "wino_v", (4, 4, C, N, n, TW), x.dtype)
         M = scratch(xp, "wino_m", (16, F, N * n * TW), x.dtype)
         out_band = out[:, :, 2 * t0:2 * t0 + 2 * n]  # (N, F, 2n, 2TW)
-
-        def transform(c0, c1):  # input channels c0:c1 of V
-            _input_transform(xp, band[:, c0:c1], V[:, :, c0:c1])
-
-        def multiply(f0, f1):  # filters f0:f1: their 16 products, then out_band[:, f0:f1]
-            V2 = V.reshape(16, C, -1)  # (16, C, N*n*TW)
-            if xp is np:  # NumPy's stacked matmul is ~3x slower than 16 calls here (measured)
-                for k in range(16):
-                    xp.matmul(U[k][f0:f1], V2[k], out=M[k, f0:f1])  # (f, C) @ (C, tiles)
-            else:  # one batched cuBLAS call
-                xp.matmul(U, V2, out=M)
-            _output_transform(xp, M.reshape(4, 4, F, N, n, TW)[:, :, f0:f1], out_band[:, f0:f1])
-            part = out_band[:, f0:f1]
-            if scale is not None:
-                part *= scale[f0:f1].reshape(1, -1, 1, 1)
-            if b is not None:
-                part += b[f0:f1].reshape(1, -1, 1, 1)
-            if relu:
-                relu_(part)
-
-        if threads.worth_splitting(xp, macs=16 * C * F * N * n * TW):  # channels, then filters
-            threads.run([lambda c=c: transform(*c) for c in threads.parts(C)])
-            threads.run([lambda f=f: multiply(*f) for f in threads.parts(F)])
-        else:
-            transform(0, C)
-            multiply(0, F)
+        _input_transform(xp, band, V)
+        V2 = V.reshape(16, C, -1)  # (16, C, N*n*TW)
+        if xp is np:  # NumPy's stacked matmul is several times slower than 16 calls here
+            for k in range(16):
+                xp.matmul(U[k], V2[k], out=M[k])  # (F, C) @ (C, tiles)
+        else:  # one batched cuBLAS call
+            xp.matmul(U, V2, out=M)
+        _output_transform(xp, M.reshape(4, 4, F, N, n, TW), out_band)
+        if scale is not None:
+            out_band *= scale.reshape(1, -1, 1, 1)
+        if b is not None:
+            out_band += b.reshape(1, -1, 1, 1)
+        if relu:
+            relu_inplace(out_band)
     if (H_out, W_out) != (2 * TH, 2 * TW):
         out = xp.ascontiguousarray(out[:, :, :H_out, :W_out])
     return out
@@ -180,7 +167,7 @@ def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
 def dx_winograd(dout, U, pad):
     """dx (N, C, H, W) of a stride-1 3x3 conv with kernel transform U: dout (N, F, H_out,
     W_out) convolved with the flipped kernel transposed to (C, F, 3, 3), dout padded by
-    2 - pad (the transposed convolution, see conv.py)."""
+    2 - pad (the transposed convolution, see layers/conv.py)."""
     top, bottom, left, right = pad
     return conv3x3_winograd(dout, flip_transpose(U), None,
                             (2 - top, 2 - bottom, 2 - left, 2 - right))
