@@ -28,7 +28,9 @@ Where it is *more permissive* than CuPy (it cannot catch these):
   generators are NumPy's, not cuRAND's;
 - there is no asynchrony: nothing checks that the clock is read after a synchronisation, and
   ``float(x)``, ``bool(x)``, ``len``, printing (implicit syncs in CuPy too) are all free;
-- memory is unlimited and ``get_default_memory_pool()`` reports zeros;
+- memory is unlimited; ``get_default_memory_pool()`` counts the bytes of live arrays
+  (``used_bytes``) and the most held at once since ``free_all_blocks`` (``total_bytes``), but
+  with no block rounding or fragmentation;
 - arguments of functions other than ufuncs may be nested lists of Python numbers where some
   CuPy functions want arrays (ufuncs refuse lists, as CuPy's do);
 - dtype promotion is NumPy's (CuPy differs in a few corner cases with Python scalars).
@@ -101,14 +103,20 @@ def get_array_module(*args):
 
 
 class _MemoryPool:
+    """CuPy's pool, on the current device: used = bytes in live arrays; total = what the pool
+    holds, the most used at once since the last free_all_blocks (freed blocks stay cached)."""
+
     def used_bytes(self):
-        return 0
+        return _core.live_bytes(_core.current_device())
 
     def total_bytes(self):
-        return 0
+        return _core.pool_held_bytes(_core.current_device())
+
+    def free_bytes(self):
+        return self.total_bytes() - self.used_bytes()
 
     def free_all_blocks(self, stream=None):
-        pass
+        _core.pool_release(_core.current_device())
 
     def set_limit(self, size=None, fraction=None):
         pass
