@@ -7,10 +7,12 @@ so a reduction gives a 0-d device array as in CuPy, never a host scalar.
 """
 import numpy as _np
 
-from ._tracking import (UFUNC_KEYWORDS, _state, allocated, check_overlap,  # noqa: F401
-                        check_ufunc_keywords, float64_temporaries, live_bytes, note_precision,
-                        peak_bytes, pool_held_bytes, pool_release, reset_float64_temporaries,
-                        reset_peak, ufunc_dtype)
+from ._tracking import (_state, allocated, check_overlap, note_precision,  # noqa: F401
+                        ufunc_dtype,
+                        # the hooks tests read through cupy._core
+                        float64_temporaries, live_bytes, peak_bytes, pool_held_bytes,
+                        pool_release, reset_float64_temporaries, reset_peak)
+from ._views import Flags, _is_basic, _view_key, garbage
 
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
              "Please use `.get()` to construct a NumPy array explicitly.")
@@ -81,21 +83,6 @@ def wrap(result, device=None):
     return result
 
 
-def _is_basic(key):
-    """True for an index of integers, slices, None and Ellipsis only (a view in CuPy)."""
-    parts = key if isinstance(key, tuple) else (key,)
-    return all(k is None or k is Ellipsis or isinstance(k, slice) or
-               (isinstance(k, (int, _np.integer)) and not isinstance(k, (bool, _np.bool_)))
-               for k in parts)
-
-
-def _view_key(key):
-    """A basic index that gives a 0-d view, not a NumPy scalar, when it selects one element
-    (CuPy's ``a[i]`` is a view of ``a``: later writes to ``a`` show in it)."""
-    parts = key if isinstance(key, tuple) else (key,)
-    return parts if any(k is Ellipsis for k in parts) else parts + (Ellipsis,)
-
-
 def _index(key):
     """An index with its device arrays unwrapped; host ndarrays and lists refused (stricter
     than CuPy, which copies them to the device: an implicit transfer per indexing)."""
@@ -104,15 +91,6 @@ def _index(key):
     if isinstance(key, list):
         raise TypeError("stand-in: index with a device array (xp.asarray(list)), not a list")
     return unwrap(key)
-
-
-def garbage(a):
-    """Fill a fresh buffer with what uninitialised device memory may hold."""
-    if a.dtype.kind in "fc":
-        a.fill(_np.nan)
-    elif a.size:
-        a[...] = _np.random.default_rng().integers(0, 127, a.shape).astype(a.dtype)
-    return a
 
 
 def call(fn, *args, **kwargs):
@@ -143,19 +121,6 @@ copy cumprod cumsum diagonal dot fill flatten item max mean min nonzero partitio
 repeat reshape round sort squeeze std sum swapaxes take tobytes tofile tolist trace transpose var
 view""".split())
 ATTRIBUTES = set("T dtype imag itemsize nbytes ndim real shape size strides".split())
-
-
-class Flags:
-    """CuPy's ndarray.flags: three flags only (NumPy's writeable, aligned... do not exist)."""
-
-    def __init__(self, a):
-        self.c_contiguous = a.flags.c_contiguous
-        self.f_contiguous = a.flags.f_contiguous
-        self.owndata = a.flags.owndata
-
-    def __getitem__(self, name):
-        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous,
-                "OWNDATA": self.owndata}[name]
 
 
 def _binary(op, reflected=False, inplace=False):
@@ -338,35 +303,3 @@ def _imatmul(self, other):
 
 
 ndarray.__imatmul__ = _imatmul
-
-
-_MATMUL_KEYWORDS = UFUNC_KEYWORDS | {"axes", "axis", "keepdims"}  # a gufunc in CuPy too
-
-
-class Function:
-    """A NumPy function or ufunc behind the device rules (results wrapped, host refused)."""
-
-    def __init__(self, fn, name):
-        self._fn, self.__name__ = fn, name
-
-    def __call__(self, *args, **kwargs):
-        if isinstance(self._fn, _np.ufunc):  # ufunc operands: arrays and scalars, no lists
-            check_ufunc_keywords(kwargs, _MATMUL_KEYWORDS if self.__name__ == "matmul"
-                                 else UFUNC_KEYWORDS)
-            args = [unwrap(a, lists=False) for a in args]
-            kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-            check_overlap(args[:self._fn.nin], args[self._fn.nin:])  # positional outputs
-            return _checked(self._fn, self.__name__, args, kwargs, ufunc=True,
-                            operands=args[:self._fn.nin])
-        return call(self._fn, *args, **kwargs)
-
-    def __getattr__(self, name):
-        if isinstance(self._fn, _np.ufunc) and name in ("reduce", "accumulate", "reduceat",
-                                                        "outer", "at"):
-            return Function(getattr(self._fn, name), f"{self.__name__}.{name}")
-        if name in ("nin", "nout", "nargs", "types", "ntypes", "identity"):
-            return getattr(self._fn, name)
-        raise AttributeError(name)
-
-    def __repr__(self):
-        return f"<cupy stand-in function {self.__name__}>"
