@@ -65,7 +65,7 @@ def allocated(a, device):
     if root is None or id(root) in _owners:
         return
     _owners[id(root)] = (device, root.nbytes)
-    weakref.finalize(root, _freed, id(root))
+    weakref.finalize(root, _freed, id(root)).atexit = False  # nothing to count at exit
     live = _live[device] = _live.get(device, 0) + root.nbytes
     _peak[device] = max(_peak.get(device, 0), live)
     _held[device] = max(_held.get(device, 0), live)
