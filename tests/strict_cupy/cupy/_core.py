@@ -7,7 +7,7 @@ so a reduction gives a 0-d device array as in CuPy, never a host scalar.
 """
 import numpy as _np
 
-from ._tracking import (_state, allocated, check_overlap, note_precision,  # noqa: F401
+from ._tracking import (_state, allocated, local, check_overlap, note_precision,  # noqa: F401
                         ufunc_dtype,
                         # the hooks tests read through cupy._core
                         float64_temporaries, live_bytes, peak_bytes, pool_held_bytes,
@@ -44,7 +44,7 @@ def unwrap(x, *, lists=True, kernel=True):
     ufuncs do. kernel=False: the data is only looked at where it lives (metadata, views,
     copies to the host), which CuPy allows from any current device."""
     if isinstance(x, ndarray):
-        if kernel and x._device != _state["device"]:
+        if kernel and x._device != local.device:
             raise ValueError(f"The device where the array resides ({x._device}) is different "
                              f"from the current device ({_state['device']}). Peer access is "
                              "unavailable between these devices.")
@@ -154,14 +154,14 @@ class ndarray:
         if memptr is not None or strides is not None:
             raise NotImplementedError("stand-in: ndarray(memptr=, strides=) is not imitated")
         self._a = garbage(_np.empty(shape, dtype=dtype, order=order))
-        self._device = _state["device"]
+        self._device = local.device
         allocated(self._a, self._device)
 
     @classmethod
     def _from_data(cls, a, device=None):
         self = object.__new__(cls)
         self._a = a
-        self._device = _state["device"] if device is None else device
+        self._device = local.device if device is None else device
         allocated(a, self._device)
         return self
 

@@ -18,21 +18,25 @@ import weakref
 import numpy as _np
 
 
+class _Thread(threading.local):
+    device = 0  # what every thread starts with
+
+
+local = _Thread()  # local.device: this thread's current device (read on every operation)
+
+
 class _State(dict):
     """``_state["syncs"]`` (host waits, all threads) and ``_state["device"]`` (this thread's)."""
 
     def __init__(self):
         super().__init__(syncs=0)
-        self.local = threading.local()
 
     def __getitem__(self, key):
-        if key == "device":
-            return getattr(self.local, "device", 0)
-        return super().__getitem__(key)
+        return local.device if key == "device" else super().__getitem__(key)
 
     def __setitem__(self, key, value):
         if key == "device":
-            self.local.device = value
+            local.device = value
         else:
             super().__setitem__(key, value)
 
@@ -43,19 +47,26 @@ _state = _State()
 _live = {}   # device -> bytes held by live buffers
 _peak = {}   # device -> most bytes live at once since reset_peak()
 _held = {}   # device -> bytes the imitated memory pool holds (peak since free_all_blocks)
-_owners = {}  # id(buffer) -> (device, nbytes), for buffers counted and still alive
+_owners = {}  # id(buffer) -> (device, nbytes, weak reference), for buffers counted and alive
 
 
 def _buffer_of(a):
     """The NumPy array that owns the memory ``a`` views (as_strided views included)."""
     root = a
-    while getattr(root, "base", None) is not None:
+    while root.base is not None:
         root = root.base
-    return root if isinstance(root, _np.ndarray) else None
+        if not isinstance(root, _np.ndarray):  # as_strided's wrapper, or a host buffer
+            return _buffer_of(root.base) if isinstance(getattr(root, "base", None),
+                                                       _np.ndarray) else None
+    return root
 
 
-def _freed(key):
-    device, nbytes = _owners.pop(key)
+class _Ref(weakref.ref):
+    __slots__ = ("key",)
+
+
+def _freed(ref):
+    device, nbytes, _ = _owners.pop(ref.key)
     _live[device] -= nbytes
 
 
@@ -64,8 +75,9 @@ def allocated(a, device):
     root = _buffer_of(a)
     if root is None or id(root) in _owners:
         return
-    _owners[id(root)] = (device, root.nbytes)
-    weakref.finalize(root, _freed, id(root)).atexit = False  # nothing to count at exit
+    ref = _Ref(root, _freed)  # a weak reference with a callback: cheaper than weakref.finalize
+    ref.key = id(root)
+    _owners[ref.key] = (device, root.nbytes, ref)
     live = _live[device] = _live.get(device, 0) + root.nbytes
     _peak[device] = max(_peak.get(device, 0), live)
     _held[device] = max(_held.get(device, 0), live)
@@ -97,7 +109,7 @@ def pool_release(device):
 # float64 temporaries in float32 computations --------------------------------------------
 float64_temporaries = []  # one line per operation: what met what, and where in the caller
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_NARROW = (_np.dtype(_np.float32), _np.dtype(_np.float16))
+_F32, _F16, _F64 = _np.dtype(_np.float32), _np.dtype(_np.float16), _np.dtype(_np.float64)
 
 
 def reset_float64_temporaries():
@@ -120,15 +132,26 @@ def _caller():
 def note_precision(name, operands, computed):
     """Record ``name`` when float32 device arrays among ``operands`` (unwrapped) were
     computed in float64 (``computed``: the result's or the ufunc loop's dtype)."""
-    if computed != _np.float64:
+    if computed is not _F64:  # builtin dtypes are singletons: the fast test, on every operation
         return
-    if any(isinstance(o, _np.ndarray) and o.dtype in _NARROW for o in operands):
+    if narrow(operands):
         float64_temporaries.append(f"{name}({', '.join(_describe(o) for o in operands)}) "
                                    f"-> float64 at {_caller()}")
 
 
+def narrow(operands):
+    """True when a float32 or float16 array is among ``operands``."""
+    for o in operands:
+        if isinstance(o, _np.ndarray) and (o.dtype is _F32 or o.dtype is _F16):
+            return True
+    return False
+
+
 def ufunc_dtype(operands):
-    """The dtype a ufunc computes in (NumPy 2 promotion: Python scalars are weak)."""
+    """The dtype a ufunc computes in (NumPy 2 promotion: Python scalars are weak); None
+    when no float32 array takes part (then nothing can be a float64 temporary)."""
+    if not narrow(operands):
+        return None
     try:
         return _np.result_type(*[o for o in operands if o is not None])
     except TypeError:
