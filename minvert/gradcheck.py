@@ -75,7 +75,7 @@ def numerical_vjp(f, x, dout, h=1e-5):
     grad = np.zeros(x.shape)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
-        old = flat[i]
+        old = float(flat[i])  # a value: on CuPy flat[i] is a 0-d view that the writes change
         try:
             flat[i] = old + h
             # a copy: f may return a view of x (flatten, reshape)

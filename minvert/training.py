@@ -256,7 +256,8 @@ def accuracy(net, x, labels, batch_size=256):
 
 def cosine_lr(lr0, epoch, epochs):
     """Cosine annealing from lr0 (first epoch) towards 0 (after the last)."""
-    return lr0 * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
+    # a Python float: a NumPy float64 makes float32 updates compute in float64 (NumPy 2 promotion)
+    return float(lr0 * 0.5 * (1 + np.cos(np.pi * epoch / epochs)))
 
 
 def train_classifier(net, optimizer, x_train, y_train, x_val, y_val, out_dir, epochs=10,

@@ -1,6 +1,7 @@
 """The strict CuPy stand-in refuses what real CuPy refuses (so CI's run under it means something),
 and answers only names real CuPy has."""
 import io
+import threading
 import pickle
 
 import h5py
@@ -144,3 +145,127 @@ def test_host_indices_are_refused_but_device_indices_work():
     with pytest.raises(TypeError):
         x[[0, 1]]
     assert x[cp.asarray([4, 0])].get().tolist() == [4.0, 0.0]
+
+
+# where CuPy differs from NumPy ---------------------------------------------------------------
+def test_integer_indexing_gives_0d_views():
+    x = dev(2, 3)
+    element, row, flat = x[1, 2], x[0], x.reshape(-1)
+    kept = flat[4]
+    assert isinstance(element, cp.ndarray) and element.shape == ()
+    x[1, 2] = 99.0
+    flat[4] = kept + 1  # what gradcheck's central difference does: kept changes too
+    assert float(element) == 99.0 and float(kept) == 5.0
+    x[0, 1] = -1.0
+    assert row.get().tolist() == [0.0, -1.0, 2.0]
+    first = next(iter(x[1]))  # iteration yields views as well
+    x[1, 0] = 42.0
+    assert float(first) == 42.0
+    picked = x[cp.asarray([1])]  # advanced indexing copies, as in NumPy
+    x[1, 1] = 7.0
+    assert picked.get()[0, 1] == 5.0
+
+
+def test_the_current_device_is_per_thread():
+    cp.cuda.Device(1).use()
+    seen = {}
+
+    def worker():
+        seen["device"], seen["array"] = cp.cuda.get_device_id(), cp.zeros(2).device.id
+        cp.cuda.Device(1).use()  # changes this thread's device only
+
+    thread = threading.Thread(target=worker)
+    cp.cuda.Device(0).use()
+    cp.cuda.Device(1).use()
+    thread.start()
+    thread.join()
+    assert seen == {"device": 0, "array": 0} and cp.cuda.get_device_id() == 1
+    cp.cuda.Device(0).use()
+    thread = threading.Thread(target=lambda: seen.update(after=cp.cuda.get_device_id()))
+    thread.start()
+    thread.join()
+    assert seen["after"] == 0
+
+
+def test_arrays_of_two_devices_in_one_operation_are_refused():
+    on_zero = dev(3)
+    with cp.cuda.Device(1):
+        on_one = cp.ones(3)
+    message = r"The device where the array resides \(1\) is different from the current device"
+    for op in (lambda: on_zero + on_one, lambda: cp.maximum(on_zero, on_one),
+               lambda: cp.concatenate([on_zero, on_one]), lambda: on_zero @ on_one):
+        with pytest.raises(ValueError, match=message):
+            op()
+    with cp.cuda.Device(1):
+        with pytest.raises(ValueError, match=r"resides \(0\) is different .* device \(1\)"):
+            on_zero * on_one
+        # CuPy reads metadata, makes views and copies to the host from any current device
+        assert on_zero.shape == (3,) and float(on_zero[2]) == 2.0
+        assert on_zero.get().tolist() == [0.0, 1.0, 2.0] and on_zero[1:].device.id == 0
+
+
+def test_ufuncs_take_only_out_dtype_and_casting():
+    x = dev(4)
+    for keyword in ({"where": x > 1}, {"order": "C"}, {"subok": True}):
+        with pytest.raises(TypeError, match="Wrong arguments"):
+            cp.add(x, 1, **keyword)
+    out = cp.empty(4, dtype=np.float32)
+    cp.add(x, 1, out=out, casting="same_kind")
+    assert out.get().tolist() == [1, 2, 3, 4]
+    assert cp.multiply(x, 2, dtype=np.float32).dtype == np.float32
+    assert cp.matmul(dev(2, 2), dev(2, 2), out=cp.empty((2, 2))) is not None
+
+
+def test_an_output_partly_overlapping_an_input_is_refused():
+    x = dev(6)
+    with pytest.raises(ValueError, match="overlaps"):
+        cp.add(x[1:], 1, out=x[:-1])
+    with pytest.raises(ValueError, match="overlaps"):
+        x[1:] += x[:-1]
+    m = dev(4, 2)
+    with pytest.raises(ValueError, match="overlaps"):
+        cp.matmul(m[:2], m[2:].T, out=m[1:3, :])
+    # exactly the input, or memory that does not meet it, are fine
+    cp.add(x, 1, out=x)
+    x *= x
+    cp.subtract(x[::2], x[1::2], out=x[::2])
+    assert x.get().tolist() == [-3, 4, -7, 16, -11, 36]
+
+
+def test_device_memory_is_counted():
+    cp._core.reset_peak()
+    before = cp._core.live_bytes()
+    a = cp.zeros((1000,), dtype=np.float32)
+    view = a[10:20]
+    assert cp._core.live_bytes() - before == 4000  # the view holds no memory of its own
+    assert cp._core.live_bytes(0) - before == 4000 and cp._core.live_bytes(1) == 0
+    del a
+    assert cp._core.live_bytes() - before == 4000  # the view keeps the buffer alive
+    b = cp.ones((500,), dtype=np.float64)
+    del view, b
+    assert cp._core.live_bytes() == before
+    assert cp._core.peak_bytes() - before == 8000 and cp._core.peak_bytes(0) - before == 8000
+    pool = cp.get_default_memory_pool()
+    assert pool.used_bytes() == before and pool.total_bytes() >= before + 8000
+    pool.free_all_blocks()
+    assert pool.total_bytes() == pool.used_bytes()
+    cp._core.reset_peak()
+    assert cp._core.peak_bytes() == before
+
+
+def test_float64_temporaries_in_float32_work_are_recorded():
+    x, lr = cp.ones(4, dtype=np.float32), np.float64(0.5)
+    cp._core.reset_float64_temporaries()
+    y = x * 0.5 + float(lr)  # Python floats keep float32
+    x -= 1.0 * y
+    z = x.astype(np.float64) * 2  # explicitly float64: not a temporary
+    s = cp.sum(x, dtype=np.float64) + x.mean(dtype=np.float64)
+    assert cp._core.float64_temporaries == [] and z.dtype == s.dtype == np.float64
+    x -= lr * y  # a NumPy float64 scalar promotes under NumPy 2 and CuPy 14: two operations
+    cp.multiply(x, cp.asarray(0.5), out=x)  # a float64 0-d array is not a weak scalar
+    x + cp.ones(4)
+    recorded = cp._core.float64_temporaries
+    assert len(recorded) == 4 and all("float32[4]" in r for r in recorded), recorded
+    assert "test_strict_cupy.py" in recorded[0] and x.dtype == np.float32
+    cp._core.reset_float64_temporaries()
+    assert cp._core.float64_temporaries == []

@@ -7,12 +7,19 @@ so a reduction gives a 0-d device array as in CuPy, never a host scalar.
 """
 import numpy as _np
 
+from ._tracking import (_state, allocated, local, check_overlap, note_precision,  # noqa: F401
+                        ufunc_dtype,
+                        # the hooks tests read through cupy._core
+                        float64_temporaries, live_bytes, peak_bytes, pool_held_bytes,
+                        pool_release, reset_float64_temporaries, reset_peak)
+from ._views import Flags, _is_basic, _view_key, garbage
+
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
              "Please use `.get()` to construct a NumPy array explicitly.")
 
-# which device new arrays go to (cupy.cuda.Device(n).use() changes it), and how many times the
-# host has waited for the device (tests count the synchronisations a loop makes)
-_state = {"device": 0, "syncs": 0}
+# _state["device"]: which device this thread's new arrays go to (cupy.cuda.Device(n).use()
+# changes it); _state["syncs"]: how many times the host has waited for the device (tests count
+# the synchronisations a loop makes)
 _SYNCING = {"item", "tolist", "tobytes", "tofile"}  # methods that bring values to the host
 
 
@@ -29,14 +36,15 @@ def _unsupported(x):
     return TypeError(f"Unsupported type {type(x)}")
 
 
-def unwrap(x, *, lists=True):
+def unwrap(x, *, lists=True, kernel=True):
     """x with every device array replaced by its NumPy data; host ndarrays refused.
 
     Python scalars, NumPy scalars (np.generic), dtypes, slices, None and strings pass,
     like CuPy. lists=False (operator operands) refuses lists and tuples too, as CuPy's
-    ufuncs do."""
+    ufuncs do. kernel=False: the data is only looked at where it lives (metadata, views,
+    copies to the host), which CuPy allows from any current device."""
     if isinstance(x, ndarray):
-        if x._device != _state["device"]:
+        if kernel and x._device != local.device:
             raise ValueError(f"The device where the array resides ({x._device}) is different "
                              f"from the current device ({_state['device']}). Peer access is "
                              "unavailable between these devices.")
@@ -61,16 +69,17 @@ def unwrap_all(args, kwargs):
     return [unwrap(a) for a in args], {k: unwrap(v) for k, v in kwargs.items()}
 
 
-def wrap(result):
-    """NumPy results -> device arrays (NumPy scalars become 0-d device arrays, as in CuPy)."""
+def wrap(result, device=None):
+    """NumPy results -> device arrays (NumPy scalars become 0-d device arrays, as in CuPy),
+    on ``device`` (default: the current one)."""
     if isinstance(result, _np.ndarray):
-        return ndarray._from_data(result)
+        return ndarray._from_data(result, device)
     if isinstance(result, _np.generic):
-        return ndarray._from_data(_np.asarray(result))
+        return ndarray._from_data(_np.asarray(result), device)
     if isinstance(result, tuple):
-        return tuple(wrap(r) for r in result)
+        return tuple(wrap(r, device) for r in result)
     if isinstance(result, list):
-        return [wrap(r) for r in result]
+        return [wrap(r, device) for r in result]
     return result
 
 
@@ -84,18 +93,26 @@ def _index(key):
     return unwrap(key)
 
 
-def garbage(a):
-    """Fill a fresh buffer with what uninitialised device memory may hold."""
-    if a.dtype.kind in "fc":
-        a.fill(_np.nan)
-    elif a.size:
-        a[...] = _np.random.default_rng().integers(0, 127, a.shape).astype(a.dtype)
-    return a
-
-
 def call(fn, *args, **kwargs):
     args, kwargs = unwrap_all(args, kwargs)
-    return wrap(fn(*args, **kwargs))
+    return _checked(fn, getattr(fn, "__name__", "?"), args, kwargs)
+
+
+def _checked(fn, name, args, kwargs, ufunc=False, operands=None):
+    """fn on unwrapped args, refusing an overlapping out= and noting float64 work.
+    operands: what the computation reads (args, plus the array of a bound method)."""
+    operands = args if operands is None else operands
+    out = kwargs.get("out")
+    if out is not None:
+        check_overlap(operands, out if isinstance(out, tuple) else (out,))
+    result = fn(*args, **kwargs)
+    if kwargs.get("dtype") is None:
+        if ufunc:
+            note_precision(name, operands, ufunc_dtype(operands))
+        else:
+            first = result[0] if isinstance(result, (tuple, list)) and result else result
+            note_precision(name, operands, getattr(first, "dtype", None))
+    return wrap(result)
 
 
 # the ndarray methods and attributes CuPy's ndarray has (others raise AttributeError)
@@ -106,26 +123,15 @@ view""".split())
 ATTRIBUTES = set("T dtype imag itemsize nbytes ndim real shape size strides".split())
 
 
-class Flags:
-    """CuPy's ndarray.flags: three flags only (NumPy's writeable, aligned... do not exist)."""
-
-    def __init__(self, a):
-        self.c_contiguous = a.flags.c_contiguous
-        self.f_contiguous = a.flags.f_contiguous
-        self.owndata = a.flags.owndata
-
-    def __getitem__(self, name):
-        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous,
-                "OWNDATA": self.owndata}[name]
-
-
 def _binary(op, reflected=False, inplace=False):
     fn = getattr(_np, op)
 
     def method(self, other):
         o = unwrap(other, lists=False)
         a = unwrap(self)
+        note_precision(op, (a, o), ufunc_dtype((a, o)))
         if inplace:
+            check_overlap((o,), (a,))
             fn(a, o, out=a)
             return self
         return wrap(fn(o, a) if reflected else fn(a, o))
@@ -148,13 +154,15 @@ class ndarray:
         if memptr is not None or strides is not None:
             raise NotImplementedError("stand-in: ndarray(memptr=, strides=) is not imitated")
         self._a = garbage(_np.empty(shape, dtype=dtype, order=order))
-        self._device = _state["device"]
+        self._device = local.device
+        allocated(self._a, self._device)
 
     @classmethod
-    def _from_data(cls, a):
+    def _from_data(cls, a, device=None):
         self = object.__new__(cls)
         self._a = a
-        self._device = _state["device"]
+        self._device = local.device if device is None else device
+        allocated(a, self._device)
         return self
 
     # the refusals ---------------------------------------------------------------------
@@ -168,12 +176,18 @@ class ndarray:
         if name.startswith("_"):
             raise AttributeError(name)
         if name in ATTRIBUTES:
-            return wrap(getattr(unwrap(self), name))
+            return wrap(getattr(unwrap(self, kernel=False), name), self._device)
         if name in METHODS:
             if name in _SYNCING:
                 synced()
-            bound = getattr(unwrap(self), name)
-            return lambda *args, **kwargs: call(bound, *args, **kwargs)
+            a = unwrap(self)
+            bound = getattr(a, name)
+            if name in ("astype", "view"):  # an explicit dtype: not a temporary
+                return lambda *args, **kwargs: call(bound, *args, **kwargs)
+            def method(*args, **kwargs):
+                args, kwargs = unwrap_all(args, kwargs)
+                return _checked(bound, name, args, kwargs, operands=(a, *args))
+            return method
         raise AttributeError(f"'cupy.ndarray' object has no attribute '{name}'")
 
     def __setattr__(self, name, value):
@@ -186,7 +200,7 @@ class ndarray:
 
     # explicit transfers ----------------------------------------------------------------
     def get(self, stream=None, order="C", out=None, blocking=True):
-        a = unwrap(self)
+        a = unwrap(self, kernel=False)  # CuPy copies from the array's own device
         synced()
         if out is not None:
             if not isinstance(out, _np.ndarray):
@@ -220,23 +234,23 @@ class ndarray:
 
     def __bool__(self):
         synced()
-        return bool(unwrap(self))
+        return bool(unwrap(self, kernel=False))
 
     def __float__(self):
         synced()
-        return float(unwrap(self))
+        return float(unwrap(self, kernel=False))
 
     def __int__(self):
         synced()
-        return int(unwrap(self))
+        return int(unwrap(self, kernel=False))
 
     def __complex__(self):
         synced()
-        return complex(unwrap(self))
+        return complex(unwrap(self, kernel=False))
 
     def __format__(self, spec):
         synced()
-        return format(unwrap(self), spec)
+        return format(unwrap(self, kernel=False), spec)
 
     def __repr__(self):
         synced()
@@ -247,7 +261,10 @@ class ndarray:
         return str(self._a)
 
     def __getitem__(self, key):
-        return wrap(unwrap(self)[_index(key)])
+        key = _index(key)
+        if _is_basic(key):  # a view, from any current device, as in CuPy
+            return wrap(unwrap(self, kernel=False)[_view_key(key)], self._device)
+        return wrap(unwrap(self)[key])
 
     def __setitem__(self, key, value):
         unwrap(self)[_index(key)] = unwrap(value, lists=False)
@@ -286,28 +303,3 @@ def _imatmul(self, other):
 
 
 ndarray.__imatmul__ = _imatmul
-
-
-class Function:
-    """A NumPy function or ufunc behind the device rules (results wrapped, host refused)."""
-
-    def __init__(self, fn, name):
-        self._fn, self.__name__ = fn, name
-
-    def __call__(self, *args, **kwargs):
-        if isinstance(self._fn, _np.ufunc):  # ufunc operands: arrays and scalars, no lists
-            args = [unwrap(a, lists=False) for a in args]
-            kwargs = {k: unwrap(v) for k, v in kwargs.items()}
-            return wrap(self._fn(*args, **kwargs))
-        return call(self._fn, *args, **kwargs)
-
-    def __getattr__(self, name):
-        if isinstance(self._fn, _np.ufunc) and name in ("reduce", "accumulate", "reduceat",
-                                                        "outer", "at"):
-            return Function(getattr(self._fn, name), f"{self.__name__}.{name}")
-        if name in ("nin", "nout", "nargs", "types", "ntypes", "identity"):
-            return getattr(self._fn, name)
-        raise AttributeError(name)
-
-    def __repr__(self):
-        return f"<cupy stand-in function {self.__name__}>"

@@ -1,7 +1,7 @@
 """cupy.linalg: NumPy's linear algebra behind the device rules (only CuPy's names)."""
 import numpy as _np
 
-from .._core import Function as _Function
+from .._function import Function as _Function
 
 _NAMES = set("""cholesky cond det eig eigh eigvals eigvalsh inv lstsq matrix_power matrix_rank norm
 pinv qr slogdet solve svd tensorinv tensorsolve""".split())
