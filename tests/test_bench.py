@@ -46,7 +46,9 @@ def test_bench_nets_rows_and_table():
     assert rows[4]["GFLOP"] == pytest.approx(2 * rows[3]["GFLOP"], rel=0.05)
     assert all(r["ms"] > 0 and r["peak MB"] == "n/a" for r in rows)
     assert lines[0].startswith("minvert bench nets: float32, cpu")
-    assert lines[1].split() == ["model", "pass", "batch", "GFLOP", "ms", "GFLOP/s", "peak", "MB",
+    assert lines[1].startswith("BLAS:   ") and "threads" in lines[1]  # what the times ran on
+    assert lines[2].startswith("layers: fast engine o")
+    assert lines[3].split() == ["model", "pass", "batch", "GFLOP", "ms", "GFLOP/s", "peak", "MB",
                                 "numpy", "MB"]
 
 

@@ -4,7 +4,7 @@ import numpy as np
 from ..backend import get_array_module, to_device
 from ..layers.fast import im2col, winograd
 from ..layers.fast.conv import _dx_col2im, _dx_transposed, conv2d_backward, conv2d_forward
-from .timing import best_times, load_note, print_table
+from .timing import best_times, load_note, machine_lines, print_table
 
 # (N, C, H, W, F): 3x3 convolutions, pad 1, of VGG's first, second, third, fourth and fifth
 # stages, and of ResNet-50's third stage at batch 16
@@ -60,6 +60,8 @@ def bench_layers(repeats=5, dtype="float32", shapes=None, out=print, device="cpu
                          "GFLOP/s": round(gflop / t, 1), "ratio": round(times["matmul"] / t, 2)})
     if out is not None:
         out(f"conv 3x3 stride 1 pad 1, {dtype}, {device}, best of {repeats}; {load_note()}")
+        for line in machine_lines():
+            out(line)
         out("ratio = time of the bare matmul / time of the pass (1.0: no overhead)")
         print_table(rows, ["shape", "op", "ms", "GFLOP/s", "ratio"], out)
     return rows

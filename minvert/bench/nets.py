@@ -7,7 +7,7 @@ import numpy as np
 from ..backend import available_cores, configured_threads, get_array_module, to_numpy
 from .memory import peak_memory
 from .passes import PASSES, build_net, layer_macs, make_inputs, minvert_pass, pass_gflop
-from .timing import best_times, load_note, print_table
+from .timing import best_times, load_note, machine_lines, print_table
 from .torch_mirror import compare_module, to_torch, torch_pass
 
 PAUSE = 0.2  # s between timed calls: BLAS and OpenMP threads spin ~0.1 s after their work
@@ -115,6 +115,8 @@ def _header(out, what, device, repeats, threads):
     if out is not None:
         out(f"minvert bench {what}: float32, {device}, {threads} threads, best of {repeats}; "
             f"{load_note()}")
+        for line in machine_lines():
+            out(line)
 
 
 def _measure(spec, net, model, torch, macs, repeats, device, memory, out):

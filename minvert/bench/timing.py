@@ -5,6 +5,9 @@ import time
 
 import numpy as np
 
+from ..backend import describe_blas
+from ..layers import fast
+
 
 def sync(xp):
     """Wait for the GPU to finish (a CuPy call returns before the work is done)."""
@@ -32,6 +35,12 @@ def best_times(fns, repeats=5, warmup=1, xp=np, pause=0.0):
             if r >= warmup:
                 times[name] = min(times[name], time.perf_counter() - t0)
     return times
+
+
+def machine_lines():
+    """What the numbers were measured on: the BLAS library, its kernel and threads, and
+    which layer path ran (a benchmark means little without them)."""
+    return [f"BLAS:   {describe_blas()}", f"layers: {fast.describe()}"]
 
 
 def load_note():
