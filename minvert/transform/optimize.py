@@ -29,10 +29,14 @@ import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
+from ..nets.classview import DownsampledClassVGG
+from ..nets.fullyconv import fully_convolutional, has_fc_top
 from . import losses
 from .objective import Objective, default_layers, report_terms
 
 _STOP = "stop"
+CLASS_VIEWS = {"dense": "averaged over every window (fully convolutional)",
+               "downsampled": "of its area-downsampled view at the net's input size"}
 
 
 def _to_host(total, values, logits, grad, grad_to_host):
@@ -90,10 +94,11 @@ def prepare_image(net, img, size=None, log=print):
     pre = net.preprocessing
     size = size or pre.input_size
     smallest = 2 ** len(net.config["widths"]) if net.config.get("arch") == "vgg" else 32
+    smallest = getattr(net, "min_side", smallest)  # a fully convolutional VGG: its fc6 window
     if size < smallest:
         raise MinvertError(f"--size {size} is below the {smallest}x{smallest} this network allows")
     H, W = img.shape[:2]
-    if net.config.get("arch") == "vgg" and net.config.get("include_top"):
+    if has_fc_top(net):
         if size != pre.input_size:
             raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
                                f"drop --size or use {pre.input_size}")
@@ -119,10 +124,12 @@ def prepare_image(net, img, size=None, log=print):
 
 
 def transform(net, img, settings, mask=None, out_dir=None, log=print, force=False, size=None,
-              start_image=None):
+              start_image=None, class_view="dense"):
     """Run paper 000's optimisation. img: uint8 (H, W, 3) RGB; mask: float (H', W') in [0, 1]
     (white = may change) or None; start_image: uint8 (H', W', 3) to start from instead of
-    settings.init (a previous result: resumes a run), fitted like img. Writes the outputs into
+    settings.init (a previous result: resumes a run), fitted like img. class_view: how a VGG with
+    fc layers scores a photo at ``size`` ("dense": fully convolutional, "downsampled": its area
+    view at the input size; docs/losses.md). Writes the outputs into
     ``out_dir`` when given. Returns the summary dict (also written as summary.json);
     summary["result"] is the image.
     """
@@ -132,6 +139,11 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
         raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")
     if not 0 <= s.target < net.config["num_classes"]:
         raise MinvertError(f"target class {s.target} is outside 0..{net.config['num_classes'] - 1}")
+    if size is not None and has_fc_top(net):  # issue 26: the whole photo at its own resolution
+        if class_view not in CLASS_VIEWS:
+            raise MinvertError(f"unknown class view {class_view!r}; use {' or '.join(CLASS_VIEWS)}")
+        net = fully_convolutional(net) if class_view == "dense" else DownsampledClassVGG(net)
+        log(f"--size with a VGG's fc layers: the whole photo; the class score {CLASS_VIEWS[class_view]}")
     img = prepare_image(net, img, size, log=log)
     shape = img.shape[:2]  # (h, w)
     if start_image is not None:
