@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .demo_invert import run_step as _invert_step  # issue 26
 from .errors import MinvertError
 
 N_CLASSIFY = 2          # generated textures per class to classify
@@ -57,6 +58,7 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
                                             device)
     report["transform"] = _transform(out, textures, labels, transform_iters, log, device)
     report["reconstruct"] = _reconstruct(out, decoder_epochs, recon_per_class, log, device)
+    report["invert"] = _invert_step(out, log, device, iters=transform_iters)  # issue 26: beside the decoder
     _curves(out, report)
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

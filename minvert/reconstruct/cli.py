@@ -3,6 +3,7 @@ import argparse
 
 from ..errors import MinvertError, check_options
 from .features import extract
+from .invert_cli import add_invert_cli  # issue 26: invert, compare
 from .train import SAMPLE_EVERY
 
 
@@ -93,6 +94,7 @@ def add_cli(parser, device_args):
     _watch_options(p)
 
     _add_figures(sub, _cmd)
+    add_invert_cli(sub, _cmd)  # issue 26
 
     p = _cmd(sub, "evaluate", "measure reconstructions: PSNR, SSIM, re-identification", _run_evaluate,
              "On training and held-out images separately: MSE, PSNR, SSIM against the mean-image\n"
