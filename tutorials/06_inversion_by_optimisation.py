@@ -53,7 +53,7 @@ def claim(holds, text):
 # ## 1. Vectors to invert
 #
 # The bundled `tiny-resnet-shapes` encoder (128-d pooled features) on 192 new shapes images;
-# the first 16 are held out, the decoder of section 4 never sees them.
+# the first 8 are held out, the decoder of section 4 never sees them.
 
 # %%
 encoder = minvert.load_model("tiny-resnet-shapes", device="cpu")
@@ -62,7 +62,7 @@ order = np.random.default_rng(0).permutation(len(images))
 images = images[order]
 x_all = encoder.preprocessing.preprocess(images)                              # (192, 3, 64, 64)
 features = np.concatenate([encoder.features(x_all[i:i + 64]) for i in range(0, len(images), 64)])
-held, train = np.arange(16), np.arange(16, len(images))
+held, train = np.arange(8), np.arange(8, len(images))
 mean_img = images[train].mean(axis=0)                                         # float (64, 64, 3)
 print("features", features.shape)
 
@@ -89,8 +89,8 @@ claim(err < 1e-7, "the directional derivative of the whole objective equals the 
 # %% [markdown]
 # ## 3. Optimisation alone
 #
-# Start every held-out image from the mean training image and run 40 L-BFGS-B iterations
-# (the 16 images are one batch: their losses add, and each image's gradient is its own).
+# Start every held-out image from the mean training image and run 20 L-BFGS-B iterations
+# (the 8 images are one batch: their losses add, and each image's gradient is its own).
 # Once with the TV prior, once without it.
 
 # %%
@@ -98,7 +98,7 @@ start = encoder.preprocessing.preprocess(np.repeat(mean_img[None], len(held), 0)
 targets = features[held]
 runs = {}
 for lam in (5.0, 0.0):
-    x, record = invert(encoder, targets, start, InvertSettings(iters=40, lambda_tv=lam))
+    x, record = invert(encoder, targets, start, InvertSettings(iters=20, lambda_tv=lam))
     runs[lam] = (encoder.preprocessing.deprocess(x), record)
 alone, record = runs[5.0]
 before, after = np.mean(record["before"]["feature"]), np.mean(record["after"]["feature"])
@@ -126,8 +126,8 @@ claim(tv[5.0] < tv[0.0], "the TV prior gives a smoother result than no prior")
 #
 # ## 4. The decoder, and refinement from its output
 #
-# A small decoder as in tutorial 05 (Adam, 25 epochs on the 176 training images), then the
-# same optimisation, 20 iterations, started from its output (resized to the encoder's 64x64).
+# A small decoder as in tutorial 05 (Adam, 25 epochs on the 184 training images), then the
+# same optimisation, 10 iterations, started from its output (resized to the encoder's 64x64).
 
 # %%
 decoder = build_decoder({"feature_size": 128, "start": [2, 2, 32], "widths": [64, 48, 32, 16]},
@@ -136,14 +136,14 @@ targets32 = (np.stack([resize_exact(im, 32, "box") for im in images]) / 255).ast
 targets32 = targets32.transpose(0, 3, 1, 2)                                   # (N, 3, 32, 32)
 adam, rng = Adam(lr=1e-3), np.random.default_rng(1)
 for epoch in range(25):
-    for batch in np.array_split(rng.permutation(train), len(train) // 16):
+    for batch in np.array_split(rng.permutation(train), len(train) // 23):
         loss, dout = binary_cross_entropy(decoder.forward(features[batch]), targets32[batch])
         decoder.backward(dout)
         adam.step(decoder.parameters())
 decoder.eval()
 decoded = np.rint(decoder.predict(features[held]).transpose(0, 2, 3, 1) * 255).astype(np.uint8)
 decoded64 = np.stack([resize_exact(im, 64) for im in decoded])               # what the encoder sees
-x, record = invert(encoder, targets, encoder.preprocessing.preprocess(decoded64), InvertSettings(iters=20))
+x, record = invert(encoder, targets, encoder.preprocessing.preprocess(decoded64), InvertSettings(iters=10))
 refined = encoder.preprocessing.deprocess(x)
 
 
@@ -172,7 +172,7 @@ claim(abs(p_ref - p_dec) < 1.0, "refinement keeps the decoder's pixels: PSNR wit
 
 # %%
 tiles, captions = [], []
-for k in range(5):
+for k in range(4):
     for img, cap in ((images[held[k]], "original"), (decoded64[k], "decoder"),
                      (alone[k], "optimisation"), (refined[k], "refined")):
         tiles.append(img)
