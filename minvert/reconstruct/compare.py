@@ -60,7 +60,8 @@ def score(images, rows, cache, enc, size, seconds):
     feats = encode(enc, list(images)).astype(np.float64)
     phi0 = cache.features[rows].astype(np.float64)
     dist = np.linalg.norm(feats - phi0, axis=1) / np.linalg.norm(phi0, axis=1)
-    order = list(rows) + [i for i in range(len(cache)) if i not in set(rows)]  # sources first
+    taken = set(rows)
+    order = list(rows) + [i for i in range(len(cache)) if i not in taken]  # sources first
     top1 = reidentification_rate(feats, cache.features[order], k=(1, 5))
     n = len(rows)
     return {"psnr": float(p.mean()), "psnr_ci95": list(bootstrap_mean_interval(p)),

@@ -18,6 +18,7 @@ from ..datasets import make_dataset
 from ..images import resize_exact
 from ..layers.loss import softmax
 from ..nets.fullyconv import fully_convolutional
+from ..weights import load_model
 from .losses import Multipliers
 from .objective import Settings
 from .optimize import transform
@@ -69,7 +70,6 @@ def summarise(rows):
 
 
 if __name__ == "__main__":
-    from ..weights import load_model
     model = load_model("tiny-vgg-textures")
     for (view, size), m in sorted(summarise(compare(model)).items()):
         print(f"{view:<12} {size:>4}  " + "  ".join(f"{k} {v:.3f}" for k, v in m.items()))
