@@ -1,5 +1,5 @@
 """``minvert demo``: both papers on the bundled models, offline, in about a minute on a CPU
-(25 s of CPU time; one BLAS thread is best on a shared machine).
+(about 50 s of CPU time; one BLAS thread is best on a shared machine).
 
 1. classify generated images with the bundled classifiers (textures and shapes);
 2. paper 000: transform a "dots" texture until tiny-vgg-textures calls it "stripes";
@@ -7,6 +7,8 @@
    decoder, reconstruct images it was trained on and 160 it never saw, and measure what comes
    back (PSNR/SSIM against the mean-image baseline, re-identification against chance, and
    which concepts - colour, shape, background - the encoder recognises in the reconstructions);
+   then invert 40 of the unseen vectors by optimising the pixels, alone and from the decoder's
+   output, and measure the four ways back side by side (:mod:`minvert.demo_invert`, issue 26);
 4. write DIR/index.html (text: :mod:`minvert.demo_page`) with every image and its numbers.
 
 Every step prints progress; the page and report.json hold every number.
