@@ -195,3 +195,16 @@ def test_downsampled_view_transform_keeps_masked_pixels(tiny):
     assert result.shape == resized.shape and np.array_equal(result[kept], resized[kept])
     with pytest.raises(MinvertError, match="unknown class view"):
         transform(tiny, img, Settings(target=3, iters=1), size=120, class_view="crop")
+
+
+def test_downsampled_view_with_taps_on_the_gpu_stand_in(strict_cupy):
+    img = _photo((150, 100), seed=9)
+    mask = np.ones(img.shape[:2])
+    mask[:40] = 0
+    net = build_tiny("tiny-vgg", 8, labels=list(CLASSES), rng=np.random.default_rng(0)).to(strict_cupy)
+    settings = Settings(target=2, iters=2, multipliers=Multipliers(content=1e-3, style=1.0))
+    result = transform(net, img, settings, mask=mask, size=120, class_view="downsampled",
+                       log=lambda *_: None)["result"]
+    kept = resize_exact(mask, result.shape[:2]) == 0
+    resized = resize_exact(img, result.shape[:2])
+    assert result.shape[0] == 120 and np.array_equal(result[kept], resized[kept])
