@@ -26,6 +26,9 @@ def test_demo_writes_a_page_whose_images_and_numbers_exist(tmp_path):
     assert len(r["history"]) == 3 and set(r["concepts"]) >= {"colour", "shape", "background", "class"}
     assert r["concepts"]["position_error_px"]["image_centre"] > 0
     assert "95% CI" in page and "chance" in page and "baseline" in page
+    invert = report["invert"]["methods"]  # issue 26: the four methods, each with its intervals
+    assert list(invert) == ["mean image", "decoder", "optimisation", "decoder + refinement"]
+    assert all(len(m["psnr_ci95"]) == len(m["reid_top1_ci95"]) == 2 for m in invert.values())
     # every step reports progress, the decoder's epochs included
     assert sum(line.startswith("[3/3]") for line in lines) == 1
     assert any("epoch   3/3" in line for line in lines)

@@ -13,7 +13,8 @@ TUTORIALS = sorted((ROOT / "tutorials").glob("0*.py"))
 WRITES = {"01_conv_by_hand": ["01_sobel.png"], "02_gradient_checking": [],
           "03_vgg_from_layers": ["03_gradient.png"],
           "04_class_inversion": ["04_class_inversion.png", "04_transform/summary.json"],
-          "05_decoder_training": ["05_reconstructions.png"]}
+          "05_decoder_training": ["05_reconstructions.png"],
+          "06_inversion_by_optimisation": ["06_inversion.png"]}
 
 # the qualitative claims each tutorial's text makes, checked by the tutorial on its own numbers
 CLAIMS = {
@@ -37,6 +38,11 @@ CLAIMS = {
                            "with TV the probability still rises above 0.9",
                            "with TV the pixels change less than half as much",
                            "with TV the image ends much less rough"],
+    "06_inversion_by_optimisation": ["the directional derivative of the whole objective",
+                                     "more than 10 times closer", "does not bring the picture back",
+                                     "the TV prior gives a smoother result",
+                                     "refinement ends closer in feature space than the decoder",
+                                     "the decoder's pixels are closer", "refinement keeps the decoder's pixels"],
 }
 
 # imported first by the subprocess: any attempt to open a network connection fails loudly

@@ -2,6 +2,8 @@
 figure and what its numbers mean, so that it reads without the docs (numbers: report.json)."""
 import html
 
+from .invert import section as _invert_section
+
 esc = html.escape
 
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45}
@@ -153,7 +155,8 @@ small networks minvert ships, offline, in {r['seconds']:.0f} s. The full-size ex
 {_classification(r['classify'])}
 {_transform(r['transform'])}
 {_reconstruct(r['reconstruct'])}
-<h2>4. Training curves</h2>
+{_invert_section(r['invert'], r['reconstruct']['encoder'])}
+<h2>5. Training curves</h2>
 <p><b>Left:</b> PSNR of the decoder's reconstructions after each epoch, on the training images (blue,
 averaged over the epoch's batches) and on the held-out ones (red). Both rise while the decoder
 learns what the vectors say; the gap that opens is memorisation of the training images. Final:

@@ -1,5 +1,5 @@
 """``minvert demo``: both papers on the bundled models, offline, in about a minute on a CPU
-(25 s of CPU time; one BLAS thread is best on a shared machine).
+(about 50 s of CPU time; one BLAS thread is best on a shared machine).
 
 1. classify generated images with the bundled classifiers (textures and shapes);
 2. paper 000: transform a "dots" texture until tiny-vgg-textures calls it "stripes";
@@ -7,6 +7,8 @@
    decoder, reconstruct images it was trained on and 160 it never saw, and measure what comes
    back (PSNR/SSIM against the mean-image baseline, re-identification against chance, and
    which concepts - colour, shape, background - the encoder recognises in the reconstructions);
+   then invert 40 of the unseen vectors by optimising the pixels, alone and from the decoder's
+   output, and measure the four ways back side by side (:mod:`minvert.demo.invert`);
 4. write DIR/index.html (text: :mod:`minvert.demo.page`) with every image and its numbers.
 
 Every step prints progress; the page and report.json hold every number.
@@ -29,6 +31,7 @@ from ..reconstruct.features import read_cache
 from ..reconstruct.train import load_decoder, read_run
 from ..transform import Multipliers, Settings, transform
 from ..weights import load_model
+from .invert import run_step as _invert_step
 from .page import page
 
 N_CLASSIFY = 2          # generated textures per class to classify
@@ -68,6 +71,7 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
     report["transform"] = _transform(out, textures, labels, transform_iters, log, device)
     report["reconstruct"] = _reconstruct(out, decoder_epochs, recon_per_class, log, device)
     report["reconstruct"]["encoder"] = ENCODER
+    report["invert"] = _invert_step(out, log, device, iters=transform_iters)  # beside the decoder
     _curves(out, report)
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

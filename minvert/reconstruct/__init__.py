@@ -15,6 +15,9 @@ decoder itself is :mod:`minvert.nets.decoder` and Adadelta :mod:`minvert.optim`.
 4. ``figure``: the paper's figures, one command each: Fig. 1 (one image after 1 ... 6000
    epochs), Fig. 2 (images beside their reconstructions), Fig. 3 (random vectors), Figs. 4-5
    (100 / 1000 / 10000 training images).  (figures.py)
+5. ``invert`` and ``compare``: the vector inverted by optimising the pixels
+   (Mahendran & Vedaldi 2015), alone or from the decoder's output, and the four ways back
+   scored alike.  (invert.py, compare.py; invert_run.py and invert_cli.py for the command line)
 
 ``from minvert.reconstruct import extract, train, evaluate, decode`` gives the four steps; the
 command line is cli.py. Imports go one way: cache_file <- features, watch <- runs <- train <-

@@ -6,6 +6,7 @@ from . import figures
 from .evaluate import decode, evaluate
 from .features import extract
 from .figures import PAPER_EPOCHS, PAPER_SIZE_EPOCHS, PAPER_SIZES
+from .invert_cli import add_invert_cli
 from .train import SAMPLE_EVERY, train
 
 
@@ -43,6 +44,7 @@ def add_cli(parser, device_args):
     _add_extract(sub, _cmd)
     _add_train(sub, _cmd)
     _add_figures(sub, _cmd)
+    add_invert_cli(sub, _cmd)  # invert, compare
     _add_evaluate(sub, _cmd)
     _add_decode(sub, _cmd)
     return parser

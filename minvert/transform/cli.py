@@ -55,7 +55,11 @@ def add_cli(sub, command, device_args):
     p.add_argument("--history", type=int, default=8, help="L-BFGS memory (default 8)")
     p.add_argument("--size", type=int, default=None, metavar="PX",
                    help="long side in pixels, aspect ratio kept (default: the net's input size); a VGG "
-                        "with fc layers takes only its input size and the image's central square")
+                        "with fc layers then runs fully convolutionally on the whole photo (each side "
+                        "at least its input size); without --size it takes the central square")
+    p.add_argument("--class-view", choices=["dense", "downsampled"], default="dense",
+                   help="with --size on a VGG with fc layers: dense (default) averages the class score "
+                        "over every window; downsampled scores the photo shrunk to the input size")
     p.add_argument("--content-layer", metavar="LAYER",
                    help="content layer, Caffe (conv4_2) or minvert (relu4_2) name (default conv4_2)")
     p.add_argument("--style-layers", metavar="L1,L2,..",
@@ -108,5 +112,5 @@ def run(args):
                         seed=args.seed, snapshot_every=args.snapshot_every, print_every=args.print_every,
                         content_kind=args.content_kind, color_kind=args.color_kind, **layers)
     summary = transform(net, img, settings, mask=mask, out_dir=args.out, force=args.force, size=args.size,
-                        start_image=start)
+                        start_image=start, class_view=args.class_view)
     return 0 if summary["stopped_early"] is None else 1

@@ -8,6 +8,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..errors import MinvertError
 from ..images import center_crop, resize_exact
+from ..nets.fullyconv import has_fc_top
 
 
 def prepare_image(net, img, size=None, log=print):
@@ -20,10 +21,11 @@ def prepare_image(net, img, size=None, log=print):
     pre = net.preprocessing
     size = size or pre.input_size
     smallest = 2 ** len(net.config["widths"]) if net.config.get("arch") == "vgg" else 32
+    smallest = getattr(net, "min_side", smallest)  # a fully convolutional VGG: its fc6 window
     if size < smallest:
         raise MinvertError(f"--size {size} is below the {smallest}x{smallest} this network allows")
     H, W = img.shape[:2]
-    if net.config.get("arch") == "vgg" and net.config.get("include_top"):
+    if has_fc_top(net):
         if size != pre.input_size:
             raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
                                f"drop --size or use {pre.input_size}")

@@ -29,11 +29,16 @@ from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
 from ..images import resize_exact
 from ..layers.loss import softmax
+from ..nets.classview import DownsampledClassVGG
+from ..nets.fullyconv import fully_convolutional, has_fc_top
 from ..optim import Adam
 from . import losses
 from .inputs import prepare_image, start_point
 from .objective import GD_FIRST_STEP, Objective, default_layers, report_terms
 from .outputs import RunFolder, result_image
+
+CLASS_VIEWS = {"dense": "averaged over every window (fully convolutional)",
+               "downsampled": "of its area-downsampled view at the net's input size"}
 
 
 def _to_host(total, values, logits, grad, grad_to_host):
@@ -80,10 +85,12 @@ class _NonFinite(Exception):
 
 
 def transform(net, img, settings, mask=None, out_dir=None, log=print, force=False, size=None,
-              start_image=None):
+              start_image=None, class_view="dense"):
     """Run paper 000's optimisation. img: uint8 (H, W, 3) RGB; mask: float (H', W') in [0, 1]
     (white = may change) or None; start_image: uint8 (H', W', 3) to start from instead of
-    settings.init (a previous result: resumes a run), fitted like img. Writes the outputs into
+    settings.init (a previous result: resumes a run), fitted like img. class_view: how a VGG with
+    fc layers scores a photo at ``size`` ("dense": fully convolutional, "downsampled": its area
+    view at the input size; docs/losses.md). Writes the outputs into
     ``out_dir`` when given. Returns the summary dict (also written as summary.json);
     summary["result"] is the image.
     """
@@ -92,6 +99,11 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
         raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")
     if not 0 <= s.target < net.config["num_classes"]:
         raise MinvertError(f"target class {s.target} is outside 0..{net.config['num_classes'] - 1}")
+    if size is not None and has_fc_top(net):  # the whole photo at its own resolution
+        if class_view not in CLASS_VIEWS:
+            raise MinvertError(f"unknown class view {class_view!r}; use {' or '.join(CLASS_VIEWS)}")
+        net = fully_convolutional(net) if class_view == "dense" else DownsampledClassVGG(net)
+        log(f"--size with a VGG's fc layers: the whole photo; the class score {CLASS_VIEWS[class_view]}")
     img = prepare_image(net, img, size, log=log)
     if start_image is not None:
         start_image = prepare_image(net, start_image, size, log=lambda *_: None)
