@@ -153,7 +153,14 @@ def _recorded_settings_ok(saved):
 
 
 def train_command(args, log=print, on_step=None):
-    """Body of ``minvert train`` (see ``minvert train --help``)."""
+    """Body of ``minvert train`` (see ``minvert train --help``); a second run into the same
+    --out at the same time refuses in one line."""
+    from ..files import run_folder_lock
+    with run_folder_lock(args.out):
+        return _train_locked(args, log, on_step)
+
+
+def _train_locked(args, log, on_step):
     import numpy as np
 
     from ..backend import array_module
