@@ -32,6 +32,8 @@ def open_nofollow(path, mode="a"):
         if e.errno == errno.ELOOP or os.path.islink(path):
             raise MinvertError(f"{path} is a symbolic link; minvert does not write through links "
                                "(remove it and run again)") from None
+        if e.errno == errno.ENXIO:  # a FIFO nobody reads
+            raise MinvertError(f"{path} is not a regular file; remove it and run again") from None
         raise
     if not _is_regular(fd):
         os.close(fd)
