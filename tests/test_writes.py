@@ -106,6 +106,19 @@ def test_extract_append_past_the_size_limit_keeps_the_cache(tmp_path, images):
     assert len(read_cache(cache)) == 8
 
 
+def test_reconstruct_train_resume_past_the_size_limit_keeps_the_checkpoint(tmp_path, images):
+    cache, out = tmp_path / "cache.h5", tmp_path / "run"
+    extract([images / "set0", images / "set1"], str(images / "enc.h5"), cache, target_size=16, log=quiet)
+    args = ["reconstruct", "train", cache, "--out", out, "--widths", "16,8", "--split", "none",
+            "--batch", "4", "--sample-every", "0"]
+    assert main([*map(str, args), "--epochs", "1"]) == 0
+    ckpt = (out / "checkpoint.h5").read_bytes()
+    status, err = run_limited([*args, "--epochs", "2", "--resume"], len(ckpt) // 2, tmp_path)
+    assert status == 1
+    one_error_line(err, "file size limit", "checkpoint.h5")
+    assert (out / "checkpoint.h5").read_bytes() == ckpt and leftovers(tmp_path) == []
+
+
 # item 2: the destination is the source ----------------------------------------------------------
 def test_convert_refuses_its_own_source_also_through_links(tmp_path, capsys):
     model = tmp_path / "m.h5"
