@@ -34,13 +34,18 @@ def quiet(*_):
     pass
 
 
+def child_env():
+    """The environment of a child minvert: this tree first, then the caller's path (the GPU
+    stand-in of tests/strict_cupy, when the suite runs under it)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def run_limited(args, limit, cwd):
     """``python -m minvert ARGS`` with files limited to ``limit`` bytes: (exit status, stderr)."""
     def set_limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "PYTHONDONTWRITEBYTECODE": "1"}
-    r = subprocess.run([sys.executable, "-m", "minvert", *map(str, args)], cwd=cwd, env=env,
+    r = subprocess.run([sys.executable, "-m", "minvert", *map(str, args)], cwd=cwd, env=child_env(),
                        preexec_fn=set_limit, capture_output=True, text=True, timeout=600)
     return r.returncode, r.stderr
 
@@ -186,7 +191,7 @@ def test_an_hdf5_file_open_for_writing_elsewhere_is_in_use(tmp_path):
         script = ("from minvert.weights.hdf5 import open_h5\n"
                   f"with open_h5({str(tmp_path / 'busy.h5')!r}, 'a cache'): pass")
         r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+                           env=child_env())
     assert "is in use by another process" in r.stderr and "corrupt" not in r.stderr
 
 
@@ -204,7 +209,7 @@ def test_killed_run_resumes_with_the_log_of_its_checkpoint(tmp_path):
               "train_command(args, log=lambda *_: None, on_step=kill)\n")
     args = ["train", "--epochs", "3", *TRAIN]  # 48 images, batch 16: 3 steps per epoch
     r = subprocess.run([sys.executable, "-c", script, *args, "--out", str(tmp_path / "cut")],
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                       env=child_env())
     assert r.returncode == -9
     assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
     assert main([*args, "--out", str(tmp_path / "full")]) == 0
