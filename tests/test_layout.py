@@ -63,7 +63,7 @@ LEVELS = {
     "layers": 3,
     "nets": 4, "optim": 4, "gradcheck_catalogue": 4,
     "weights": 5,
-    "training": 6, "checkpoints": 6, "classify": 6, "transform": 6,
+    "training": 6, "classifier_training": 6, "classify": 6, "transform": 6,
     "reconstruct": 7,
     "exercises": 8, "bench": 8, "demo": 8,
     "cli": 9, "__main__": 9,
