@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from minvert import optim
+from minvert.layers.fast import elementwise
 from minvert.cli import main
 from minvert.datasets import make_dataset
 from minvert.nets.tiny import build_tiny
@@ -21,9 +22,11 @@ def temporaries(strict_cupy):
     strict_cupy._core.reset_float64_temporaries()
 
 
-@pytest.mark.parametrize("chunk", [optim.UPDATE_CHUNK, 16], ids=["whole", "chunked"])
-def test_adadelta_update_stays_float32(strict_cupy, temporaries, monkeypatch, chunk):
-    monkeypatch.setattr(optim, "UPDATE_CHUNK", chunk)
+@pytest.mark.parametrize("chunk", [elementwise.UPDATE_CHUNK, 16], ids=["whole", "chunked"])
+@pytest.mark.parametrize("engine", ["fast_engine", "readable_engine"])
+def test_adadelta_update_stays_float32(strict_cupy, temporaries, monkeypatch, chunk, engine, request):
+    request.getfixturevalue(engine)
+    monkeypatch.setattr(elementwise, "UPDATE_CHUNK", chunk)
     rng = np.random.default_rng(0)
     p = strict_cupy.asarray(rng.standard_normal((8, 9)).astype(np.float32))
     g = strict_cupy.asarray(rng.standard_normal((8, 9)).astype(np.float32))

@@ -64,12 +64,15 @@ def describe_error(e):
     """One bounded line for the user: MinvertError's own message, else what the built-in
     exception says, never its class name, never an unbounded object (a huge dict key, say)."""
     from ..errors import MinvertError
+    from ..files import write_failure
     if isinstance(e, MinvertError):
         text = str(e)
     elif isinstance(e, MemoryError):
         text = "out of memory; the input asks for more than this machine has (or is damaged)"
     elif isinstance(e, RecursionError):
         text = "the input is nested too deeply to process; it is damaged or hostile"
+    elif isinstance(e, OSError) and write_failure(e, e.filename or "a file") is not None:
+        text = str(write_failure(e, e.filename or "a file"))  # full disk, size limit: say which
     elif isinstance(e, OSError) and (e.strerror or (e.args and isinstance(e.args[0], str))):
         where = " ".join(f"{f}:" for f in (e.filename, e.filename2) if f)
         text = f"{where} {(e.strerror or e.args[0])[:300]}".strip()

@@ -1,7 +1,7 @@
 """``minvert train`` (small classifiers on a generated dataset or a folder) and ``minvert dataset``.
 
 The settings are checked and recorded in run.json here; the loop itself, with its checkpoints,
-is :func:`minvert.training.train_classifier`.
+is :func:`minvert.classifier_training.train_classifier`.
 """
 import argparse
 import time
@@ -153,13 +153,20 @@ def _recorded_settings_ok(saved):
 
 
 def train_command(args, log=print, on_step=None):
-    """Body of ``minvert train`` (see ``minvert train --help``)."""
+    """Body of ``minvert train`` (see ``minvert train --help``); a second run into the same
+    --out at the same time refuses in one line."""
+    from ..files import run_folder_lock
+    with run_folder_lock(args.out):
+        return _train_locked(args, log, on_step)
+
+
+def _train_locked(args, log, on_step):
     import numpy as np
 
     from ..backend import array_module
     from ..datasets import KINDS, make_dataset
     from ..nets.tiny import build_tiny
-    from ..training import accuracy, train_classifier
+    from ..classifier_training import accuracy, train_classifier
     from ..weights.project import save, write_json
     out = Path(args.out)
     if not args.resume and (out / "checkpoint.h5").exists():

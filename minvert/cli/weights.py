@@ -33,6 +33,10 @@ def add_weights(sub):
     w.add_argument("name", metavar="NAME")
     w.add_argument("--dir", help="where to put the files (default: $MINVERT_WEIGHTS or the user cache)")
     w.add_argument("--force", action="store_true", help="download again even if present")
+    w.add_argument("--speed-limit", type=float, default=1000, metavar="BYTES",
+                   help="with --speed-time: a transfer slower than this many bytes/s for that long "
+                        "stops and is retried, like curl's (default 1000; 0: no minimum rate)")
+    w.add_argument("--speed-time", type=float, default=60, metavar="SECONDS", help="default 60")
     w = add_command(wsub, "info", "describe a minvert weight file", handler=_run_weights_info)
     w.add_argument("file", metavar="FILE")
     w = add_command(wsub, "verify", "check a downloaded original against the zoo's hash", handler=_run_weights_verify)
@@ -45,9 +49,12 @@ def _run_weights_list(args):
 
 
 def _run_weights_download(args):
+    from ..errors import check_options
     from ..weights.convert import convert
     from ..weights.download import download_weights
-    path = download_weights(args.name, dest_dir=args.dir, convert=convert, force=args.force)
+    check_options(args, minimum={"speed_limit": 0}, positive=("speed_time",), finite=("speed_limit",))
+    path = download_weights(args.name, dest_dir=args.dir, convert=convert, force=args.force,
+                            speed=(args.speed_limit, args.speed_time))
     print(f"ready: {path}  (load it with --model {args.name})")
 
 

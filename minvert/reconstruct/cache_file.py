@@ -10,8 +10,10 @@ Cache file (HDF5, root attribute ``format = "minvert-feature-cache"``)::
     attrs    count, model (name as given), model_path, model_config, model_sha256 (hash of the
              encoder's weights), preprocessing, feature_size, target_size, target_resample
 
-Rows are appended a batch at a time and ``count`` is updated last, so an interrupted extraction
-keeps every finished batch. Reading follows minvert's HDF5 reader policy (weights/hdf5.py).
+The file is only ever written whole (:func:`write_cache`: built in memory, renamed into place):
+extract adds rows by writing the old and the new rows to a new file, at the end, when
+interrupted and every minute or so, so an interruption keeps every batch up to then and a full
+disk keeps the previous file. Reading follows minvert's HDF5 reader policy (weights/hdf5.py).
 """
 import hashlib
 import json
@@ -23,6 +25,7 @@ from ..errors import FormatError, MinvertError
 from ..images import resize_exact
 from ..weights.hdf5 import (open_h5, read_array, read_budget, read_int_attr, read_json_attr,
                             read_text_attr)
+from ..weights.project import h5_written
 
 CACHE_FORMAT = "minvert-feature-cache"
 _JSON_ATTRS = ("model_config", "preprocessing")
@@ -31,15 +34,11 @@ HEADER_KEYS = ("model", "model_path", "model_config", "model_sha256", "preproces
 _LIMITS = {"feature_size": (1, 1 << 16), "target_size": (4, 4096), "count": (0, 1 << 31)}
 
 
-def open_cache(path, mode="r"):
-    """The cache opened for reading under minvert's HDF5 reader policy (weights/hdf5.py);
-    mode "a" (appending) only after extract has read it that way."""
-    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
+def open_cache(path):
+    """The cache opened for reading under minvert's HDF5 reader policy (weights/hdf5.py)."""
     if not Path(path).is_file():
         raise MinvertError(f"{path}: no such feature cache; create it with `minvert reconstruct extract`")
-    if mode == "r":
-        return open_h5(path, "a minvert feature cache", "; extract again into a new file")
-    return h5py.File(path, mode)
+    return open_h5(path, "a minvert feature cache", "; extract again into a new file")
 
 
 def read_header(f, path):
@@ -104,31 +103,23 @@ def read_cache(path):
     return Cache(path, header, features, targets, names)
 
 
-def create_cache(path, header):
-    """A new, empty cache file for ``header``, open for appending; refuses an existing file."""
+def write_cache(path, header, features, targets, names):
+    """Write a whole cache (``header`` and its rows) to ``path``: built in memory and renamed
+    into place (:func:`minvert.weights.project.h5_written`), so a full disk, a size limit or a
+    kill leaves the previous file whole and readable."""
     import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
-    D, S = header["feature_size"], header["target_size"]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    f = h5py.File(path, "w-")
-    f.attrs["format"] = CACHE_FORMAT
-    for k, v in header.items():
-        f.attrs[k] = json.dumps(v) if k in _JSON_ATTRS else v
-    f.attrs["count"] = 0
-    f.create_dataset("features", (0, D), maxshape=(None, D), dtype="float32", chunks=(64, D))
-    f.create_dataset("targets", (0, S, S, 3), maxshape=(None, S, S, 3), dtype="uint8", chunks=(1, S, S, 3))
-    f.create_dataset("names", (0,), maxshape=(None,), dtype=h5py.string_dtype("utf-8"), chunks=(256,))
-    f.flush()
-    return f
-
-
-def append_rows(f, features, targets, names):
-    """Append one batch of rows; ``count`` moves last, so a cut-short batch never counts."""
-    n, k = int(f.attrs["count"]), len(names)
-    for key, data in (("features", features), ("targets", targets), ("names", np.array(names, dtype=object))):
-        f[key].resize(n + k, axis=0)
-        f[key][n:n + k] = data
-    f.attrs["count"] = n + k  # last: a batch counts once all three datasets hold it
-    f.flush()
+    D, S, n = header["feature_size"], header["target_size"], len(names)
+    with h5_written(path) as f:
+        f.attrs["format"] = CACHE_FORMAT
+        for k, v in header.items():
+            f.attrs[k] = json.dumps(v) if k in _JSON_ATTRS else v
+        f.attrs["count"] = n
+        f.create_dataset("features", data=np.asarray(features, np.float32).reshape(n, D),
+                         maxshape=(None, D), chunks=(64, D))
+        f.create_dataset("targets", data=np.asarray(targets, np.uint8).reshape(n, S, S, 3),
+                         maxshape=(None, S, S, 3), chunks=(1, S, S, 3))
+        f.create_dataset("names", data=np.array(names, dtype=object), maxshape=(None,),
+                         dtype=h5py.string_dtype("utf-8"), chunks=(256,))
 
 
 def describe_encoder(h):

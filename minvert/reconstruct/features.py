@@ -6,8 +6,8 @@ since Keras 2.2 the same line picks the TOP-LEFT spatial position of the 7x7x204
 minvert always uses the pooled vector (every entry >= 0, being a mean of ReLU outputs).
 
 The features go into a cache file (:mod:`minvert.reconstruct.cache_file`, format there); an
-interrupted extraction keeps every finished batch, and running the same command again adds only
-the missing files.
+interrupted extraction keeps the batches done (Ctrl-C: all; a kill: all up to the last save, at
+most a minute old), and running the same command again adds only the missing files.
 """
 import hashlib
 import json
@@ -21,10 +21,9 @@ from ..backend import to_numpy
 from ..errors import MinvertError
 from ..images import load_image, resize_exact
 from ..weights import load_model, resolve_model
-from ..weights.hdf5 import read_array
+from ..files import exclusive_lock, lock_beside
 from ..weights.project import network_weights
-from .cache_file import append_rows, create_cache, describe_encoder, open_cache, read_header
-from .cache_file import read_cache  # noqa: F401  (minvert/demo.py imports read_cache from here)
+from .cache_file import describe_encoder, read_cache, write_cache
 
 
 # encoder ---------------------------------------------------------------------------------
@@ -95,11 +94,41 @@ def _expand_paths(images, log):
     return unique
 
 
-def _fill(f, net, todo, batch_size, target_size, resample, log):
-    """Encode the files ``todo`` into the open cache ``f``, a batch at a time: (added, skipped)."""
-    count = int(f.attrs["count"])
-    for key in ("features", "targets", "names"):  # drop rows of a batch an interruption cut short
-        f[key].resize(count, axis=0)
+SAVE_SECONDS = 60.0  # a killed extraction loses at most about this much work
+
+
+class _Rows:
+    """The cache's rows in memory (the old file's, then each new batch); :meth:`save` writes
+    them all to the file (:func:`write_cache`), never appending inside it."""
+
+    def __init__(self, path, header, old=None):
+        self.path, self.header = path, header
+        self.features = [old.features] if old is not None else []
+        self.targets = [old.targets] if old is not None else []
+        self.names = list(old.names) if old is not None else []
+        self.saved, self.last_save = len(self.names), time.perf_counter()
+
+    def add(self, features, targets, names):
+        self.features.append(features)
+        self.targets.append(targets)
+        self.names += names
+        if time.perf_counter() - self.last_save >= SAVE_SECONDS:
+            self.save()
+
+    def save(self):
+        if len(self.names) > self.saved:
+            D, S = self.header["feature_size"], self.header["target_size"]
+            features = np.concatenate(self.features) if self.features else np.zeros((0, D), np.float32)
+            targets = np.concatenate(self.targets) if self.targets else np.zeros((0, S, S, 3), np.uint8)
+            self.features, self.targets = [features], [targets]  # one array from now on
+            write_cache(self.path, self.header, features, targets, self.names)
+            self.saved = len(self.names)
+        self.last_save = time.perf_counter()
+
+
+def _fill(rows, net, todo, batch_size, target_size, resample, log):
+    """Encode the files ``todo`` into ``rows``, a batch at a time: (added, skipped). Ctrl-C
+    saves the rows done so far."""
     added, skipped, start = 0, [], time.perf_counter()
     last = start
     try:
@@ -114,16 +143,18 @@ def _fill(f, net, todo, batch_size, target_size, resample, log):
                     log(f"  skipped {p}: {e}")
             if imgs:
                 targets = np.stack([resize_exact(im, target_size, resample) for im in imgs])  # (n, S, S, 3)
-                append_rows(f, encode(net, imgs, len(imgs)), targets, loaded)
+                rows.add(encode(net, imgs, len(imgs)), targets, loaded)
                 added += len(loaded)
             now = time.perf_counter()
             if now - last >= 2 or i + batch_size >= len(todo):
                 last, done = now, min(i + batch_size, len(todo))
                 log(f"  {done}/{len(todo)} images  {done / max(now - start, 1e-9):.1f} img/s")
     except KeyboardInterrupt:
-        log(f"\ninterrupted: the cache holds {count + added} images; run the same command again to "
+        rows.save()
+        log(f"\ninterrupted: the cache holds {rows.saved} images; run the same command again to "
             "add the rest")
         raise
+    rows.save()
     return added, skipped
 
 
@@ -131,8 +162,9 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
     """Extract pooled features and targets of ``images`` (paths or folders) into ``out_cache``.
 
     model: a model name (resnet50, tiny-resnet-textures), a weight-file path or a ResNet.
-    Appends only files not yet in an existing cache; refuses (MinvertError, nothing written)
-    a cache made by another encoder or with another target size. Unreadable files are
+    Appends only files not yet in an existing cache (by writing old and new rows to a new file
+    renamed over it); refuses (MinvertError, nothing written) a cache made by another encoder
+    or with another target size, and a cache another extract is writing. Unreadable files are
     skipped and listed. Returns {"cache", "added", "total", "skipped", "seconds"}.
     """
     if int(target_size) < 4 or int(batch_size) < 1:
@@ -143,46 +175,27 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
               "feature_size": int(net.feature_size), "target_size": int(target_size),
               "target_resample": net.preprocessing.resample}
     header = json.loads(json.dumps(header))  # as it reads back from the file
-    out_cache, paths, done = Path(out_cache), _expand_paths(images, log), set()
-    if out_cache.exists():
-        with open_cache(out_cache) as f:  # read-only first: a refused cache is never touched
-            old, n = read_header(f, out_cache)
-            done = {v.decode("utf-8", "replace") for v in
-                    read_array(f["names"], out_cache, "names", (n,), kinds="O", rows=n)}
-        for key, what in (("model_sha256", "encoder"), ("preprocessing", "preprocessing"),
-                          ("target_size", "target size"), ("target_resample", "target filter")):
-            if old[key] != header[key]:
-                raise MinvertError(f"{out_cache} holds features of {describe_encoder(old)} with "
-                                   f"{old['target_size']}px targets; this run's {what} differs "
-                                   f"({describe_encoder(header)}, {target_size}px); nothing was "
-                                   "changed: use another --out")
-    if not paths:
-        raise MinvertError(f"no image files in {', '.join(map(str, images))[:300]}: give image files "
-                           "or folders that hold them directly (sub-folders are not searched); "
-                           "nothing was written")
-    todo = [p for p in paths if p not in done]
-    log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
-        f"{len(todo)} to do ({describe_encoder(header)}, input {net.preprocessing.input_size}px, "
-        f"targets {target_size}px)")
-    skipped, added, start = [], 0, time.perf_counter()
-    if todo:
-        created, rows = not out_cache.exists(), 0
-        f = open_cache(out_cache, "a") if not created else create_cache(out_cache, header)
-        try:
-            with f:
-                try:
-                    added, skipped = _fill(f, net, todo, batch_size, target_size,
-                                           header["target_resample"], log)
-                finally:
-                    rows = int(f.attrs["count"])
-        finally:
-            if created and rows == 0:
-                out_cache.unlink(missing_ok=True)  # never leave an empty cache behind
-        if added == 0:
-            nested = any(os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)) for p in images)
-            raise MinvertError(f"none of the {len(todo)} file(s) could be read as images "
-                               f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added"
-                               + ("; sub-folders are not searched, give them" if nested else ""))
+    out_cache, paths = Path(out_cache), _expand_paths(images, log)
+    out_cache.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock_beside(out_cache), out_cache):
+        rows = _existing_rows(out_cache, header, target_size)
+        if not paths:
+            raise MinvertError(f"no image files in {', '.join(map(str, images))[:300]}: give image "
+                               "files or folders that hold them directly (sub-folders are not "
+                               "searched); nothing was written")
+        done = set(rows.names)
+        todo = [p for p in paths if p not in done]
+        log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
+            f"{len(todo)} to do ({describe_encoder(header)}, input {net.preprocessing.input_size}px, "
+            f"targets {target_size}px)")
+        skipped, added, start = [], 0, time.perf_counter()
+        if todo:
+            added, skipped = _fill(rows, net, todo, batch_size, target_size, rows.header["target_resample"], log)
+            if added == 0:
+                nested = any(os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)) for p in images)
+                raise MinvertError(f"none of the {len(todo)} file(s) could be read as images "
+                                   f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added"
+                                   + ("; sub-folders are not searched, give them" if nested else ""))
     total = len(done) + added
     if skipped:
         shown = ", ".join(skipped[:20]) + (f" ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")
@@ -191,3 +204,19 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
     log(f"extract: added {added}, cache holds {total} images ({seconds:.1f} s)")
     return {"cache": str(out_cache), "added": added, "total": total, "skipped": skipped,
             "seconds": seconds}
+
+
+def _existing_rows(out_cache, header, target_size):
+    """The rows of the cache at ``out_cache`` (none if there is no file), after checking that
+    it was made by the same encoder with the same targets; nothing is written when it was not."""
+    if not out_cache.exists():
+        return _Rows(out_cache, header)
+    old = read_cache(out_cache)
+    for key, what in (("model_sha256", "encoder"), ("preprocessing", "preprocessing"),
+                      ("target_size", "target size"), ("target_resample", "target filter")):
+        if old.header[key] != header[key]:
+            raise MinvertError(f"{out_cache} holds features of {describe_encoder(old.header)} with "
+                               f"{old.target_size}px targets; this run's {what} differs "
+                               f"({describe_encoder(header)}, {target_size}px); nothing was "
+                               "changed: use another --out")
+    return _Rows(out_cache, old.header, old)

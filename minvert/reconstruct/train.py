@@ -20,6 +20,7 @@ import numpy as np
 
 from ..backend import array_module, default_device, get_array_module, to_numpy
 from ..errors import MinvertError
+from ..files import run_folder_lock
 from ..images import save_image
 from ..layers.loss import binary_cross_entropy, mse
 from ..nets.decoder import build_decoder
@@ -71,10 +72,18 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
                                    n_train=n_train).items() if v is not None}
     config = (None if decoder is None else
               make_decoder_config(feature_cache.feature_size, feature_cache.target_size, **decoder))
-    run = open_run(out_dir, feature_cache, config, given, resume)
-    settings = run["settings"]
-    session = _Session(run, feature_cache, out_dir, array_module(device or default_device()), log,
-                       sample_every, snapshot_epochs, snapshot_rows)
+    with run_folder_lock(out_dir):  # a second run into the same folder refuses in one line
+        run = open_run(out_dir, feature_cache, config, given, resume)
+        session = _Session(run, feature_cache, out_dir, array_module(device or default_device()),
+                           log, sample_every, snapshot_epochs, snapshot_rows)
+        history = _run(session, out_dir, resume, checkpoint_every, on_step, log)
+    log(f"wrote {out_dir / 'decoder.h5'}; evaluate with `minvert reconstruct evaluate {out_dir} {cache}`")
+    return history
+
+
+def _run(session, out_dir, resume, checkpoint_every, on_step, log):
+    """Train ``session`` with the shared loop; Ctrl-C/SIGTERM also saves decoder.h5."""
+    settings = session.settings
     session.say_plan()
     try:
         with sigterm_as_interrupt():
@@ -89,7 +98,6 @@ def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None,
         log(f"saved {out_dir / 'decoder.h5'} (during epoch {epoch + 1}) for evaluate/decode")
         raise
     session.finish(history)
-    log(f"wrote {out_dir / 'decoder.h5'}; evaluate with `minvert reconstruct evaluate {out_dir} {cache}`")
     return history
 
 
@@ -116,7 +124,6 @@ class _Session:
         self.x_test = xp.asarray(feature_cache.features[self.test_rows])
         self.t_test = xp.asarray(targets_at(feature_cache, self.test_rows, size)
                                  .transpose(0, 3, 1, 2)).astype(self.net.dtype) / 255
-        self.psnr_sum, self.psnr_count = 0.0, 0  # per-image PSNR over the epoch's training batches
         self.meter = Meter(len(self.train_rows), s["epochs"], log)
         self.sample_rows = self.train_rows[:4] + self.test_rows[:4]
         self.snapshot_rows = list(snapshot_rows or self.train_rows[:1])
@@ -135,13 +142,12 @@ class _Session:
         idx = self.xp.asarray(idx)  # the epoch's shuffle is drawn on the host
         t = self.t_train[idx].astype(self.net.dtype) / 255
         out = self.net.forward(self.x_train[idx])
-        self.psnr_sum += float(_psnr_rows(out, t).sum())
-        self.psnr_count += len(idx)
+        psnr = float(_psnr_rows(out, t).sum())  # the loop keeps the epoch's sum (and checkpoints it)
         self.meter.step(len(idx))
         value, dout = self.loss_fn(out, t)
         self.net.backward(dout)
         self.opt.step(self.net.parameters())
-        return float(value), None, len(idx)
+        return float(value), None, len(idx), {"psnr": psnr}
 
     def decoded(self, rows):
         """Reconstructions of cache rows, float (n, s, s, 3) in [0, 1], on the host."""
@@ -149,9 +155,9 @@ class _Session:
         return to_numpy(out).transpose(0, 2, 3, 1)  # (n, s, s, 3)
 
     def end_of_epoch(self, epoch):
-        """The epoch's record (training and held-out PSNR); samples and snapshots when due."""
-        record = {"psnr": self.psnr_sum / max(self.psnr_count, 1)}
-        self.psnr_sum, self.psnr_count = 0.0, 0
+        """The held-out PSNR for the epoch's record (its training PSNR is the mean of the steps'
+        sums, kept by the loop); samples and snapshots when due."""
+        record = {}
         if self.test_rows:
             pred = self.xp.concatenate([self.net.predict(self.x_test[i:i + 32])
                                         for i in range(0, len(self.test_rows), 32)])

@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 from ..errors import FormatError, MinvertError
+from ..files import same_file
 from ..labels import imagenet_labels
 from ..nets import build
 from .keras_h5 import load_keras_h5
@@ -62,6 +63,9 @@ def convert(src, dst, arch=None, force=False, dtype="float32"):
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise MinvertError(f"{src}: no such file")
+    if same_file(src, dst):  # also through a symbolic or hard link: --force would destroy SRC
+        raise MinvertError(f"{dst} is the source file {src} itself; write the converted weights "
+                           "to another file")
     if dst.exists() and not force:
         raise MinvertError(f"{dst} exists; choose another name or pass --force to overwrite it")
     config, weights, pre, kind = read_source(src, arch)

@@ -17,10 +17,11 @@ from .zoo import ZOO, ZooEntry, default_download_dir, get_entry, original_path
 
 
 def download_weights(name, dest_dir=None, convert=None, force=False, out=None, progress=True,
-                     retries=3, keep_original=True, deadline=None, timeout=60):
+                     retries=3, keep_original=True, deadline=None, timeout=60, speed=None):
     """Fetch zoo entry ``name``, verify it, and convert it to ``<dest_dir>/<name>.h5``.
 
-    A failed run leaves no folder it created empty behind. deadline, timeout: as in :func:`download`.
+    A failed run leaves no folder it created empty behind. deadline, timeout: as in :func:`download`;
+    speed: (speed_limit, speed_time) for :func:`download` (None: its defaults).
     dest_dir: default ``default_download_dir()``. convert: ``convert(src, dst, arch=...)`` writing
     the project format (the CLI passes ``minvert.convert``); None: download and verify only.
     A verified original already in place is not downloaded again, and an existing ``<name>.h5`` is
@@ -40,14 +41,14 @@ def download_weights(name, dest_dir=None, convert=None, force=False, out=None, p
     made = dirs_to_make(original.parent, dest_dir)
     try:
         return _fetch_and_convert(entry, name, dest_dir, project, original, part, convert, force,
-                                  out, progress, retries, keep_original, deadline, timeout)
+                                  out, progress, retries, keep_original, deadline, timeout, speed)
     except BaseException:
         remove_empty_dirs(made)
         raise
 
 
 def _fetch_and_convert(entry, name, dest_dir, project, original, part, convert, force, out,
-                       progress, retries, keep_original, deadline, timeout):
+                       progress, retries, keep_original, deadline, timeout, speed):
     have_original = False
     if original.is_file() and not force:
         if hash_matches(digest_file(original, entry.hash_kind), entry.hash_kind, entry.hash):
@@ -63,7 +64,7 @@ def _fetch_and_convert(entry, name, dest_dir, project, original, part, convert, 
         say(out, f"{name}: downloading {entry.url}")
         download(entry.url, original, entry.hash, entry.hash_kind, entry.size, progress=progress,
                  out=out, retries=retries, max_size=entry.max_size, deadline=deadline,
-                 timeout=timeout)
+                 timeout=timeout, **dict(zip(("speed_limit", "speed_time"), speed or ())))
         say(out, f"{name}: {entry.hash_kind} {entry.hash} ok: {original}")
 
     if convert is None:

@@ -66,7 +66,10 @@ def _open_audited(path, what, hint):
         raise FormatError(f"{path} is not an HDF5 file, so not {what}{hint}")
     try:
         f = h5py.File(path, "r")
-    except OSError:
+    except OSError as e:
+        if "unable to lock file" in str(e):  # another process has it open for writing
+            raise FormatError(f"{path} is in use by another process (it is open for writing); "
+                              "wait for that process to finish and run again") from None
         raise FormatError(f"{path}: HDF5 file truncated or corrupt; it is not readable as "
                           f"{what}{hint}") from None
     try:

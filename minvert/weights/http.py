@@ -17,9 +17,12 @@ from pathlib import Path
 
 from ..version import __version__
 from ..errors import MinvertError
+from ..files import open_nofollow
+from .progress import Progress as _Progress
 from .hashes import digest_file, hash_matches
 
 CHUNK = 1 << 20
+SPEED_LIMIT, SPEED_TIME = 1000, 60.0  # curl's --speed-limit/--speed-time: under 1 kB/s for 60 s
 
 
 class _Resumable(Exception):
@@ -30,45 +33,6 @@ def say(out, msg):
     """Print a note on ``out`` (None: stay quiet)."""
     if out is not None:
         print(msg, file=out, flush=True)
-
-
-# ---------------------------------------------------------------------------- progress
-
-def _mb(n):
-    return f"{n / 1e6:.1f}"
-
-
-class _Progress:
-    """One status line rewritten in place with \\r, at most ~10 times a second."""
-
-    def __init__(self, out, total, start, enabled):
-        self.out, self.total, self.start = out, total, start
-        self.enabled = enabled and out is not None
-        self.t0 = self.last = time.monotonic()
-        self.width = 0
-
-    def update(self, done, final=False):
-        now = time.monotonic()
-        if not self.enabled or (not final and now - self.last < 0.1):
-            return
-        self.last = now
-        rate = (done - self.start) / max(now - self.t0, 1e-6)
-        if self.total:
-            eta = (self.total - done) / rate if rate > 0 else 0.0
-            m, s = divmod(int(eta + 0.5), 60)
-            line = (f"{100.0 * done / self.total:5.1f}% {_mb(done)}/{_mb(self.total)} MB "
-                    f"{rate / 1e6:.2f} MB/s ETA {m}:{s:02d}")
-        else:
-            line = f"{_mb(done)} MB {rate / 1e6:.2f} MB/s"
-        self.out.write("\r" + line.ljust(self.width))
-        self.width = len(line)
-        self.out.flush()
-
-    def finish(self, done):
-        if self.enabled:
-            self.update(done, final=True)
-            self.out.write("\n")
-            self.out.flush()
 
 
 # ---------------------------------------------------------------------------- download
@@ -91,7 +55,7 @@ _COMPLETE, _RESTART = "complete", "restart"  # what a request found instead of a
 
 def _transfer(url, part, expected_size, chunk, timeout, out, progress, max_size=None, end=None):
     """One HTTP request that fills ``part`` to the end; raises _Resumable or MinvertError.
-    max_size: bytes the file may not exceed; end: time.monotonic() deadline of the download."""
+    max_size: bytes the file may not exceed; end: the download's :class:`_Pace` (or None)."""
     have = part.stat().st_size if part.exists() else 0
     if expected_size is not None and have >= expected_size:
         if have == expected_size:
@@ -174,11 +138,42 @@ def _check_total(url, part, total, expected_size, max_size):
                            "be: the server holds a different file; nothing was kept")
 
 
+class _Pace:
+    """The time rules of one download: a deadline for the whole of it, and a minimum rate like
+    curl's --speed-limit/--speed-time (under ``speed_limit`` bytes/s for ``speed_time`` seconds
+    stops the transfer, keeping the part for a retry)."""
+
+    def __init__(self, deadline, speed_limit, speed_time):
+        self.end = time.monotonic() + deadline
+        self.speed_limit, self.speed_time = speed_limit, speed_time
+        self.start(0)
+
+    def start(self, done):
+        """A transfer starts (or resumes) with ``done`` bytes: the rate window starts again."""
+        self.window_start, self.window_done = time.monotonic(), done
+
+    def check(self, done, url, part, bar):
+        now = time.monotonic()
+        if now > self.end:
+            bar.finish(done)
+            raise MinvertError(f"download of {url} passed its deadline after {done:,} "
+                               f"bytes (the server is too slow); {_what_was_kept(part)}")
+        elapsed = now - self.window_start
+        if self.speed_limit and elapsed >= self.speed_time:
+            if (done - self.window_done) / elapsed < self.speed_limit:
+                bar.finish(done)
+                raise _Resumable(f"download of {url} slower than {self.speed_limit:,g} bytes/s "
+                                 f"for {self.speed_time:g} s after {done:,} bytes")
+            self.start(done)
+
+
 def _copy_body(resp, part, mode, have, total, url, chunk, timeout, out, progress, max_size, end):
     """Append the body of ``resp`` to ``part``; returns the bytes of the file the part now holds."""
     bar = _Progress(out, total, have, progress)
     done = have
-    with open(part, mode) as f:
+    if end is not None:
+        end.start(done)
+    with open_nofollow(part, mode) as f:  # a .part that is a link is refused, not written through
         while True:
             try:  # read1: whatever has arrived, so a trickle still meets the deadline check
                 buf = resp.read1(chunk)
@@ -197,16 +192,15 @@ def _copy_body(resp, part, mode, have, total, url, chunk, timeout, out, progress
                 part.unlink(missing_ok=True)
                 raise MinvertError(f"{url} sent more than {max_size:,} bytes, more than this "
                                    "file can be; the download was deleted")
-            if end is not None and time.monotonic() > end:
-                bar.finish(done)
-                raise MinvertError(f"download of {url} passed its deadline after {done:,} "
-                                   f"bytes (the server is too slow); {_what_was_kept(part)}")
+            if end is not None:
+                end.check(done, url, part, bar)
     bar.finish(done)
     return done
 
 
 def download(url, dest, expected_hash=None, hash_kind="md5", expected_size=None, progress=True,
-             chunk=CHUNK, timeout=60, out=None, retries=0, max_size=None, deadline=None):
+             chunk=CHUNK, timeout=60, out=None, retries=0, max_size=None, deadline=None,
+             speed_limit=SPEED_LIMIT, speed_time=SPEED_TIME):
     """Download ``url`` to ``dest`` (resuming ``dest.part``), check it, move it into place.
 
     expected_hash: hex digest to check, of kind ``hash_kind``: "md5" (full digest), "sha256" (full)
@@ -219,6 +213,8 @@ def download(url, dest, expected_hash=None, hash_kind="md5", expected_size=None,
     max_size: bytes the file may not exceed (default: expected_size, else 2 GiB); a longer body
         is cut off and deleted. deadline: seconds for the whole download, all tries (default
         10 minutes plus 50 kB/s of max_size); past it the download stops, keeping the part.
+    speed_limit, speed_time: a transfer slower than speed_limit bytes/s over speed_time seconds
+        stops (and is retried like a network error); speed_limit 0 turns the rule off.
     Returns Path(dest). Raises MinvertError (one line) on any failure: HTTP/connection errors name
     the URL and status and say whether a partial download was kept; a size or hash mismatch deletes
     the download and says so.
@@ -228,13 +224,16 @@ def download(url, dest, expected_hash=None, hash_kind="md5", expected_size=None,
         raise MinvertError(f"cannot download {url}: only http:// and https:// URLs are supported")
     dest = Path(dest)
     max_size = max_size or expected_size or 1 << 31
-    end = time.monotonic() + (deadline if deadline is not None else 600 + max_size / 50_000)
+    end = _Pace(deadline if deadline is not None else 600 + max_size / 50_000, speed_limit, speed_time)
     made = dirs_to_make(dest.parent, dest.anchor)
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         return _download(url, dest, expected_hash, hash_kind, expected_size, progress, chunk,
                          timeout, out, retries, max_size, end)
     except BaseException:
+        part = dest.with_name(dest.name + ".part")
+        if part.is_file() and not part.is_symlink() and part.stat().st_size == 0:
+            part.unlink()  # "nothing was kept": no empty .part either
         remove_empty_dirs(made)  # nothing kept: no folder of ours is left behind either
         raise
 

@@ -15,6 +15,7 @@ limits of :mod:`minvert.nets.limits` before the network is built, and every arra
 shape against the network's before it is read.
 """
 import glob
+import io
 import json
 import os
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ import numpy as np
 
 from ..backend import array_module, default_device, get_array_module, to_numpy
 from ..errors import FormatError, MinvertError, ShapeError
+from ..files import exclusive_lock, lock_beside, translated_write_errors
 from .hdf5 import open_h5, read_array, read_int_attr, read_json_attr, read_text_attr
 from ..nets import build
 from ..nets.preprocessing import Preprocessing
@@ -99,9 +101,27 @@ def atomic_write(path):
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def h5_written(path):
+    """Yield a new HDF5 file (an ``h5py.File``) built in memory; when the block succeeds its
+    bytes go to ``path`` through :func:`atomic_write` with plain file writes.
+
+    HDF5 must never meet a full disk or a file-size limit itself: its failed writes leave
+    files it cannot close (and h5py crashes at exit). Plain writes fail cleanly, with one line
+    (:func:`minvert.files.write_failure`), the temporary removed and the old ``path`` whole."""
+    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        yield f
+    with translated_write_errors(path), atomic_write(path) as tmp, open(tmp, "wb") as out:
+        out.write(buffer.getbuffer())
+        out.flush()
+        os.fsync(out.fileno())  # on disk before the rename makes it the file
+
+
 def write_json(path, obj):
     """JSON written through :func:`atomic_write` (run.json, decoder.json, evaluation.json)."""
-    with atomic_write(path) as tmp:
+    with translated_write_errors(path), atomic_write(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=1))
 
 
@@ -118,10 +138,16 @@ def _alive(pid):
 def save(net, path, source=None, force=False):
     """Write ``net`` to ``path`` in the project format. ``source``: {"name", "sha256"}."""
     path = Path(path)
-    if path.exists() and not force:
-        raise MinvertError(f"{path} exists; choose another name or pass --force to overwrite it")
-    import h5py  # here, as in weights/hdf5.py: `minvert --help` must not load h5py
-    with atomic_write(path) as tmp, h5py.File(tmp, "w") as f:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock_beside(path), path):  # two writers to one file: the second refuses
+        if path.exists() and not force:
+            raise MinvertError(f"{path} exists; choose another name or pass --force to overwrite it")
+        _write_project(net, path, source)
+    return path
+
+
+def _write_project(net, path, source):
+    with h5_written(path) as f:
         f.attrs["format"] = "minvert"
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["arch"] = net.config["arch"]
@@ -134,7 +160,6 @@ def save(net, path, source=None, force=False):
             group = f.create_group(name)
             for k, v in arrays.items():
                 group.create_dataset(k, data=v)
-    return path
 
 
 _NOT_OURS = "; if it holds Keras or torch weights, convert it with `minvert convert SRC OUT.h5`"
