@@ -7,15 +7,22 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import MinvertError
-from ..images import center_crop, resize_exact
+from ..images import describe_fit, fit_steps, fit_to_network, resize_exact
 
 
 def prepare_image(net, img, size=None, log=print):
-    """uint8 (H, W, 3) -> uint8 (h, w, 3) at a size the network takes, the aspect ratio kept.
+    """uint8 (H, W, 3) -> uint8 (h, w, 3) at a size the network takes (:func:`fit_inputs`)."""
+    return fit_inputs(net, img, None, size, log)[0]
 
-    A VGG with its fc layers takes exactly its input size (S x S): a non-square image is
-    centre-cropped to its central square first, and that is said. Other classifiers (ResNets
-    pool globally) take any size: ``size`` (default: the net's input size) is the long side.
+
+def fit_inputs(net, img, mask, size=None, log=print):
+    """(img, mask) -> (img, mask) at a size the network takes, through the one geometric rule
+    (:func:`minvert.images.fit_to_network`: the same crop and resize for the mask as for the
+    image, so masked pixels stay on the pixels they were drawn on). mask: float (H', W') or None.
+
+    A VGG with its fc layers takes exactly its input size (S x S): a non-square image gives its
+    central square, and that is said. Other classifiers (ResNets pool globally) take any size:
+    ``size`` (default: the net's input size) is the long side, the aspect ratio kept.
     """
     pre = net.preprocessing
     size = size or pre.input_size
@@ -28,24 +35,18 @@ def prepare_image(net, img, size=None, log=print):
             raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
                                f"drop --size or use {pre.input_size}")
         if H != W:
-            side = min(H, W)
-            img = center_crop(img, side)
-            log(f"the image is {W}x{H}; this network's fc layers take {size}x{size}: using its central "
-                f"{side}x{side} square (crop the photo yourself to choose another)")
+            log(describe_fit((H, W), pre) + "; crop the photo yourself to choose another part")
         if min(H, W) < smallest:  # any photo fits an fc net; a tiny one only as big blocks
             log(f"the image is {W}x{H}, below the {smallest}x{smallest} this network sees detail at: "
                 f"enlarged to {size}x{size}")
-        shape = (size, size)
-    else:
-        if min(H, W) < smallest:
-            raise MinvertError(f"the image is {W}x{H}; this network needs at least "
-                               f"{smallest}x{smallest} pixels")
-        scale = size / max(H, W)
-        shape = (max(1, round(H * scale)), max(1, round(W * scale)))
+        return fit_to_network(img, mask, pre)
+    if min(H, W) < smallest:
+        raise MinvertError(f"the image is {W}x{H}; this network needs at least {smallest}x{smallest} pixels")
+    (_, shape), = fit_steps((H, W), pre, size)
     if min(shape) < smallest:
         raise MinvertError(f"the image would be {shape[1]}x{shape[0]}; this network needs at least "
                            f"{smallest}x{smallest} pixels (use a larger --size or a less elongated image)")
-    return resize_exact(img, shape) if img.shape[:2] != shape else img
+    return fit_to_network(img, mask, pre, size)
 
 
 def start_point(net, img, s, mask, start_image, rng):
