@@ -181,7 +181,8 @@ def test_ctrl_c_keeps_the_last_good_image_and_exits_130(files, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "minvert", *_cmd(files, "--iters", "100000",
                                                                      "--tv", "1e-4", out=out)],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p])},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stdout:
         if line.startswith("iter    2/"):
