@@ -198,6 +198,7 @@ def test_ctrl_c_keeps_the_last_good_image_and_exits_130(files, tmp_path):
     (["train", "--epochs", "1", "--n", "4", "--val-n", "2", "--test-n", "1", "--out", "{tmp}/t"],
      "minvert.optim.Adam.step"),
     (["dataset", "textures", "--n", "2", "--out", "{tmp}/d"], "PIL.Image.Image.save"),
+    (["demo", "--out", "{tmp}/demo"], "minvert.transform.objective.Objective.evaluate"),
 ])
 def test_other_long_commands_exit_130_on_ctrl_c(argv, patch, tmp_path, monkeypatch, capsys):
     def interrupted(*a, **kw):
