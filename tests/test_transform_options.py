@@ -95,6 +95,9 @@ def test_out_as_an_image_path_puts_the_runs_files_beside_it(files, tmp_path, cap
     capsys.readouterr()
     _one_error(capsys, main(_cmd(files, out=out)), "pass --force")
     _one_error(capsys, main(_cmd(files, out=tmp_path / "tiger.gif")), "PNG or JPEG")
+    (tmp_path / "old.png").mkdir()  # a folder an earlier version made for --out old.png
+    assert main(_cmd(files, "--iters", "1", out=tmp_path / "old.png")) == 0
+    assert (tmp_path / "old.png" / "result.png").exists()
 
 
 def test_force_keeps_the_old_run_whole_until_the_new_one_is_written(files, tmp_path, monkeypatch):

@@ -41,9 +41,10 @@ def result_image(pre, x, original, mask_arr, original_colors=False):
 
 
 def output_names(out):
-    """(folder, {role: file name}) for ``--out`` (a folder, or an image path: module docstring)."""
+    """(folder, {role: file name}) for ``--out`` (a folder, or an image path: module docstring).
+    An existing folder named like an image (earlier minvert versions made them) stays a folder."""
     out = Path(out)
-    if out.suffix.lower() in IMAGE_SUFFIXES:
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():  # a folder of that name: a folder
         stem = out.stem
         return out.parent, {"result": out.name, "panel": f"{stem}.panel.png",
                             "summary": f"{stem}.summary.json", "log": f"{stem}.log.jsonl",
