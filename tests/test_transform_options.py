@@ -50,6 +50,8 @@ def _one_error(capsys, code, expect):
     (["--init", "noise", "--init-image", "IMG"], "give one of them"),
     (["--jitter", "4", "--history", "5"], "--history is L-BFGS's memory"),
     (["--optimizer", "adam", "--history", "5"], "--optimizer adam is first-order"),
+    (["--preset", "bear-jitter", "--optimizer", "lbfgs"], "L-BFGS cannot follow"),
+    (["--preset", "tiger-jitter", "--history", "5"], "--optimizer gd is first-order"),
     (["--jitter", "64", "--optimizer", "gd"], "--jitter 64: the image the network sees is 64x64"),
     (["--style", "1e308"], "--style 1e+308: multipliers must lie within"),
     (["--tv", "-1e40"], "--tv -1e+40"),

@@ -37,6 +37,9 @@ def check_args(args, jitter, optimizer):
         raise MinvertError(f"--init-image starts from that image, --init {args.init} from "
                            f"{'noise' if args.init == 'noise' else 'a noisy mix'}: give one of them")
     used = optimizer or ("gd" if jitter else "lbfgs")
+    if jitter and used == "lbfgs":
+        raise MinvertError("L-BFGS cannot follow an objective that moves every step (jitter); "
+                           "use --optimizer gd (the paper's), normalized or adam")
     if args.history is not None and used != "lbfgs":
         raise MinvertError(f"--history is L-BFGS's memory; --optimizer {used} is first-order and "
                            "keeps none: drop --history or use --optimizer lbfgs")

@@ -5,10 +5,10 @@ from ..errors import MinvertError, check_options
 from ..images import load_image, load_mask
 from ..labels import net_labels
 from ..weights import load_model
+from .checks import check_args
 from .losses import COLOR_KINDS, CONTENT_KINDS, Multipliers, paper_layer_to_tap
 from .objective import DEFAULT_LR, GD_FIRST_STEP, OPTIMIZERS, Settings
 from .optimize import transform
-from .checks import check_args
 from .presets import PRESETS, preset_help
 
 
