@@ -241,3 +241,25 @@ def test_an_overflowing_run_ends_with_one_error_line_and_its_last_good_image(fil
     code = main(_cmd(files, "--iters", "10", out=tmp_path / "o"))
     _one_error(capsys, code, "the loss became NaN/inf at iteration")
     assert (tmp_path / "o" / "result.png").exists()
+
+
+def test_kill_9_during_a_forced_rerun_leaves_the_earlier_run_whole(files, tmp_path):
+    """Issue 25 item 3, with a real SIGKILL: the earlier run's files are byte for byte as they
+    were; the next run sweeps the killed one's staging folder."""
+    out = tmp_path / "run"
+    assert main(_cmd(files, "--iters", "2", out=out)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p])}
+    proc = subprocess.Popen([sys.executable, "-m", "minvert", *_cmd(files, "--iters", "100000",
+                                                                     "--force", out=out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    for line in proc.stdout:
+        if line.startswith("iter    2/"):
+            break
+    proc.kill()
+    proc.wait(timeout=60)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")} == before
+    assert main(_cmd(files, "--iters", "1", "--force", out=out)) == 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
