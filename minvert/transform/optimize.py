@@ -150,10 +150,10 @@ def _run(net, img, s, mask_arr, start_image, run, log):
     log(f"p({net.labels[s.target]}) {summary['probability_before']:.4f} -> "
         f"{summary['probability_after']:.4f}; mean |change| {summary['mean_abs_pixel_change']:.2f}/255; "
         f"TV ratio {summary['tv_ratio']:.2f}; {seconds:.1f}s ({summary['seconds_per_iteration']:.2f}s/iteration)")
+    summary["interrupted"] = state.get("interrupted", False)
     log(summary["kept"])
     run.write(img, result, summary, net.labels[s.target], log)
     summary["result"] = result
-    summary["interrupted"] = state.get("interrupted", False)
     return summary
 
 
