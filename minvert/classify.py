@@ -3,7 +3,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .errors import MinvertError
-from .images import load_image
+from .images import describe_fit, load_image
 from .layers.loss import softmax
 from .weights import load_model
 
@@ -32,5 +32,6 @@ def classify_files(paths, model, top=5, device=None):
         if not np.isfinite(to_numpy(logits)).all():
             raise MinvertError(f"{model} gives non-finite outputs for {path}; its weights are "
                                "damaged or far out of range")
-        results.append({"image": str(path), "top": top_classes(net, logits, top)})
+        results.append({"image": str(path), "view": describe_fit(img.shape[:2], net.preprocessing),
+                        "top": top_classes(net, logits, top)})
     return results

@@ -208,6 +208,70 @@ def center_crop(img, size):
     return img[top:top + h, left:left + w].copy()
 
 
+def fit_steps(shape, pre, size=None):
+    """The geometric steps that bring an (H, W) image to what a network sees, as a list of
+    ("crop", (h, w)) and ("resize", (h, w)) applied in order (:func:`fit_to_network`).
+
+    minvert's one rule for every command (classify, transform, reconstruct extract): nothing is
+    ever squashed. size None: the network's square input S = pre.input_size, from the central
+    square of the image (torchvision weights, ``pre.resize`` set: the shorter side resized to
+    ``pre.resize`` first, then the central S x S, as torchvision does). size N: the whole image,
+    its long side N, the aspect ratio kept (a fully convolutional network).
+    """
+    H, W = shape
+    if size is not None:
+        scale = size / max(H, W)
+        return [("resize", (max(1, round(H * scale)), max(1, round(W * scale))))]
+    S = pre.input_size
+    if pre.resize is not None:
+        short = pre.resize
+        new_long = int(short * max(H, W) / min(H, W))  # torchvision's rule, as :func:`resize`
+        return [("resize", (short, new_long) if H <= W else (new_long, short)), ("crop", (S, S))]
+    side = min(H, W)
+    return ([("crop", (side, side))] if H != W else []) + [("resize", (S, S))]
+
+
+def _apply_steps(a, steps, resample):
+    for kind, (h, w) in steps:
+        if kind == "crop":
+            a = center_crop(a, (h, w)) if a.shape[:2] != (h, w) else a
+        else:
+            a = resize_exact(a, (h, w), resample) if a.shape[:2] != (h, w) else a
+    return a
+
+
+def fit_to_network(img, mask, pre, size=None):
+    """(img, mask) -> (img, mask) as the network sees them: the SAME crops and resizes
+    (:func:`fit_steps`) for both, so a mask stays on the pixels it was drawn on.
+
+    img: (H, W, 3) uint8, resized with ``pre.resample``; mask: float (H', W') in [0, 1] or None,
+    first brought to (H, W) if drawn at another size, then resized bilinearly (soft edges stay
+    soft; a pixel is 0 only where all its source pixels are 0). pre: anything with input_size,
+    resize and resample (a :class:`~minvert.nets.preprocessing.Preprocessing`).
+    """
+    shape = tuple(img.shape[:2])
+    steps = fit_steps(shape, pre, size)
+    img = _apply_steps(img, steps, pre.resample)
+    if mask is not None:
+        mask = to_numpy(mask).astype(np.float64)
+        if mask.shape != shape:  # drawn at another size: stretched over the whole image first
+            mask = resize_exact(mask, shape)
+        mask = np.clip(_apply_steps(mask, steps, "bilinear"), 0.0, 1.0)
+    return img, mask
+
+
+def describe_fit(shape, pre, size=None):
+    """One line saying what :func:`fit_to_network` does to an (H, W) image, for the output."""
+    H, W = shape
+    parts = []
+    for kind, (h, w) in fit_steps(shape, pre, size):
+        parts.append(f"its central {w}x{h}" if kind == "crop" else f"resized to {w}x{h}")
+    if size is None and pre.resize is None and H != W:
+        parts[0] = f"its central {min(H, W)}x{min(H, W)} square"
+    how = ", ".join(parts) or "as it is"
+    return f"the image is {W}x{H}: the network sees {how} (minvert crops, never squashes)"
+
+
 def load_mask(path, shape):
     """Greyscale mask file -> float64 (H, W) in [0, 1], white (1) = may change, resized to shape.
 

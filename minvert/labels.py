@@ -138,12 +138,24 @@ class Labels:
             choices = ", ".join(self._describe(i) for i in hits)
             how = "index or the WordNet id" if self.wnids else "index"
             raise MinvertError(f"ambiguous class {q!r}: {choices}; pass the {how}")
-        close = difflib.get_close_matches(_key(q), list(self._by_key), n=5, cutoff=0.6)
+        close = self._suggest(q)
         if close:
-            names = ", ".join(self.display(self._by_key[k][0]) for k in close)
+            names = ", ".join(self.display(i) for i in close)
             raise MinvertError(f"unknown class {q!r}; closest: {names}?")
-        raise MinvertError(f"unknown class {q!r}; give a class name, an index 0..{len(self) - 1}"
+        some = f" ({', '.join(self.names)})" if len(self) <= 40 else ""
+        raise MinvertError(f"unknown class {q!r}; give a class name{some}, an index 0..{len(self) - 1}"
                            + (" or a WordNet id (n02123045)" if self.wnids else ""))
+
+    def _suggest(self, q, n=8):
+        """Classes to offer for an unknown name: those with it as a word ("cat": tiger cat,
+        Persian cat), then those containing it ("wildcat"), then the closest spellings."""
+        key = _key(q)
+        words = [i for i, name in enumerate(self.names) if key and key in
+                 re.split(r"[^0-9a-z]+", name.lower())]
+        inside = [i for i, name in enumerate(self.names) if key and key in _key(name)]
+        spelled = [self._by_key[k][0] for k in
+                   difflib.get_close_matches(key, list(self._by_key), n=5, cutoff=0.6)]
+        return list(dict.fromkeys(words + inside + spelled))[:n]
 
     def topk(self, scores, k=5):
         """Scores (K,) -> [(index, display name, score)] for the k highest, best first."""

@@ -50,7 +50,8 @@ def test_classify_text_and_json(tmp_path, capsys):
     Image.fromarray(make_texture("rings", 5)).save(img)
     assert main(["classify", str(img), "--model", "tiny-resnet-textures", "--top", "3"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == str(img) and len(out.splitlines()) == 4 and "rings" in out
+    assert out.splitlines()[0].startswith(f"{img}  (the image is 64x64: the network sees")
+    assert len(out.splitlines()) == 4 and "rings" in out
     assert main(["classify", str(img), "--model", "tiny-resnet-textures", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["top"][0]["label"] == "rings" and abs(sum(c["probability"] for c in r["top"]) - 1) < 0.5

@@ -266,7 +266,7 @@ def test_prepare(tmp_path):
     keras = Preprocessing("caffe", input_size=16, resample="nearest")
     save_image(tmp_path / "i.png", img)
     assert np.array_equal(keras.prepare(tmp_path / "i.png"),
-                          keras.preprocess(resize_exact(img, (16, 16), "nearest")))
+                          keras.preprocess(resize_exact(center_crop(img, 30), (16, 16), "nearest")))
 
 
 def test_dict_roundtrip_and_validation():

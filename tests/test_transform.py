@@ -255,7 +255,7 @@ def test_cli_init_image_layers_optimizer_and_print_every(net, image, tmp_path, c
     assert (settings["optimizer"], settings["lr"], settings["content_layer"]) == ("gd", 100.0, "relu2_1")
     assert settings["style_layers"] == ["relu1_1", "relu2_1"] and settings["content_kind"] == "gram"
     assert main(base + ["--content", "1", "--content-layer", "conv9_9", "--out", str(tmp_path / "c")]) == 1
-    assert "no layer 'relu9_9'" in capsys.readouterr().err
+    assert "no layer 'conv9_9' (read as its ReLU output 'relu9_9')" in capsys.readouterr().err
     assert main(base + ["--jitter", "4", "--optimizer", "lbfgs", "--out", str(tmp_path / "d")]) == 1
     assert "use --optimizer gd" in capsys.readouterr().err
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()

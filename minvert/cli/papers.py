@@ -27,7 +27,7 @@ def _run_classify(args):
         if args.json:
             print(json.dumps(r))
         else:
-            print(r["image"])
+            print(f"{r['image']}  ({r['view']})")
             for c in r["top"]:
                 print(f"  {c['probability']:7.2%}  {c['index']:>4}  {c['label']}")
 

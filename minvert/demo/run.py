@@ -103,6 +103,8 @@ def _transform(out, images, labels, iters, log, device=None):
     settings = Settings(target=CLASSES.index("stripes"), iters=iters, multipliers=Multipliers(tv=1e-3))
     log(f"[2/3] paper 000: dots -> stripes with L-BFGS-B, {iters} iterations, TV 1e-3")
     summary = transform(net, img, settings, out_dir=out / "transform", force=True, log=lambda *_: None)
+    if summary["interrupted"]:  # transform kept its last image; the demo stops as Ctrl-C asks
+        raise KeyboardInterrupt
     log(f"      p(stripes) {summary['probability_before']:.3f} -> {summary['probability_after']:.3f}, "
         f"mean |change| {summary['mean_abs_pixel_change']:.1f}/255, TV ratio {summary['tv_ratio']:.2f}")
     summary.pop("result")

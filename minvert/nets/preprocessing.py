@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ..errors import FormatError, MinvertError, ShapeError
-from ..images import RESAMPLE, center_crop, load_image, resize, resize_exact
+from ..images import RESAMPLE, fit_to_network, load_image
 
 _MODES = {  # mode -> (channel order, divisor of the 0..255 values, mean, std), per net channel
     "caffe": ("BGR", 1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),
@@ -29,8 +29,9 @@ class Preprocessing:
     """How RGB uint8 images become a network's input, and back.
 
     mode: "caffe", "torch" or "unit" (module docstring). input_size: side of the square input.
-    resize: shorter side before the centre crop (torchvision: 256), or None to resize straight to
-    input_size x input_size (Keras ``load_img(target_size=...)``). resample: filter for that resize
+    resize: shorter side before the centre crop (torchvision: 256), or None to resize the central
+    square straight to input_size x input_size (for a square image what Keras ``load_img(target_size=
+    ...)`` gives; Keras squashes other images, minvert never does). resample: filter for that resize
     (Keras ``load_img`` uses "nearest", torchvision "bilinear").
     Net value: ``x[c] = (img[order[c]] / divisor - mean[c]) / std[c]`` (divisor 1 or 255).
     """
@@ -96,14 +97,12 @@ class Preprocessing:
         return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
     def prepare(self, img, dtype="float32"):
-        """Image (array or file path) -> resized/cropped to input_size -> (1, 3, S, S) net input."""
+        """Image (array or file path) -> (1, 3, S, S) net input: its central square resized to
+        input_size (torchvision weights: shorter side to ``resize``, central S x S), by
+        :func:`minvert.images.fit_to_network`, the rule every command shares."""
         if isinstance(img, (str, os.PathLike)):
             img = load_image(img)
-        img = to_numpy(img)
-        if self.resize is None:
-            img = resize_exact(img, self.input_size, self.resample)
-        else:
-            img = center_crop(resize(img, self.resize, self.resample), self.input_size)
+        img, _ = fit_to_network(to_numpy(img), None, self)  # minvert's one rule: crop, never squash
         return self.preprocess(img, dtype)
 
     def pixel_bounds(self):

@@ -14,12 +14,13 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from ..backend import to_numpy
 from ..errors import MinvertError
-from ..images import load_image, resize_exact
+from ..images import fit_to_network, load_image
 from ..weights import load_model, resolve_model
 from ..files import exclusive_lock, lock_beside
 from ..weights.project import network_weights
@@ -142,7 +143,8 @@ def _fill(rows, net, todo, batch_size, target_size, resample, log):
                     skipped.append(p)
                     log(f"  skipped {p}: {e}")
             if imgs:
-                targets = np.stack([resize_exact(im, target_size, resample) for im in imgs])  # (n, S, S, 3)
+                view = SimpleNamespace(input_size=target_size, resize=None, resample=resample)
+                targets = np.stack([fit_to_network(im, None, view)[0] for im in imgs])  # (n, S, S, 3)
                 rows.add(encode(net, imgs, len(imgs)), targets, loaded)
                 added += len(loaded)
             now = time.perf_counter()
@@ -187,7 +189,7 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
         todo = [p for p in paths if p not in done]
         log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
             f"{len(todo)} to do ({describe_encoder(header)}, input {net.preprocessing.input_size}px, "
-            f"targets {target_size}px)")
+            f"targets {target_size}px; each image's central square, never squashed)")
         skipped, added, start = [], 0, time.perf_counter()
         if todo:
             added, skipped = _fill(rows, net, todo, batch_size, target_size, rows.header["target_resample"], log)

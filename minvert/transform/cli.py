@@ -1,18 +1,20 @@
 """The command line of paper 000: ``minvert transform``."""
+import re
+
 from ..errors import MinvertError, check_options
 from ..images import load_image, load_mask
 from ..labels import net_labels
 from ..weights import load_model
+from .checks import check_args
 from .losses import COLOR_KINDS, CONTENT_KINDS, Multipliers, paper_layer_to_tap
 from .objective import DEFAULT_LR, GD_FIRST_STEP, OPTIMIZERS, Settings
 from .optimize import transform
-from .presets import PRESETS
+from .presets import PRESETS, preset_help
 
 
 def add_cli(sub, command, device_args):
     """Add ``minvert transform`` to the sub-command parsers ``sub``; command(sub, name, help,
     description, handler) makes a parser, device_args(p) adds --device."""
-    presets = "\n".join(f"  {k:<18} {v.caption}" for k, v in PRESETS.items())
     p = command(sub, "transform", "alter an image until the network calls it TARGET (paper 000)",
                 handler=run, description=(
                  "Paper 000: L-BFGS-B (or gradient steps) on the pixels of IMAGE minimising\n"
@@ -22,14 +24,22 @@ def add_cli(sub, command, device_args):
                  "log.jsonl (one line per iteration) and summary.json into --out. At the start\n"
                  "and the end it prints each term's raw value, multiplier x value and share of the\n"
                  "total and of the gradient norm, and warns about a term with < 0.1 % of the gradient.\n\n"
-                 "presets (the rows of the paper's results table):\n" + presets))
+                 "presets (the rows of the paper's results table; a preset sets the target, the four\n"
+                 "multipliers and, for the jittered rows, --jitter 16; options given override it):\n"
+                 + preset_help()))
+    # the paper's multipliers are written -1e-11: let such a value follow --content as a number
+    # (argparse's own rule knows only -1 and -.5 forms); no option here looks like a number
+    p._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--target", metavar="CLASS",
                    help="class name (case/spaces/underscores ignored), index or WordNet id; "
                         "default: the preset's target")
     p.add_argument("--model", default="vgg19",
                    help="model name or .h5 path (default vgg19; offline: tiny-vgg-textures)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, metavar="DIR|IMAGE",
+                   help="output folder (result.png, panel.png, summary.json, log.jsonl), or an image "
+                        "path like tiger.png: the result there, the run's files beside it "
+                        "(tiger.panel.png, tiger.summary.json, tiger.log.jsonl)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="multipliers from a row of the paper's table")
     for name, h in (("content", "content-loss multiplier (negative loosens geometry)"),
                     ("style", "style-loss multiplier"), ("tv", "total-variation multiplier"),
@@ -46,13 +56,16 @@ def add_cli(sub, command, device_args):
                         f"so the first step moves pixels {GD_FIRST_STEP:g} levels on average, then fixed), "
                         f"normalized mean step (default {DEFAULT_LR['normalized']:g}), adam (default "
                         f"{DEFAULT_LR['adam']:g})")
-    p.add_argument("--init", choices=["image", "noise", "mix"], default="image",
+    p.add_argument("--init", choices=["image", "noise", "mix"], default=None,
                    help="start from the image (default), random noise, or a mix")
     p.add_argument("--init-image", metavar="PATH",
                    help="start from this image instead, e.g. an earlier result.png to continue a run; "
                         "content, style and colour still compare with IMAGE")
     p.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
-    p.add_argument("--history", type=int, default=8, help="L-BFGS memory (default 8)")
+    p.add_argument("--history", type=int, default=None, help="L-BFGS memory (default 8; lbfgs only)")
+    p.add_argument("--original-colors", action="store_true",
+                   help="keep the photo's colours, take only the result's luminance (YIQ, as "
+                        "neural-style's -original_colors); a grey photo stays grey")
     p.add_argument("--size", type=int, default=None, metavar="PX",
                    help="long side in pixels, aspect ratio kept (default: the net's input size); a VGG "
                         "with fc layers then runs fully convolutionally on the whole photo (each side "
@@ -73,23 +86,28 @@ def add_cli(sub, command, device_args):
                    "(log.jsonl keeps every one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--snapshot-every", type=int, default=0, metavar="K", help="also save every K-th iterate")
-    p.add_argument("--force", action="store_true", help="overwrite an earlier result in --out")
+    p.add_argument("--force", action="store_true", help="replace an earlier result in --out (kept "
+                   "whole until the new run has written its files)")
     device_args(p)
 
 
 def run(args):
-    """``minvert transform``: load the image, mask and model, run :func:`transform`."""
+    """``minvert transform``: check the options, load the image, mask and model, run
+    :func:`transform`. Exit 0 done, 1 stopped early by a non-finite loss (the last good image is
+    written), 130 interrupted (the last good image is written, and said)."""
     check_options(args, minimum={"iters": 1, "history": 1, "jitter": 0, "size": 1, "seed": 0,
                                  "snapshot_every": 0, "print_every": 1},
                   positive=("lr",), finite=("content", "style", "tv", "color"))
-    img = load_image(args.image)
-    mask = load_mask(args.mask, img.shape[:2]) if args.mask else None
-    start = load_image(args.init_image) if args.init_image else None
     preset = PRESETS[args.preset] if args.preset else None
     if args.target is None and preset is None:
         raise MinvertError("say which class to aim for: --target CLASS (or a --preset)")
-    if preset is not None and preset.jitter and not args.jitter:
-        args.jitter = 16
+    jitter = 16 if preset is not None and preset.jitter and not args.jitter else args.jitter
+    check_args(args, jitter, args.optimizer)
+    img = load_image(args.image)
+    mask = load_mask(args.mask, img.shape[:2]) if args.mask else None
+    start = load_image(args.init_image) if args.init_image else None
+    if jitter != args.jitter:
+        args.jitter = jitter
         print(f"preset {args.preset}: jittered in the paper, so --jitter 16")
     if preset is not None and preset.mask and not args.mask:
         print(f"preset {args.preset}: the paper used a {preset.mask} mask; pass it with --mask FILE")
@@ -101,16 +119,38 @@ def run(args):
     base = preset.multipliers if preset else Multipliers()
     mult = Multipliers(*(getattr(base, k) if getattr(args, k) is None else getattr(args, k)
                          for k in ("content", "style", "tv", "color")))
+    settings = Settings(target=target, multipliers=mult, iters=args.iters, history=args.history or 8,
+                        init=args.init or "image", jitter=args.jitter, optimizer=args.optimizer,
+                        lr=args.lr, seed=args.seed, snapshot_every=args.snapshot_every,
+                        print_every=args.print_every, content_kind=args.content_kind,
+                        color_kind=args.color_kind, original_colors=args.original_colors,
+                        **_layers(args, net))
+    summary = transform(net, img, settings, mask=mask, out_dir=args.out, force=args.force, size=args.size,
+                        start_image=start, class_view=args.class_view)
+    if summary["interrupted"]:
+        raise KeyboardInterrupt  # after the last good image is written: `minvert` exits 130
+    if summary["stopped_early"] is not None:
+        raise MinvertError(f"{summary['stopped_early']} (written to --out {args.out}); a multiplier or "
+                           "--lr too large for this network makes the loss overflow")
+    return 0
+
+
+def _layers(args, net):
+    """--content-layer / --style-layers as taps; a name the net lacks is refused as it was given
+    (conv9_9, not the relu9_9 it is read as), with the layers the net has."""
+    names = set(net.names)
+    given = [n.strip() for n in [args.content_layer or ""] + (args.style_layers or "").split(",")]
+    taps = {n: paper_layer_to_tap(n) for n in given if n}
+    for name, tap in taps.items():
+        if tap not in names:
+            convs = [n for n in net.names if n.startswith("conv") and "_" in n]
+            raise MinvertError(f"the network has no layer {name!r}"
+                               + (f" (read as its ReLU output {tap!r})" if tap != name else "")
+                               + f"; it has {', '.join(convs)} (or their relu names)")
     layers = {}
     if args.content_layer:
         layers["content_layer"] = paper_layer_to_tap(args.content_layer.strip())
     if args.style_layers:
         layers["style_layers"] = tuple(paper_layer_to_tap(n.strip()) for n in args.style_layers.split(",")
                                        if n.strip())
-    settings = Settings(target=target, multipliers=mult, iters=args.iters, history=args.history,
-                        init=args.init, jitter=args.jitter, optimizer=args.optimizer, lr=args.lr,
-                        seed=args.seed, snapshot_every=args.snapshot_every, print_every=args.print_every,
-                        content_kind=args.content_kind, color_kind=args.color_kind, **layers)
-    summary = transform(net, img, settings, mask=mask, out_dir=args.out, force=args.force, size=args.size,
-                        start_image=start, class_view=args.class_view)
-    return 0 if summary["stopped_early"] is None else 1
+    return layers

@@ -7,16 +7,39 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import MinvertError
-from ..images import center_crop, resize_exact
-from ..nets.fullyconv import has_fc_top
+from ..images import describe_fit, fit_steps, fit_to_network, resize_exact
+from ..nets.classview import DownsampledClassVGG
+from ..nets.fullyconv import fully_convolutional, has_fc_top
+
+CLASS_VIEWS = {"dense": "averaged over every window (fully convolutional)",
+               "downsampled": "of its area-downsampled view at the net's input size"}
+
+
+def network_at_size(net, size, class_view="dense", log=print):
+    """The network that scores a photo at ``size``: ``net`` itself, or, for a VGG with fc
+    layers given a size, the whole photo at its own resolution: fully convolutional ("dense",
+    logits averaged over every window) or scoring an area-downsampled view ("downsampled")."""
+    if size is None or not has_fc_top(net):
+        return net
+    if class_view not in CLASS_VIEWS:
+        raise MinvertError(f"unknown class view {class_view!r}; use {' or '.join(CLASS_VIEWS)}")
+    log(f"--size with a VGG's fc layers: the whole photo; the class score {CLASS_VIEWS[class_view]}")
+    return fully_convolutional(net) if class_view == "dense" else DownsampledClassVGG(net)
 
 
 def prepare_image(net, img, size=None, log=print):
-    """uint8 (H, W, 3) -> uint8 (h, w, 3) at a size the network takes, the aspect ratio kept.
+    """uint8 (H, W, 3) -> uint8 (h, w, 3) at a size the network takes (:func:`fit_inputs`)."""
+    return fit_inputs(net, img, None, size, log)[0]
 
-    A VGG with its fc layers takes exactly its input size (S x S): a non-square image is
-    centre-cropped to its central square first, and that is said. Other classifiers (ResNets
-    pool globally) take any size: ``size`` (default: the net's input size) is the long side.
+
+def fit_inputs(net, img, mask, size=None, log=print):
+    """(img, mask) -> (img, mask) at a size the network takes, through the one geometric rule
+    (:func:`minvert.images.fit_to_network`: the same crop and resize for the mask as for the
+    image, so masked pixels stay on the pixels they were drawn on). mask: float (H', W') or None.
+
+    A VGG with its fc layers takes exactly its input size (S x S): a non-square image gives its
+    central square, and that is said. Other classifiers (ResNets pool globally) take any size:
+    ``size`` (default: the net's input size) is the long side, the aspect ratio kept.
     """
     pre = net.preprocessing
     size = size or pre.input_size
@@ -30,24 +53,18 @@ def prepare_image(net, img, size=None, log=print):
             raise MinvertError(f"this network's fc layers need {pre.input_size}x{pre.input_size} input; "
                                f"drop --size or use {pre.input_size}")
         if H != W:
-            side = min(H, W)
-            img = center_crop(img, side)
-            log(f"the image is {W}x{H}; this network's fc layers take {size}x{size}: using its central "
-                f"{side}x{side} square (crop the photo yourself to choose another)")
+            log(describe_fit((H, W), pre) + "; crop the photo yourself to choose another part")
         if min(H, W) < smallest:  # any photo fits an fc net; a tiny one only as big blocks
             log(f"the image is {W}x{H}, below the {smallest}x{smallest} this network sees detail at: "
                 f"enlarged to {size}x{size}")
-        shape = (size, size)
-    else:
-        if min(H, W) < smallest:
-            raise MinvertError(f"the image is {W}x{H}; this network needs at least "
-                               f"{smallest}x{smallest} pixels")
-        scale = size / max(H, W)
-        shape = (max(1, round(H * scale)), max(1, round(W * scale)))
+        return fit_to_network(img, mask, pre)
+    if min(H, W) < smallest:
+        raise MinvertError(f"the image is {W}x{H}; this network needs at least {smallest}x{smallest} pixels")
+    (_, shape), = fit_steps((H, W), pre, size)
     if min(shape) < smallest:
         raise MinvertError(f"the image would be {shape[1]}x{shape[0]}; this network needs at least "
                            f"{smallest}x{smallest} pixels (use a larger --size or a less elongated image)")
-    return resize_exact(img, shape) if img.shape[:2] != shape else img
+    return fit_to_network(img, mask, pre, size)
 
 
 def start_point(net, img, s, mask, start_image, rng):

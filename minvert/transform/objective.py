@@ -34,6 +34,7 @@ class Settings:
     color_kind: str = "pixel"     # "pixel" (RGB distance, the presets'), "channel" or "hinge"
     snapshot_every: int = 0
     print_every: int = 1          # print every N-th iteration (log.jsonl keeps all)
+    original_colors: bool = False  # keep the photo's colours, take the result's luminance (colors.py)
 
     def __post_init__(self):
         if self.optimizer is None:

@@ -29,16 +29,13 @@ from ..backend import get_array_module, to_numpy
 from ..errors import MinvertError
 from ..images import resize_exact
 from ..layers.loss import softmax
-from ..nets.classview import DownsampledClassVGG
-from ..nets.fullyconv import fully_convolutional, has_fc_top
 from ..optim import Adam
 from . import losses
-from .inputs import prepare_image, start_point
+from .checks import check_run, plural
+from .inputs import fit_inputs, network_at_size, prepare_image, start_point
+from .kept import kept_note
 from .objective import GD_FIRST_STEP, Objective, default_layers, report_terms
 from .outputs import RunFolder, result_image
-
-CLASS_VIEWS = {"dense": "averaged over every window (fully convolutional)",
-               "downsampled": "of its area-downsampled view at the net's input size"}
 
 
 def _to_host(total, values, logits, grad, grad_to_host):
@@ -87,39 +84,49 @@ class _NonFinite(Exception):
 def transform(net, img, settings, mask=None, out_dir=None, log=print, force=False, size=None,
               start_image=None, class_view="dense"):
     """Run paper 000's optimisation. img: uint8 (H, W, 3) RGB; mask: float (H', W') in [0, 1]
-    (white = may change) or None; start_image: uint8 (H', W', 3) to start from instead of
-    settings.init (a previous result: resumes a run), fitted like img. class_view: how a VGG with
-    fc layers scores a photo at ``size`` ("dense": fully convolutional, "downsampled": its area
-    view at the input size; docs/losses.md). Writes the outputs into
-    ``out_dir`` when given. Returns the summary dict (also written as summary.json);
-    summary["result"] is the image.
+    (white = may change; drawn at another size it is stretched over the image) or None;
+    start_image: uint8 (H', W', 3) to start from instead of settings.init (a previous result:
+    resumes a run). Image and mask go through the same crop and resize (:func:`fit_inputs`).
+    class_view: how a VGG with fc layers scores a photo at ``size`` ("dense": fully
+    convolutional, "downsampled": its area view at the input size; docs/losses.md).
+    Writes the outputs into ``out_dir`` (a folder or an image path, outputs.py) when given.
+    Returns the summary dict (also written as summary.json); summary["result"] is the image.
+    Ctrl-C keeps the last good image: summary["interrupted"] is then True.
     """
     s = replace(settings)  # a copy: gd records the lr it calibrates in it
     if net.labels is None or not net.config.get("include_top", True):
         raise MinvertError("transform needs a classifier (a network with its fc layers and labels)")
     if not 0 <= s.target < net.config["num_classes"]:
         raise MinvertError(f"target class {s.target} is outside 0..{net.config['num_classes'] - 1}")
-    if size is not None and has_fc_top(net):  # the whole photo at its own resolution
-        if class_view not in CLASS_VIEWS:
-            raise MinvertError(f"unknown class view {class_view!r}; use {' or '.join(CLASS_VIEWS)}")
-        net = fully_convolutional(net) if class_view == "dense" else DownsampledClassVGG(net)
-        log(f"--size with a VGG's fc layers: the whole photo; the class score {CLASS_VIEWS[class_view]}")
-    img = prepare_image(net, img, size, log=log)
+    if start_image is not None and s.init != "image":
+        raise MinvertError(f"a start image and init {s.init!r} contradict each other: give one of them")
+    net = network_at_size(net, size, class_view, log)
+    img, mask_arr = fit_inputs(net, img, mask, size, log=log)
     if start_image is not None:
         start_image = prepare_image(net, start_image, size, log=lambda *_: None)
         if start_image.shape[:2] != img.shape[:2]:
             start_image = resize_exact(start_image, img.shape[:2])
+    check_run(s, img.shape[:2], mask_arr, log)
     default_layers(net, s)  # a bad --content-layer/--style-layers fails before anything is written
     run = RunFolder(out_dir, force)  # only once the input is known to be good
+    try:
+        return _run(net, img, s, mask_arr, start_image, run, log)
+    except BaseException:
+        run.abort()  # the earlier run in out_dir stays whole
+        raise
+
+
+def _run(net, img, s, mask_arr, start_image, run, log):
     net.freeze()
     rng = np.random.default_rng(s.seed)
-    x_orig, x, low, high, mask_arr = start_point(net, img, s, mask, start_image, rng)
+    x_orig, x, low, high, mask_arr = start_point(net, img, s, mask_arr, start_image, rng)
     objective = Objective(net, x_orig, s, mask=None if mask_arr is None else
                           net.xp.asarray(mask_arr[None, None].astype(net.dtype)))
     p_before = probabilities(net.predict(x_orig))
     _say_plan(net, s, p_before, img.shape[:2], log)
     start_terms = report_terms(objective, x, log, "at iteration 0")
-    record = Recorder(net, s, run, log, lambda x_now: result_image(net.preprocessing, x_now, img, mask_arr))
+    image_of = lambda x_now: result_image(net.preprocessing, x_now, img, mask_arr, s.original_colors)
+    record = Recorder(net, s, run, log, image_of)
     record.first(x, start_terms)
     state = record.state
     try:
@@ -133,16 +140,21 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
         log(f"warning: {state['stopped']}")
     except KeyboardInterrupt:
         state["stopped"] = f"interrupted at iteration {state['iteration']}; kept the last good image"
+        state["interrupted"] = True
         log(f"\n{state['stopped']}")
     seconds = time.perf_counter() - record.start
     x_best = _to_net(state["best"], x)
     end_terms = report_terms(objective, x_best, log, "at the last iteration", start_terms)
-    result = result_image(net.preprocessing, x_best, img, mask_arr)
+    result = image_of(x_best)
     summary = _summary(net, s, img, result, p_before, (start_terms, end_terms), state, seconds,
-                       mask is not None)
+                       mask_arr is not None)
+    summary["probability_last_iterate"] = float(probabilities(net.predict(x_best))[s.target])
+    summary["kept"] = kept_note(s, summary, net.labels[s.target])
     log(f"p({net.labels[s.target]}) {summary['probability_before']:.4f} -> "
         f"{summary['probability_after']:.4f}; mean |change| {summary['mean_abs_pixel_change']:.2f}/255; "
         f"TV ratio {summary['tv_ratio']:.2f}; {seconds:.1f}s ({summary['seconds_per_iteration']:.2f}s/iteration)")
+    summary["interrupted"] = state.get("interrupted", False)
+    log(summary["kept"])
     run.write(img, result, summary, net.labels[s.target], log)
     summary["result"] = result
     return summary
@@ -152,7 +164,7 @@ def _say_plan(net, s, p_before, shape, log):
     how = ("L-BFGS-B" if s.optimizer == "lbfgs" else
            f"{s.optimizer} steps, lr {'from the first step' if s.lr is None else format(s.lr, 'g')} px")
     log(f"target {net.labels[s.target]!r} (class {s.target}): p = {p_before[s.target]:.4f} before; "
-        f"{'jitter ' + str(s.jitter) + ' px, ' if s.jitter else ''}{how}, {s.iters} iterations, "
+        f"{'jitter ' + str(s.jitter) + ' px, ' if s.jitter else ''}{how}, {plural(s.iters, 'iteration')}, "
         f"{shape[1]}x{shape[0]} px, terms: {', '.join(s.multipliers.active())}")
 
 

@@ -58,3 +58,15 @@ PRESETS = {
                             "Tiger [body-masked, jittered] (1e-10,-1e-12,0,1e-11)", "cat",
                             mask="body", jitter=True, notes=_JIT_NOTE),
 }
+
+
+def preset_help():
+    """The presets for ``transform --help``: each with its target and all four multipliers
+    labelled (a caption that gives three numbers shows the fourth as 0), mask and jitter."""
+    lines = []
+    for name, p in PRESETS.items():
+        m = p.multipliers
+        extra = "".join([f", {p.mask} mask" if p.mask else "", ", jitter 16" if p.jitter else ""])
+        lines.append(f"  {name:<18} {p.target}: content {m.content:g}, style {m.style:g}, "
+                     f"tv {m.tv:g}, color {m.color:g}{extra}")
+    return "\n".join(lines)

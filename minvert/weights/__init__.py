@@ -26,7 +26,9 @@ def resolve_model(name_or_path):
     if found is not None:
         return found
     if name in ZOO:
-        raise MinvertError(f"model {name} is not downloaded yet; run `minvert weights download {name}`")
+        raise MinvertError(f"model {name} is not downloaded yet; run `minvert weights download {name}`, "
+                           "or convert a file you have (`minvert convert SRC FILE.h5`, then --model "
+                           "FILE.h5), or try the bundled --model tiny-vgg-textures offline")
     if name.endswith((".h5", ".pth", ".pt")) or os.sep in name:
         raise MinvertError(f"{name}: no such file")
     known = list(BUNDLED) + sorted(ZOO)
