@@ -2,6 +2,7 @@
 tools built on the library."""
 import os
 
+from ..bounds import SEED_MAX, int_range
 from .common import add_command, add_device_option
 
 
@@ -21,7 +22,7 @@ def add_gradcheck(sub):
                          "--shape says otherwise, e.g.\n"
                          "  minvert gradcheck my_dense.py:dense --shape x=4,12 w=5,12 b=5")
     p.add_argument("layer", nargs="?", metavar="FILE.py:NAME", help="check your own layer (see above)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--shape", nargs="+", metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
     p.add_argument("--plant", metavar="KEY", help="plant a bug: relu, maxpool, sigmoid, batchnorm_train, softmax_ce")
     add_device_option(p)
@@ -60,7 +61,7 @@ def add_bench(sub):
     p.add_argument("--content-kind", choices=["gram", "raw"], default="gram",
                    help="presets: the paper's Gram content loss (default) or fzliu's raw-map one")
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch with the same weights")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int_range(1, 10_000), default=3)
     add_device_option(p)
 
 
@@ -109,7 +110,7 @@ def add_exercise(sub):
                          "||numerical||) < 1e-7), call each backward twice and fail it if it changes "
                          "dout, its cache or its input in place. A failure names the usual mistake.")
     e.add_argument("file", metavar="FILE")
-    e.add_argument("--seed", type=int, help="repeat the inputs of an earlier run (it prints its seed)")
+    e.add_argument("--seed", type=int_range(0, SEED_MAX), help="repeat the inputs of an earlier run (it prints its seed)")
 
 
 def _run_exercise(args):

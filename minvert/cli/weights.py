@@ -2,6 +2,7 @@
 import json
 import sys
 
+from ..text import escape_text
 from .common import add_command
 
 
@@ -20,7 +21,7 @@ def _run_convert(args):
     from ..weights.convert import convert
     net = convert(args.src, args.dst, arch=args.arch, force=args.force)
     c = net.config
-    print(f"wrote {args.dst}: {c['arch']}{c.get('depth') or ''} {c.get('variant', '')} "
+    print(f"wrote {escape_text(args.dst)}: {c['arch']}{c.get('depth') or ''} {c.get('variant', '')} "
           f"({net.num_params():,} parameters, {net.preprocessing.mode} preprocessing)")
 
 
@@ -48,21 +49,22 @@ def _run_weights_download(args):
     from ..weights.convert import convert
     from ..weights.download import download_weights
     path = download_weights(args.name, dest_dir=args.dir, convert=convert, force=args.force)
-    print(f"ready: {path}  (load it with --model {args.name})")
+    print(f"ready: {escape_text(path)}  (load it with --model {args.name})")
 
 
 def _run_weights_info(args):
     from ..weights.project import read_header
     h = read_header(args.file)
     c = h["config"]
-    print(f"{args.file}: minvert weights, format {h['format_version']}")
+    print(f"{escape_text(args.file)}: minvert weights, format {h['format_version']}")
     print(f"  arch           {json.dumps(c)}")
     print(f"  preprocessing  {json.dumps(h['preprocessing'])}")
     labels = h["labels"] or []
-    print(f"  labels         {len(labels)} classes{': ' + ', '.join(labels[:5]) + ' ...' if labels else ''}")
+    shown = escape_text(", ".join(labels[:5]))
+    print(f"  labels         {len(labels)} classes{': ' + shown + ' ...' if labels else ''}")
     source = dict(h["source"] or {})
     history = source.pop("history", None)
-    print(f"  source         {json.dumps(source)[:2000]}")
+    print(f"  source         {json.dumps(source)[:2000] if source else 'not recorded'}")
     if isinstance(history, list) and history and isinstance(history[-1], dict):
         last = history[-1]
         print(f"  training       {len(history)} epochs; last: " + ", ".join(

@@ -20,6 +20,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..errors import MinvertError
 from ..images import load_image, resize_exact
+from ..text import escape_text
 from ..weights import load_model, resolve_model
 from ..weights.hdf5 import read_array
 from ..weights.project import network_weights
@@ -111,7 +112,7 @@ def _fill(f, net, todo, batch_size, target_size, resample, log):
                     loaded.append(p)
                 except MinvertError as e:
                     skipped.append(p)
-                    log(f"  skipped {p}: {e}")
+                    log(escape_text(f"  skipped {p}: {e}"))
             if imgs:
                 targets = np.stack([resize_exact(im, target_size, resample) for im in imgs])  # (n, S, S, 3)
                 append_rows(f, encode(net, imgs, len(imgs)), targets, loaded)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import fraction_text
 from ..errors import FormatError, MinvertError
 from ..nets.decoder import PAPER_CONFIG, decoder_config
 from ..weights.project import load, write_json
@@ -79,10 +80,7 @@ def make_split(n, split, seed=0, n_train=None):
     elif split == "none":
         test, train = [], list(range(n))
     elif split.startswith("fraction:"):
-        try:
-            frac = float(split.split(":", 1)[1])
-        except ValueError:
-            frac = -1.0
+        frac = fraction_text(split.split(":", 1)[1], f"split {split!r}")
         k = int(round(frac * n))
         if not 0 < frac < 1 or not 0 < k < n:
             raise MinvertError(f"split {split!r}: need fraction:F with 0 < F < 1 leaving both sets non-empty")
