@@ -14,6 +14,7 @@ import numpy as np
 
 from ..bounds import fraction_text
 from ..errors import FormatError, MinvertError
+from ..regular_files import read_regular_text
 from ..nets.decoder import PAPER_CONFIG, decoder_config
 from ..weights.project import load, write_json
 from .cache_file import HEADER_KEYS, describe_encoder, names_digest
@@ -102,9 +103,9 @@ def read_run(run_dir):
     if not path.is_file():
         raise MinvertError(f"{run_dir} holds no reconstruct run (run.json missing); "
                            "train one with `minvert reconstruct train`")
+    text = read_regular_text(path, "a run.json")
     try:
-        with open(path) as f:
-            run = json.load(f)
+        run = json.loads(text)
         missing = [k for k in ("decoder", "cache", "split", "settings")
                    if not isinstance(run.get(k), dict)]
         rows = [] if missing else [run["split"].get(k) for k in ("train", "test")]

@@ -55,6 +55,9 @@ def assign_weights(net, weights, what="weights"):
                 if new.shape != tuple(old.shape):
                     raise ShapeError(f"{what}: layer {name} array {k} has shape {new.shape}, "
                                      f"expected {tuple(old.shape)}")
+                if k == "var" and not (new >= 0).all():  # a variance below 0 has no square root
+                    raise FormatError(f"{what}: layer {name} has a negative batch-norm running "
+                                      "variance (var); the file is damaged")
                 store[k] = _like(old, new)
     return net
 
