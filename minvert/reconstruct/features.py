@@ -187,7 +187,7 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
     total = len(done) + added
     if skipped:
         shown = ", ".join(skipped[:20]) + (f" ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")
-        log(f"warning: {len(skipped)} unreadable file(s) skipped: {shown}")
+        log(escape_text(f"warning: {len(skipped)} unreadable file(s) skipped: {shown}"))
     seconds = time.perf_counter() - start
     log(f"extract: added {added}, cache holds {total} images ({seconds:.1f} s)")
     return {"cache": str(out_cache), "added": added, "total": total, "skipped": skipped,

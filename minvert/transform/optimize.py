@@ -30,6 +30,7 @@ from ..errors import MinvertError
 from ..images import resize_exact
 from ..layers.loss import softmax
 from ..optim import Adam
+from ..text import escape_text
 from . import losses
 from .inputs import prepare_image, start_point
 from .objective import GD_FIRST_STEP, Objective, default_layers, report_terms
@@ -128,7 +129,7 @@ def transform(net, img, settings, mask=None, out_dir=None, log=print, force=Fals
     result = result_image(net.preprocessing, x_best, img, mask_arr)
     summary = _summary(net, s, img, result, p_before, (start_terms, end_terms), state, seconds,
                        mask is not None)
-    log(f"p({net.labels[s.target]}) {summary['probability_before']:.4f} -> "
+    log(f"p({escape_text(net.labels[s.target])}) {summary['probability_before']:.4f} -> "
         f"{summary['probability_after']:.4f}; mean |change| {summary['mean_abs_pixel_change']:.2f}/255; "
         f"TV ratio {summary['tv_ratio']:.2f}; {seconds:.1f}s ({summary['seconds_per_iteration']:.2f}s/iteration)")
     run.write(img, result, summary, net.labels[s.target], log)
