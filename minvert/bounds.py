@@ -59,6 +59,25 @@ def int_list(lo, hi, what, max_items=64):
     return _bounded(parse, lo, hi, f"integers in [{lo}, {hi}]")
 
 
+def named_shape(max_dim, max_elements):
+    """argparse type: "NAME=D1,D2,..." (at most 8 sizes, each 1 to ``max_dim``, together at most
+    ``max_elements`` elements); the text is returned unchanged for the command to parse."""
+    sizes = int_list(1, max_dim, "sizes", max_items=8)
+
+    def parse(text):
+        name, eq, dims = text.partition("=")
+        try:
+            shape = sizes(dims) if eq and name.isidentifier() else None
+        except argparse.ArgumentTypeError:
+            shape = None
+        if shape is None or math.prod(shape) > max_elements:
+            raise argparse.ArgumentTypeError(
+                f"{_shown(text)}: write NAME=D1,D2,... with sizes from 1 to {max_dim} and at most "
+                f"{max_elements:,} elements in all, e.g. x=2,3,6,5")
+        return text
+    return _bounded(parse, 1, max_dim, f"NAME=sizes in [1, {max_dim}]")
+
+
 def fraction_text(text, where):
     """A number in (0, 1) written by the user inside another option (``--split fraction:F``)."""
     value = _float_or_none(text)

@@ -202,6 +202,8 @@ def test_every_option_with_a_type_has_a_range():
     ["dataset", "textures", "--out", "d", "--size", str(2**63)],
     ["exercise", "check", "ex.py", "--seed", "-1"],
     ["classify", "IMG", "--model", "m", "--top", "1e3"],
+    ["gradcheck", "f.py:x", "--shape", "x=2," + str(2**62)],
+    ["gradcheck", "f.py:x", "--shape", "x=1000,1000,2"],
 ])
 def test_numbers_out_of_range_are_one_usage_line(tmp_path, capsys, argv):
     one_error_line([tmp_path / "x" if a == "IMG" else a for a in argv], capsys, "argument --",

@@ -2,7 +2,7 @@
 tools built on the library."""
 import os
 
-from ..bounds import SEED_MAX, int_range
+from ..bounds import SEED_MAX, int_range, named_shape
 from .common import add_command, add_device_option
 
 
@@ -23,7 +23,7 @@ def add_gradcheck(sub):
                          "  minvert gradcheck my_dense.py:dense --shape x=4,12 w=5,12 b=5")
     p.add_argument("layer", nargs="?", metavar="FILE.py:NAME", help="check your own layer (see above)")
     p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0, help="seed of the random inputs (default 0)")
-    p.add_argument("--shape", nargs="+", metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
+    p.add_argument("--shape", nargs="+", type=named_shape(100_000, 1_000_000), metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
     p.add_argument("--plant", metavar="KEY", help="plant a bug: relu, maxpool, sigmoid, batchnorm_train, softmax_ce")
     add_device_option(p)
 

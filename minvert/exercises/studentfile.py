@@ -35,7 +35,7 @@ def load(path):
     and no .pyc is written or read (a stale one could hide the student's latest edit)."""
     path = Path(path)
     try:
-        source = read_regular_text(path, "an exercise file (.py)")
+        source = read_regular_text(path, "a Python file (.py)")
     except MinvertError as e:  # a pipe, a device, a huge or non-UTF-8 file
         return None, str(e)
     except OSError as e:
