@@ -16,10 +16,11 @@ shape the architecture expects, or against a byte budget -- and the dtype before
 and refuses NaN/inf in float data. :func:`read_json_attr` bounds and parses a text attribute.
 
 The layout costs memory and time too, so the audit also refuses, before any data is read,
-a chunk larger than its dataset (HDF5 allocates, and decompresses into, a whole chunk: one
-gzip chunk declared at 2.4 GB costs 2.4 GB), more chunks than the read budget allows (each
-costs ~4 KB to read: 1-element chunks turn 13 MB into a gigabyte), more than MAX_OBJECTS objects and groups
-nested deeper than MAX_DEPTH (10,000 nested groups take minutes to walk).
+a chunk larger than its dataset or the read budget (HDF5 allocates, and decompresses into, a
+whole chunk: one gzip chunk declared at 2.4 GB costs 2.4 GB), more chunks than the read
+budget pays for (each costs ~4 KB to read: 1-element chunks turn 13 MB into a gigabyte),
+more than MAX_OBJECTS objects, and groups nested deeper than MAX_DEPTH (10,000 nested groups
+take minutes to walk).
 """
 import json
 import os
@@ -32,8 +33,8 @@ from ..errors import FormatError, MinvertError
 
 MAX_OBJECTS = 50_000         # links and objects a file may hold (ResNet-152: ~2,000)
 MAX_DEPTH = 32               # nested groups (Keras full models: 4)
-# what reading one chunk costs besides its data (index, cache entry): measured 3.8 KB, h5py 3 /
-# HDF5 1.14 (400,000 chunks of 4 bytes: 1.5 GB); so the chunk count is bounded by the read budget
+# what reading one chunk costs besides its data (index, cache entry): measured 3.8 KB, h5py 3.16 /
+# HDF5 2.0 (400,000 chunks of 4 bytes: 1.5 GB); so the chunk count is bounded by the read budget
 CHUNK_OVERHEAD_BYTES = 4096
 CHUNK_SLACK_BYTES = 1 << 20  # a chunk may exceed its dataset's size by this (a growing cache)
 MAX_ATTR_BYTES = 16 << 20    # one attribute (configs, labels, histories: kilobytes)
