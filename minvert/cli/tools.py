@@ -3,6 +3,7 @@ tools built on the library."""
 import os
 
 from ..bounds import SEED_MAX, int_range, named_shape
+from ..text import escape_text
 from .common import add_command, add_device_option
 
 
@@ -146,5 +147,5 @@ def _run_info(args):
         problem, default = str(e), "none"
     print(f"device   {default} by default ($MINVERT_DEVICE={os.environ.get('MINVERT_DEVICE', '')!r})"
           + (f": {problem}" if problem else ""))
-    print("weights  looked for in: " + ", ".join(str(p) for p in weights_search_path()))
+    print("weights  looked for in: " + escape_text(", ".join(str(p) for p in weights_search_path())))
     return 1 if problem else 0
