@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .backend import to_numpy
 from .errors import DTypeError, FormatError, MinvertError, ShapeError
+from .regular_files import check_regular
 
 RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
             "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
@@ -41,8 +42,8 @@ def _open(path):
     warning (over ``Image.MAX_IMAGE_PIXELS``, ~89 M pixels) is an error here, raised from the
     header before any pixel is decoded."""
     path = os.fspath(path)
-    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
-        raise MinvertError(f"{path} is not a regular file (a pipe or device?); give an image file")
+    if os.path.exists(path) and not os.path.isdir(path):
+        check_regular(path, "an image file")  # a pipe would block, a device never end
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -25,6 +25,7 @@ from .weights.project import (assign_weights, atomic_write, h5_written, network_
                               read_weights)
 
 CHECKPOINT_FORMAT = "minvert-checkpoint"
+MAX_OPTIMIZER_STEPS = 2**53  # steps a run can take; larger is a damaged file (float counts stay exact)
 
 
 def save_checkpoint(path, net, optimizer, progress):
@@ -134,6 +135,10 @@ def _optimizer_state(group, optimizer, net, path):
             state[name] = read_array(group[key], path, f"optimizer/{name}", kinds="fiub", shape=())[()]
     if "type" not in state or "t" not in state:
         raise FormatError(f"{path}: damaged checkpoint (the optimizer state has no type or step)")
+    t = state["t"]
+    if not isinstance(t, np.integer) or not 0 <= int(t) <= MAX_OPTIMIZER_STEPS:
+        raise FormatError(f"{path}: damaged checkpoint (optimizer step 't' is {str(t)[:30]}, not "
+                          f"a count from 0 to {MAX_OPTIMIZER_STEPS})")
     return state
 
 

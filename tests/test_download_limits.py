@@ -67,6 +67,8 @@ def test_a_part_that_is_a_link_is_not_written_through(srv, tmp_path):
 @pytest.mark.parametrize("option", [["--speed-limit", "-1"], ["--speed-time", "0"],
                                     ["--speed-limit", "inf"]])
 def test_rate_options_are_checked_before_any_work(option, capsys):
-    assert main(["weights", "download", "vgg19", *option]) == 1
+    with pytest.raises(SystemExit) as stop:  # a usage error, while the options are parsed
+        main(["weights", "download", "vgg19", *option])
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"minvert: error: {option[0]}")
+    assert stop.value.code == 2 and len(err) == 1
+    assert err[0].startswith(f"minvert: error: argument {option[0]}: '{option[1]}'")

@@ -33,6 +33,19 @@ def fails_with_one_line(argv, capsys, *words):
     return lines[-1]
 
 
+def refused_as_usage(argv, capsys, *words):
+    """A value out of its option's range: exit 2 before any work, stderr one line naming ``words``."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    assert e.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("minvert: error: argument "), err
+    for w in words:
+        assert w in err, err
+    return err
+
+
 # ----------------------------------------------------------------------------- HDF5 files
 KERAS = os.path.join(os.path.dirname(__file__), "fixtures", "keras", "vgg19_notop_k1.h5")
 KERNEL = "block1_conv1/block1_conv1_W_1:0"
@@ -158,10 +171,15 @@ def test_damaged_or_hostile_project_models(model, image, secret, capsys, edit, w
 
 
 def test_weights_info_on_odd_metadata(model, capsys):
-    _set_attr(model, "source", json.dumps({"history": [1, "x"], "name": "n"}))
+    _set_attr(model, "source", "null")  # not recorded: fine
     assert main(["weights", "info", str(model)]) == 0
-    _set_attr(model, "source", json.dumps([1]))
-    fails_with_one_line(["weights", "info", model], capsys, "source")
+    assert "source         not recorded" in capsys.readouterr().out
+    for damaged, words in [([1], ("source",)), ({}, ("source", "no file name")),
+                           ({"history": [1, "x"], "name": "n"}, ("source", "history")),
+                           ({"name": "n", "sha256": "12"}, ("source", "sha256")),
+                           ({"name": "n", "test_accuracy": "high"}, ("source", "test_accuracy"))]:
+        _set_attr(model, "source", json.dumps(damaged))
+        fails_with_one_line(["weights", "info", model], capsys, *words)
 
 
 # ----------------------------------------------------------------------------- checkpoints, caches, runs
@@ -222,7 +240,7 @@ def test_damaged_feature_caches(tmp_path, capsys):
         (lambda: _set_attr(cache, "count", 10**9), ("rows",)),
         (lambda: _set_attr(cache, "count", "many"), ("count",)),
         (lambda: (_replace(cache, "targets", shape=(10**6, 8, 8, 3), chunks=(1, 8, 8, 3)),
-                  _set_attr(cache, "count", 10**6)), ("features",)),
+                  _set_attr(cache, "count", 10**6)), ("targets", "chunks")),
         (lambda: _set_attr(cache, "feature_size", 10**9), ("feature_size",)),
         (lambda: _set_attr(cache, "model_config", "{"), ("model_config",)),
     ]:
@@ -274,13 +292,14 @@ def test_valid_but_odd_images_still_work(tmp_path, model, capsys):
 
 # ----------------------------------------------------------------------------- options
 @pytest.mark.parametrize("extra, words", [
-    (["--iters", "0"], ("--iters 0",)), (["--iters", "-5"], ("--iters -5",)),
-    (["--history", "0"], ("--history",)), (["--jitter", "-4"], ("--jitter -4",)),
+    (["--iters", "0"], ("--iters", "'0'")), (["--iters", "-5"], ("--iters", "'-5'")),
+    (["--history", "0"], ("--history",)), (["--jitter", "-4"], ("--jitter", "'-4'")),
     (["--lr", "0"], ("--lr",)), (["--tv", "nan"], ("--tv",)), (["--seed", "-1"], ("--seed",)),
+    (["--history", str(2**63)], ("--history",)), (["--jitter", str(2**63)], ("--jitter",)),
 ])
 def test_transform_options_checked_before_any_work(tmp_path, model, image, capsys, extra, words):
     out = tmp_path / "out"
-    fails_with_one_line(["transform", image, "--model", model, "--target", "c1", "--out", out,
+    refused_as_usage(["transform", image, "--model", model, "--target", "c1", "--out", out,
                          *extra], capsys, *words)
     assert not out.exists()
 
@@ -297,12 +316,12 @@ def test_transform_refuses_a_resnet_and_a_black_mask(tmp_path, model, image, cap
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--epochs", "0"], ("--epochs 0",)), (["--lr", "-1"], ("--lr -1",)),
+    (["--epochs", "0"], ("--epochs", "'0'")), (["--lr", "-1"], ("--lr", "'-1'")),
     (["--batch", "0"], ("--batch",)), (["--n", "0"], ("--n",)),
     (["--val-fraction", "1.5"], ("--val-fraction",)),
 ])
 def test_train_options_checked_before_any_work(tmp_path, capsys, extra, words):
-    fails_with_one_line(["train", "--out", tmp_path / "run", *extra], capsys, *words)
+    refused_as_usage(["train", "--out", tmp_path / "run", *extra], capsys, *words)
     assert not (tmp_path / "run").exists()
 
 

@@ -5,6 +5,8 @@ the images are generated textures written as PNG files; the decoder is 4x4x8 -> 
 """
 import argparse
 import json
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -437,3 +439,22 @@ def test_every_figure_is_one_command(tmp_path, data, capsys):
         assert load_image(path).ndim == 3
     assert len(read_run(tmp_path / "f45" / "train_2")["split"]["train"]) == 2
     assert len((tmp_path / "f45" / "train_2" / "log.jsonl").read_text().splitlines()) == 3
+
+
+def test_decode_refuses_a_fifo_and_a_damaged_decoder_json(tmp_path, data, trained):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(tmp_path / "fifo.npy")  # np.load would wait for a writer forever
+    msg = one_line_error(MinvertError, decode, trained["run"], [tmp_path / "fifo.npy"],
+                         tmp_path / "out", log=quiet)
+    assert "not a regular file" in msg
+    run = tmp_path / "run"
+    shutil.copytree(trained["run"], run)
+    np.save(tmp_path / "one.npy", read_cache(data["cache"]).features[0])
+    for damage in ("{", "[]", '{"epoch": "3", "epochs": 5}', '{"epoch": 1e400, "epochs": 5}'):
+        (run / "decoder.json").write_text(damage)
+        msg = one_line_error(FormatError, decode, run, [tmp_path / "one.npy"], tmp_path / "o2",
+                             log=quiet)
+        assert "decoder.json" in msg
+        msg = one_line_error(FormatError, evaluate, run, data["cache"], log=quiet)
+        assert "decoder.json" in msg

@@ -1,6 +1,17 @@
 """What every subcommand shares: how it is added to the parser, and its --device option."""
 import argparse
 
+from ..text import escape_text
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, like every other minvert error
+    (argparse prints the whole usage first); subcommand parsers inherit the class."""
+
+    def error(self, message):
+        text = escape_text(" ".join(message.split()))[:2000]
+        self.exit(2, f"minvert: error: {text} (see `{self.prog} --help`)\n")
+
 
 def add_command(sub, name, help, description=None, handler=None):
     """A subparser ``name`` whose parsed arguments go to ``handler(args)``."""

@@ -12,6 +12,8 @@ import os
 import sys
 
 from . import papers, tools, train, weights
+from ..text import escape_text
+from .common import OneLineParser
 
 EPILOG = """first steps:
   minvert demo --out demo/            the whole project on its bundled models, offline (~1-2 min)
@@ -35,6 +37,7 @@ def main(argv=None):
         if not getattr(args, "handler", None):
             parser.print_help()
             return 2
+        check_environment()
         command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), "")
         if command in LONG_COMMANDS and sys.stderr.isatty():  # a note for a person, not for a log
             from ..backend import oversubscription_note
@@ -60,6 +63,15 @@ def main(argv=None):
         return 1
 
 
+def check_environment():
+    """Every MINVERT_* variable in its range, before any work."""
+    from ..backend import parse_device
+    from ..bounds import check_environment as check_numbers_and_paths
+    check_numbers_and_paths()
+    if os.environ.get("MINVERT_DEVICE", "").strip():
+        parse_device(os.environ["MINVERT_DEVICE"], "MINVERT_DEVICE")
+
+
 def describe_error(e):
     """One bounded line for the user: MinvertError's own message, else what the built-in
     exception says, never its class name, never an unbounded object (a huge dict key, say)."""
@@ -80,16 +92,16 @@ def describe_error(e):
         words = [a for a in e.args if isinstance(a, str)]  # formatting other args may never end
         text = (f"unexpected failure ({words[0][:300]})" if words else "unexpected failure")
         text += "; rerun with MINVERT_DEBUG=1 for the traceback and please report it"
-    return " ".join(text.split())[:2000]
+    return " ".join(escape_text(text).split())[:2000]
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"minvert: warning: {' '.join(str(message).split())[:500]}", file=file or sys.stderr)
+    print(f"minvert: warning: {' '.join(escape_text(message).split())[:500]}", file=file or sys.stderr)
 
 
 def build_parser():
     from ..version import __version__
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="minvert", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="CNN inversion from scratch: classify, transform an image into another class "
                     "(paper 000), reconstruct images from ResNet features (paper 003).")

@@ -2,6 +2,8 @@
 options live with them."""
 import json
 
+from ..bounds import int_range
+from ..text import escape_text
 from .common import add_command, add_device_option
 
 
@@ -13,7 +15,7 @@ def add_classify(sub):
              "project weight file (.h5).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
     p.add_argument("--model", required=True, help="model name or path to a minvert .h5 file")
-    p.add_argument("--top", type=int, default=5, metavar="K", help="how many classes to show (default 5)")
+    p.add_argument("--top", type=int_range(1, 100_000), default=5, metavar="K", help="how many classes to show (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
     add_device_option(p)
 
@@ -27,9 +29,9 @@ def _run_classify(args):
         if args.json:
             print(json.dumps(r))
         else:
-            print(f"{r['image']}  ({r['view']})")
+            print(f"{escape_text(r['image'])}  ({r['view']})")
             for c in r["top"]:
-                print(f"  {c['probability']:7.2%}  {c['index']:>4}  {c['label']}")
+                print(f"  {c['probability']:7.2%}  {c['index']:>4}  {escape_text(c['label'])}")
 
 
 def add_transform(sub):

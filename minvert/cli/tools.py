@@ -2,6 +2,8 @@
 tools built on the library."""
 import os
 
+from ..bounds import SEED_MAX, int_range, named_shape
+from ..text import escape_text
 from .common import add_command, add_device_option
 
 
@@ -21,8 +23,8 @@ def add_gradcheck(sub):
                          "--shape says otherwise, e.g.\n"
                          "  minvert gradcheck my_dense.py:dense --shape x=4,12 w=5,12 b=5")
     p.add_argument("layer", nargs="?", metavar="FILE.py:NAME", help="check your own layer (see above)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
-    p.add_argument("--shape", nargs="+", metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--shape", nargs="+", type=named_shape(100_000, 1_000_000), metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
     p.add_argument("--plant", metavar="KEY", help="plant a bug: relu, maxpool, sigmoid, batchnorm_train, softmax_ce")
     add_device_option(p)
 
@@ -60,7 +62,7 @@ def add_bench(sub):
     p.add_argument("--content-kind", choices=["gram", "raw"], default="gram",
                    help="presets: the paper's Gram content loss (default) or fzliu's raw-map one")
     p.add_argument("--compare", choices=["torch"], help="also time PyTorch with the same weights")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int_range(1, 10_000), default=3)
     add_device_option(p)
 
 
@@ -109,7 +111,7 @@ def add_exercise(sub):
                          "||numerical||) < 1e-7), call each backward twice and fail it if it changes "
                          "dout, its cache or its input in place. A failure names the usual mistake.")
     e.add_argument("file", metavar="FILE")
-    e.add_argument("--seed", type=int, help="repeat the inputs of an earlier run (it prints its seed)")
+    e.add_argument("--seed", type=int_range(0, SEED_MAX), help="repeat the inputs of an earlier run (it prints its seed)")
 
 
 def _run_exercise(args):
@@ -146,5 +148,5 @@ def _run_info(args):
         problem, default = str(e), "none"
     print(f"device   {default} by default ($MINVERT_DEVICE={os.environ.get('MINVERT_DEVICE', '')!r})"
           + (f": {problem}" if problem else ""))
-    print("weights  looked for in: " + ", ".join(str(p) for p in weights_search_path()))
+    print("weights  looked for in: " + escape_text(", ".join(str(p) for p in weights_search_path())))
     return 1 if problem else 0

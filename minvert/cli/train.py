@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ..bounds import MANY, SEED_MAX, float_range, int_range
 from ..errors import FormatError, MinvertError, check_options
 from .common import add_command, add_device_option
 
@@ -23,20 +24,20 @@ def add_train(sub):
                         "(32 colour x shape x background classes), or a folder of class sub-folders")
     p.add_argument("--arch", choices=["tiny-vgg", "tiny-resnet"], help="default tiny-vgg")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--epochs", type=int, help="epochs in total (default 8; may grow on --resume)")
-    p.add_argument("--batch", type=int, help="batch size (default 32)")
+    p.add_argument("--epochs", type=int_range(1, MANY), help="epochs in total (default 8; may grow on --resume)")
+    p.add_argument("--batch", type=int_range(1, 65_536), help="batch size (default 32)")
     p.add_argument("--optimizer", choices=["adam", "sgd", "adadelta"], help="default adam")
-    p.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, sgd 0.05, adadelta 1.0)")
+    p.add_argument("--lr", type=float_range(0, 1e6, above=True), help="learning rate (default: adam 1e-3, sgd 0.05, adadelta 1.0)")
     p.add_argument("--schedule", choices=["cosine", "constant"],
                    help="learning rate over the epochs (default cosine annealing)")
-    p.add_argument("--n", type=int, help="generated images per class for training (generated data; default 300)")
-    p.add_argument("--val-n", type=int, help="generated validation images per class (generated data; default 50)")
-    p.add_argument("--test-n", type=int,
+    p.add_argument("--n", type=int_range(1, 10**7), help="generated images per class for training (generated data; default 300)")
+    p.add_argument("--val-n", type=int_range(0, 10**7), help="generated validation images per class (generated data; default 50)")
+    p.add_argument("--test-n", type=int_range(0, 10**7),
                    help="after training, accuracy on this many new generated images per class "
                         "(generated data; default 100)")
-    p.add_argument("--val-fraction", type=float, help="held-out fraction of a folder (default 0.1)")
-    p.add_argument("--size", type=int, help="image side (default 64)")
-    p.add_argument("--seed", type=int, help="weights, data and shuffling (default 0)")
+    p.add_argument("--val-fraction", type=float_range(0, 1), help="held-out fraction of a folder (default 0.1)")
+    p.add_argument("--size", type=int_range(8, 1024), help="image side (default 64)")
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), help="weights, data and shuffling (default 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint, with the settings in its "
                         "run.json (options given must agree with them, except --epochs, --test-n)")
@@ -58,9 +59,9 @@ def add_dataset(sub):
                          "The same --seed always gives the same images.")
     p.add_argument("kind", choices=["textures", "shapes"], help="which generated dataset")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--n", type=int, default=20, help="images per class (default 20)")
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=int_range(1, 10**6), default=20, help="images per class (default 20)")
+    p.add_argument("--size", type=int_range(8, 1024), default=64)
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0)
 
 
 def _run_dataset(args):

@@ -2,6 +2,8 @@
 import json
 import sys
 
+from ..bounds import float_range
+from ..text import escape_text
 from .common import add_command
 
 
@@ -20,7 +22,7 @@ def _run_convert(args):
     from ..weights.convert import convert
     net = convert(args.src, args.dst, arch=args.arch, force=args.force)
     c = net.config
-    print(f"wrote {args.dst}: {c['arch']}{c.get('depth') or ''} {c.get('variant', '')} "
+    print(f"wrote {escape_text(args.dst)}: {c['arch']}{c.get('depth') or ''} {c.get('variant', '')} "
           f"({net.num_params():,} parameters, {net.preprocessing.mode} preprocessing)")
 
 
@@ -33,10 +35,10 @@ def add_weights(sub):
     w.add_argument("name", metavar="NAME")
     w.add_argument("--dir", help="where to put the files (default: $MINVERT_WEIGHTS or the user cache)")
     w.add_argument("--force", action="store_true", help="download again even if present")
-    w.add_argument("--speed-limit", type=float, default=1000, metavar="BYTES",
+    w.add_argument("--speed-limit", type=float_range(0, 1e12), default=1000, metavar="BYTES",
                    help="with --speed-time: a transfer slower than this many bytes/s for that long "
                         "stops and is retried, like curl's (default 1000; 0: no minimum rate)")
-    w.add_argument("--speed-time", type=float, default=60, metavar="SECONDS", help="default 60")
+    w.add_argument("--speed-time", type=float_range(0, 86_400, above=True), default=60, metavar="SECONDS", help="default 60")
     w = add_command(wsub, "info", "describe a minvert weight file", handler=_run_weights_info)
     w.add_argument("file", metavar="FILE")
     w = add_command(wsub, "verify", "check a downloaded original against the zoo's hash", handler=_run_weights_verify)
@@ -49,27 +51,26 @@ def _run_weights_list(args):
 
 
 def _run_weights_download(args):
-    from ..errors import check_options
     from ..weights.convert import convert
     from ..weights.download import download_weights
-    check_options(args, minimum={"speed_limit": 0}, positive=("speed_time",), finite=("speed_limit",))
     path = download_weights(args.name, dest_dir=args.dir, convert=convert, force=args.force,
                             speed=(args.speed_limit, args.speed_time))
-    print(f"ready: {path}  (load it with --model {args.name})")
+    print(f"ready: {escape_text(path)}  (load it with --model {args.name})")
 
 
 def _run_weights_info(args):
     from ..weights.project import read_header
     h = read_header(args.file)
     c = h["config"]
-    print(f"{args.file}: minvert weights, format {h['format_version']}")
+    print(f"{escape_text(args.file)}: minvert weights, format {h['format_version']}")
     print(f"  arch           {json.dumps(c)}")
     print(f"  preprocessing  {json.dumps(h['preprocessing'])}")
     labels = h["labels"] or []
-    print(f"  labels         {len(labels)} classes{': ' + ', '.join(labels[:5]) + ' ...' if labels else ''}")
+    shown = escape_text(", ".join(labels[:5]))
+    print(f"  labels         {len(labels)} classes{': ' + shown + ' ...' if labels else ''}")
     source = dict(h["source"] or {})
     history = source.pop("history", None)
-    print(f"  source         {json.dumps(source)[:2000]}")
+    print(f"  source         {json.dumps(source)[:2000] if source else 'not recorded'}")
     if isinstance(history, list) and history and isinstance(history[-1], dict):
         last = history[-1]
         print(f"  training       {len(history)} epochs; last: " + ", ".join(

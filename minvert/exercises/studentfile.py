@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MinvertError
+from ..regular_files import read_regular_text
 from ..gradcheck import compare, print_table, vjp_gradients
 
 DEFAULT_X_SHAPE = (2, 3, 6, 5)
@@ -34,8 +35,10 @@ def load(path):
     and no .pyc is written or read (a stale one could hide the student's latest edit)."""
     path = Path(path)
     try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        source = read_regular_text(path, "a Python file (.py)")
+    except MinvertError as e:  # a pipe, a device, a huge or non-UTF-8 file
+        return None, str(e)
+    except OSError as e:
         return None, f"{path}: cannot read it ({type(e).__name__}: {e})"
     try:
         code = compile(source, str(path), "exec")

@@ -1,6 +1,7 @@
 """The command line of paper 003: ``minvert reconstruct extract | train | evaluate | decode``."""
 import argparse
 
+from ..bounds import MANY, SEED_MAX, float_range, fraction_text, int_list, int_range
 from ..errors import MinvertError, check_options
 from . import figures
 from .evaluate import decode, evaluate
@@ -10,23 +11,25 @@ from .invert_cli import add_invert_cli
 from .train import SAMPLE_EVERY, train
 
 
-def _int_list(text, minimum, what):
-    """"a,b,c" -> [a, b, c], each an integer >= minimum; else argparse's usage error."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < minimum:
-        raise argparse.ArgumentTypeError(f"{text!r}: give {what}")
-    return values
+_ints = int_list(1, MANY, "positive integers separated by commas, e.g. 64,32,16")
+_widths = int_list(1, 65_536, "positive integers separated by commas, e.g. 64,32,16")
+_rows = int_list(0, MANY, "cache rows (0, 1, ...) separated by commas")
 
 
-def _ints(text):
-    return _int_list(text, 1, "positive integers separated by commas, e.g. 64,32,16")
+def _split(text):
+    """argparse type for --split: paper, none, or fraction:F with 0 < F < 1."""
+    if text in ("paper", "none"):
+        return text
+    if text.startswith("fraction:"):
+        try:
+            fraction_text(text[len("fraction:"):], "--split")
+            return text
+        except MinvertError as e:
+            raise argparse.ArgumentTypeError(str(e).replace("--split: ", "", 1)) from None
+    raise argparse.ArgumentTypeError(f"{text[:40]!r}: use paper, none or fraction:F (0 < F < 1)")
 
 
-def _rows(text):
-    return _int_list(text, 0, "cache rows (0, 1, ...) separated by commas")
+_split.bounds = (0, 1)  # the F of fraction:F
 
 
 def add_cli(parser, device_args):
@@ -63,8 +66,8 @@ def _add_extract(sub, _cmd):
     p.add_argument("--model", required=True,
                    help="encoder: resnet50 (the paper's), tiny-resnet-textures, or a .h5 path")
     p.add_argument("--out", required=True, metavar="CACHE.h5", help="feature cache to create or extend")
-    p.add_argument("--batch", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
-    p.add_argument("--target-size", type=int, default=256, metavar="S",
+    p.add_argument("--batch", type=int_range(1, 4096), default=16, metavar="N", help="images per forward pass (default 16)")
+    p.add_argument("--target-size", type=int_range(4, 4096), default=256, metavar="S",
                    help="side of the stored target images (default 256, the paper's)")
 
 
@@ -81,30 +84,30 @@ def _add_train(sub, _cmd):
              "  minvert reconstruct train cache.h5 --out run/ --widths 128,64,32,16 --epochs 200")
     p.add_argument("cache", metavar="CACHE.h5")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder")
-    p.add_argument("--epochs", type=int, help="epochs in total (default 100; may grow on --resume)")
-    p.add_argument("--batch", type=int, dest="batch_size", metavar="N", help="batch size (default 30)")
+    p.add_argument("--epochs", type=int_range(1, MANY), help="epochs in total (default 100; may grow on --resume)")
+    p.add_argument("--batch", type=int_range(1, 65_536), dest="batch_size", metavar="N", help="batch size (default 30)")
     p.add_argument("--loss", choices=["bce", "mse"],
                    help="bce on the sigmoid output (default, the paper's) or mse")
     p.add_argument("--optimizer", choices=["adadelta", "adam"],
                    help="adadelta (default, the paper's) or adam")
-    p.add_argument("--lr", type=float, help="learning rate (default: adadelta 1.0, adam 1e-3)")
-    p.add_argument("--rho", type=float, help="Adadelta decay (default 0.95)")
-    p.add_argument("--eps", type=float,
+    p.add_argument("--lr", type=float_range(0, 1e6, above=True), help="learning rate (default: adadelta 1.0, adam 1e-3)")
+    p.add_argument("--rho", type=float_range(0, 1, above=True), help="Adadelta decay (default 0.95)")
+    p.add_argument("--eps", type=float_range(0, 1, above=True),
                    help="Adadelta epsilon (default 1e-8, tf.keras 2.1.2-tf in TF 1.5.0 as the paper ran; "
                         "later Keras: 1e-7; Zeiler's paper: 1e-6)")
-    p.add_argument("--split", help="paper (first 10 held out, default), none, or fraction:F (seeded random)")
-    p.add_argument("--n-train", type=int, metavar="N", help="use only the first N training images")
-    p.add_argument("--widths", type=_ints, metavar="W1,W2,..",
+    p.add_argument("--split", type=_split, help="paper (first 10 held out, default), none, or fraction:F (seeded random)")
+    p.add_argument("--n-train", type=int_range(1, MANY), metavar="N", help="use only the first N training images")
+    p.add_argument("--widths", type=_widths, metavar="W1,W2,..",
                    help="conv widths, one per 2x stage (default: the paper's last stages that "
                         "reach the target size)")
-    p.add_argument("--kernel", type=int, choices=[3, 4],
+    p.add_argument("--kernel", type=int_range(3, 4), choices=[3, 4],
                    help="hidden conv kernel: 3 (default, the paper's) or 4 (the 4x4 the paper also "
                         "tried; 'same' padding as TensorFlow: 1 top/left, 2 bottom/right)")
-    p.add_argument("--start", type=_ints, metavar="H,H,C",
+    p.add_argument("--start", type=_widths, metavar="H,H,C",
                    help="feature reshaped to HxHxC, H*H*C = feature size (default 4,4,D/16)")
-    p.add_argument("--seed", type=int, help="weights and shuffling (default 0)")
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), help="weights and shuffling (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
+    p.add_argument("--checkpoint-every", type=int_range(1, MANY), default=1, metavar="K",
                    help="checkpoint every K epochs (default 1)")
     _watch_options(p)
 
@@ -118,7 +121,7 @@ def _add_evaluate(sub, _cmd):
     p.add_argument("run", metavar="RUN")
     p.add_argument("cache", metavar="CACHE.h5")
     p.add_argument("--encoder", help="model that made the features (default: the one the cache records)")
-    p.add_argument("--max-train", type=int, default=500, metavar="N",
+    p.add_argument("--max-train", type=int_range(1, MANY), default=500, metavar="N",
                    help="score at most N training images (default 500)")
 
 
@@ -153,7 +156,7 @@ def _add_figures(sub, _cmd):
     p.add_argument("--at", type=_ints, default=list(PAPER_EPOCHS), metavar="E1,E2,..",
                    help=f"epochs to snapshot (default {epochs})")
     p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows (default: the first training image)")
-    p.add_argument("--n-train", type=int, default=1, metavar="N",
+    p.add_argument("--n-train", type=int_range(1, MANY), default=1, metavar="N",
                    help="train on the first N training images (default 1: the caption's one image)")
     _figure_training(p)
     p = fcmd("features", "Fig. 2: two images learnt for 4000 epochs, beside their reconstructions",
@@ -162,8 +165,8 @@ def _add_figures(sub, _cmd):
                           "each image beside its reconstruction from its feature vector. --out is the\n"
                           "model of Fig. 3 too. An --out that holds the run already is continued.")
     p.add_argument("cache", metavar="CACHE.h5")
-    p.add_argument("--n-train", type=int, default=2, metavar="N", help="training images (default 2)")
-    p.add_argument("--epochs", type=int, default=4000, help="epochs (default 4000)")
+    p.add_argument("--n-train", type=int_range(1, MANY), default=2, metavar="N", help="training images (default 2)")
+    p.add_argument("--epochs", type=int_range(1, MANY), default=4000, help="epochs (default 4000)")
     p.add_argument("--rows", type=_rows, metavar="R1,..", help="cache rows to show (default: the training images)")
     _figure_training(p)
     p = fcmd("random", "Fig. 3: decodes of random feature vectors", _run_figure,
@@ -172,8 +175,8 @@ def _add_figures(sub, _cmd):
              "near each comes to a training image.")
     p.add_argument("run", metavar="RUN")
     p.add_argument("cache", metavar="CACHE.h5")
-    p.add_argument("--count", type=int, default=8, metavar="N", help="vectors of each kind (default 8)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--count", type=int_range(1, 10_000), default=8, metavar="N", help="vectors of each kind (default 8)")
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0)
     p.add_argument("--out", required=True, metavar="PNG")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     sizes = ",".join(map(str, PAPER_SIZES))
@@ -192,13 +195,13 @@ def _add_figures(sub, _cmd):
 
 def _figure_training(p):
     p.add_argument("--out", required=True, metavar="DIR", help="run folder(s) and the figure")
-    p.add_argument("--widths", type=_ints, metavar="W1,W2,..", help="as for train")
-    p.add_argument("--kernel", type=int, choices=[3, 4], help="as for train")
-    p.add_argument("--batch", type=int, dest="batch_size", metavar="N", help="as for train (default 30)")
+    p.add_argument("--widths", type=_widths, metavar="W1,W2,..", help="as for train")
+    p.add_argument("--kernel", type=int_range(3, 4), choices=[3, 4], help="as for train")
+    p.add_argument("--batch", type=int_range(1, 65_536), dest="batch_size", metavar="N", help="as for train (default 30)")
     p.add_argument("--optimizer", choices=["adadelta", "adam"], help="as for train (default adadelta)")
-    p.add_argument("--split", help="as for train (default paper)")
-    p.add_argument("--seed", type=int, help="as for train (default 0)")
-    p.add_argument("--sample-every", type=_count, default=SAMPLE_EVERY, metavar="K", help="as for train")
+    p.add_argument("--split", type=_split, help="as for train (default paper)")
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), help="as for train (default 0)")
+    p.add_argument("--sample-every", type=int_range(0, MANY), default=SAMPLE_EVERY, metavar="K", help="as for train")
 
 
 def _run_figure(args):
@@ -223,20 +226,13 @@ def _run_figure(args):
 
 
 def _watch_options(p):
-    p.add_argument("--sample-every", type=_count, default=SAMPLE_EVERY, metavar="K",
+    p.add_argument("--sample-every", type=int_range(0, MANY), default=SAMPLE_EVERY, metavar="K",
                    help=f"write decoder.h5 and samples.png every K epochs (default {SAMPLE_EVERY}; "
                         "0: only at the end)")
     p.add_argument("--snapshot-epochs", type=_ints, default=(), metavar="E1,E2,..",
                    help="save epochs/epoch_E.png, the reconstruction of --snapshot-rows after these epochs")
     p.add_argument("--snapshot-rows", type=_rows, metavar="R1,..",
                    help="cache rows to snapshot (default: the first training image)")
-
-
-def _count(text):
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
-    return int(text)
-
 
 
 def _run_extract(args):

@@ -32,6 +32,7 @@ from ..images import load_image, save_image
 from ..metrics import (bootstrap_mean_interval, mse, psnr, reidentification_rate, ssim,
                        wilson_interval)
 from ..plots import panel
+from ..regular_files import check_regular, read_regular_text
 from ..weights.hdf5 import json_text, read_budget
 from .cache_file import read_cache, targets_at
 from .features import encode, encoder_from_record
@@ -169,7 +170,8 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
                      "decoder_epoch": decoder_epoch(run_dir)}, {}
     log_path = run_dir / "log.jsonl"
     if log_path.is_file():
-        lines = [json_text(x, str(log_path)) for x in log_path.read_text().splitlines() if x.strip()]
+        text = read_regular_text(log_path, "a training log", max_bytes=256 << 20)
+        lines = [json_text(x, str(log_path)) for x in text.splitlines() if x.strip()]
         last = lines[-1] if lines and isinstance(lines[-1], dict) else {}
         result.update(epochs_trained=len(lines), final_loss=last.get("loss"))
     for name, label, rows in (("train", "train", split["train"][:max_train]),
@@ -201,6 +203,7 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
 
 
 def _load_vectors(path, D):
+    check_regular(path, "a .npy file of feature vectors or an image")  # not a pipe or device
     try:  # mapped first: the declared shape is checked before anything is read
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as e:

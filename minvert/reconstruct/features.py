@@ -21,6 +21,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..errors import MinvertError
 from ..images import fit_to_network, load_image
+from ..text import escape_text
 from ..weights import load_model, resolve_model
 from ..files import exclusive_lock, lock_beside
 from ..weights.project import network_weights
@@ -141,7 +142,7 @@ def _fill(rows, net, todo, batch_size, target_size, resample, log):
                     loaded.append(p)
                 except MinvertError as e:
                     skipped.append(p)
-                    log(f"  skipped {p}: {e}")
+                    log(escape_text(f"  skipped {p}: {e}"))
             if imgs:
                 view = SimpleNamespace(input_size=target_size, resize=None, resample=resample)
                 targets = np.stack([fit_to_network(im, None, view)[0] for im in imgs])  # (n, S, S, 3)
@@ -201,7 +202,7 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
     total = len(done) + added
     if skipped:
         shown = ", ".join(skipped[:20]) + (f" ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")
-        log(f"warning: {len(skipped)} unreadable file(s) skipped: {shown}")
+        log(escape_text(f"warning: {len(skipped)} unreadable file(s) skipped: {shown}"))
     seconds = time.perf_counter() - start
     log(f"extract: added {added}, cache holds {total} images ({seconds:.1f} s)")
     return {"cache": str(out_cache), "added": added, "total": total, "skipped": skipped,

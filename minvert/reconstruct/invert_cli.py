@@ -1,42 +1,28 @@
 """``minvert reconstruct invert`` and ``minvert reconstruct compare``: the parsers."""
-import argparse
-
-from ..errors import MinvertError, check_options
+from ..bounds import MANY, SEED_MAX, float_range, int_list, int_range
+from ..errors import MinvertError
 from .invert import OPTIMIZERS, InvertSettings
 from .invert_run import run_compare
 from .invert_run import run_inversion
 
 
-def _rows(text):
-    """"0,5,9" -> [0, 5, 9] (cache rows); else argparse's usage error."""
-    try:
-        rows = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        rows = []
-    if not rows or min(rows) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give cache rows (0, 1, ...) separated by commas")
-    return rows
-
-
 def _settings_options(p, iters):
     d = InvertSettings()
-    p.add_argument("--iters", type=int, default=iters, help=f"iterations (default {iters})")
+    p.add_argument("--iters", type=int_range(1, MANY), default=iters, help=f"iterations (default {iters})")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs",
                    help="lbfgs (L-BFGS-B, default) or gd (momentum gradient descent, M&V's; with --jitter)")
-    p.add_argument("--alpha", type=float, default=d.alpha, help=f"alpha-norm exponent (default {d.alpha:g})")
-    p.add_argument("--lambda-alpha", type=float, default=d.lambda_alpha,
+    p.add_argument("--alpha", type=float_range(1, 100), default=d.alpha, help=f"alpha-norm exponent (default {d.alpha:g})")
+    p.add_argument("--lambda-alpha", type=float_range(0, 1e12), default=d.lambda_alpha,
                    help=f"alpha-norm multiplier (default {d.lambda_alpha:g})")
-    p.add_argument("--beta", type=float, default=d.beta, help=f"TV exponent (default {d.beta:g})")
-    p.add_argument("--lambda-tv", type=float, default=d.lambda_tv,
+    p.add_argument("--beta", type=float_range(1, 100), default=d.beta, help=f"TV exponent (default {d.beta:g})")
+    p.add_argument("--lambda-tv", type=float_range(0, 1e12), default=d.lambda_tv,
                    help=f"total-variation multiplier (default {d.lambda_tv:g})")
-    p.add_argument("--jitter", type=int, default=0, metavar="PX", help="gd: random shift of up to PX per step")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"gd step (default {d.lr:g})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jitter", type=int_range(0, 4096), default=0, metavar="PX", help="gd: random shift of up to PX per step")
+    p.add_argument("--lr", type=float_range(0, 1e12, above=True), default=d.lr, help=f"gd step (default {d.lr:g})")
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0)
 
 
 def settings_from(args, iters=None):
-    check_options(args, minimum={"iters": 1, "jitter": 0, "seed": 0, "lambda_alpha": 0, "lambda_tv": 0,
-                                 "alpha": 1, "beta": 1}, positive=("lr",), finite=("lambda_alpha", "lambda_tv"))
     return InvertSettings(alpha=args.alpha, lambda_alpha=args.lambda_alpha, beta=args.beta,
                           lambda_tv=args.lambda_tv, iters=iters or args.iters, optimizer=args.optimizer,
                           jitter=args.jitter, lr=args.lr, seed=args.seed)
@@ -58,7 +44,7 @@ def add_invert_cli(sub, cmd):
     p.add_argument("--encoder", help="the model that made the vectors (default: the one --run or --cache records)")
     p.add_argument("--run", metavar="RUN", help="start from this trained decoder's output")
     p.add_argument("--cache", metavar="CACHE.h5", help="take vectors from this feature cache (with --rows)")
-    p.add_argument("--rows", type=_rows, default=[], metavar="R1,R2,..", help="cache rows to invert")
+    p.add_argument("--rows", type=int_list(0, MANY, "cache rows separated by commas", 100_000), default=[], metavar="R1,R2,..", help="cache rows to invert")
     p.add_argument("--init", choices=["grey", "noise"], default="grey", help="start without --run (default grey)")
     p.add_argument("--force", action="store_true", help="overwrite earlier results in --out")
     _settings_options(p, InvertSettings().iters)
@@ -72,8 +58,8 @@ def add_invert_cli(sub, cmd):
     p.add_argument("run", metavar="RUN")
     p.add_argument("cache", metavar="CACHE.h5")
     p.add_argument("--encoder", help="model that made the features (default: the one the cache records)")
-    p.add_argument("--max-images", type=int, metavar="N", help="only the first N held-out images")
-    p.add_argument("--refine-iters", type=int, default=None, metavar="N",
+    p.add_argument("--max-images", type=int_range(1, MANY), metavar="N", help="only the first N held-out images")
+    p.add_argument("--refine-iters", type=int_range(1, MANY), default=None, metavar="N",
                    help="iterations of the refinement (default: half of --iters)")
     _settings_options(p, InvertSettings().iters)
 
@@ -88,7 +74,6 @@ def _run_invert(args):
 
 
 def _run_compare(args):
-    check_options(args, minimum={"max_images": 1, "refine_iters": 1})
     settings = settings_from(args)
     refine = settings_from(args, iters=args.refine_iters or max(1, args.iters // 2))
     run_compare(args.run, args.cache, settings, refine, max_images=args.max_images, encoder=args.encoder,

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounds import fraction_text
 from ..errors import FormatError, MinvertError
+from ..regular_files import read_regular_text
 from ..nets.decoder import PAPER_CONFIG, decoder_config
 from ..weights.project import load, write_json
 from .cache_file import HEADER_KEYS, describe_encoder, names_digest
@@ -79,10 +81,7 @@ def make_split(n, split, seed=0, n_train=None):
     elif split == "none":
         test, train = [], list(range(n))
     elif split.startswith("fraction:"):
-        try:
-            frac = float(split.split(":", 1)[1])
-        except ValueError:
-            frac = -1.0
+        frac = fraction_text(split.split(":", 1)[1], f"split {split!r}")
         k = int(round(frac * n))
         if not 0 < frac < 1 or not 0 < k < n:
             raise MinvertError(f"split {split!r}: need fraction:F with 0 < F < 1 leaving both sets non-empty")
@@ -104,9 +103,9 @@ def read_run(run_dir):
     if not path.is_file():
         raise MinvertError(f"{run_dir} holds no reconstruct run (run.json missing); "
                            "train one with `minvert reconstruct train`")
+    text = read_regular_text(path, "a run.json")
     try:
-        with open(path) as f:
-            run = json.load(f)
+        run = json.loads(text)
         missing = [k for k in ("decoder", "cache", "split", "settings")
                    if not isinstance(run.get(k), dict)]
         rows = [] if missing else [run["split"].get(k) for k in ("train", "test")]

@@ -8,7 +8,6 @@
   and the figures, :mod:`minvert.reconstruct.figures`).
 * :func:`sigterm_as_interrupt`: SIGTERM (a batch scheduler, ``kill``) is saved like Ctrl-C.
 """
-import json
 import signal
 import threading
 import time
@@ -17,7 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import FormatError
 from ..plots import panel
+from ..regular_files import read_regular_text
+from ..weights.hdf5 import json_text
 from ..weights.project import save, write_json
 
 PROGRESS_SECONDS = 10.0
@@ -66,8 +68,11 @@ def decoder_epoch(run_dir):
     path = Path(run_dir) / "decoder.json"
     if not path.is_file():
         return None
-    info = json.loads(path.read_text())
-    return info["epoch"], info["epochs"]
+    info = json_text(read_regular_text(path, "a decoder.json"), str(path))
+    counts = [info.get(k) for k in ("epoch", "epochs")] if isinstance(info, dict) else [None]
+    if not all(type(v) is int and 0 <= v <= 10**9 for v in counts):
+        raise FormatError(f"{path} is damaged (no epoch counts); train again into a new folder")
+    return tuple(counts)
 
 
 def to_uint8(img):

@@ -1,6 +1,7 @@
 """The command line of paper 000: ``minvert transform``."""
 import re
 
+from ..bounds import MANY, SEED_MAX, float_range, int_range
 from ..errors import MinvertError, check_options
 from ..images import load_image, load_mask
 from ..labels import net_labels
@@ -44,14 +45,14 @@ def add_cli(sub, command, device_args):
     for name, h in (("content", "content-loss multiplier (negative loosens geometry)"),
                     ("style", "style-loss multiplier"), ("tv", "total-variation multiplier"),
                     ("color", "colour-similarity multiplier")):
-        p.add_argument(f"--{name}", type=float, default=None, help=h + " (default 0, or the preset's)")
+        p.add_argument(f"--{name}", type=float_range(-1e6, 1e6), default=None, help=h + " (default 0, or the preset's)")
     p.add_argument("--mask", metavar="IMAGE", help="greyscale mask: white = may change, black = kept exactly")
-    p.add_argument("--jitter", type=int, default=0, metavar="PX",
+    p.add_argument("--jitter", type=int_range(0, 4096), default=0, metavar="PX",
                    help="random shift of up to PX pixels per step (paper: 16); needs gradient steps")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                    help="lbfgs (default; L-BFGS-B as fzliu), gd (plain gradient descent, the paper's "
                         "with jitter and the default there), normalized (deepdream: mean step = lr) or adam")
-    p.add_argument("--lr", type=float, default=None, metavar="PX",
+    p.add_argument("--lr", type=float_range(0, 1e6, above=True), default=None, metavar="PX",
                    help="gradient-step size in 0..255 pixel units: gd p -= lr*dL/dp (default: set once "
                         f"so the first step moves pixels {GD_FIRST_STEP:g} levels on average, then fixed), "
                         f"normalized mean step (default {DEFAULT_LR['normalized']:g}), adam (default "
@@ -61,12 +62,13 @@ def add_cli(sub, command, device_args):
     p.add_argument("--init-image", metavar="PATH",
                    help="start from this image instead, e.g. an earlier result.png to continue a run; "
                         "content, style and colour still compare with IMAGE")
-    p.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
-    p.add_argument("--history", type=int, default=None, help="L-BFGS memory (default 8; lbfgs only)")
+    p.add_argument("--iters", type=int_range(1, MANY), default=100, help="iterations (default 100)")
+    p.add_argument("--history", type=int_range(1, 1000), default=None,
+                   help="L-BFGS memory (default 8; lbfgs only)")
     p.add_argument("--original-colors", action="store_true",
                    help="keep the photo's colours, take only the result's luminance (YIQ, as "
                         "neural-style's -original_colors); a grey photo stays grey")
-    p.add_argument("--size", type=int, default=None, metavar="PX",
+    p.add_argument("--size", type=int_range(1, 16_384), default=None, metavar="PX",
                    help="long side in pixels, aspect ratio kept (default: the net's input size); a VGG "
                         "with fc layers then runs fully convolutionally on the whole photo (each side "
                         "at least its input size); without --size it takes the central square")
@@ -82,10 +84,10 @@ def add_cli(sub, command, device_args):
     p.add_argument("--color-kind", choices=COLOR_KINDS, default="pixel",
                    help="pixel: pixels whose RGB distance exceeds 30 %% (default); channel: channel "
                         "values beyond 30 %%; hinge: smooth per-channel excess (docs/losses.md)")
-    p.add_argument("--print-every", type=int, default=1, metavar="N", help="print every N-th iteration "
+    p.add_argument("--print-every", type=int_range(1, MANY), default=1, metavar="N", help="print every N-th iteration "
                    "(log.jsonl keeps every one)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--snapshot-every", type=int, default=0, metavar="K", help="also save every K-th iterate")
+    p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0)
+    p.add_argument("--snapshot-every", type=int_range(0, MANY), default=0, metavar="K", help="also save every K-th iterate")
     p.add_argument("--force", action="store_true", help="replace an earlier result in --out (kept "
                    "whole until the new run has written its files)")
     device_args(p)

@@ -30,6 +30,7 @@ from ..errors import MinvertError
 from ..images import resize_exact
 from ..layers.loss import softmax
 from ..optim import Adam
+from ..text import escape_text
 from . import losses
 from .checks import check_run, plural
 from .inputs import fit_inputs, network_at_size, prepare_image, start_point
@@ -150,7 +151,7 @@ def _run(net, img, s, mask_arr, start_image, run, log):
                        mask_arr is not None)
     summary["probability_last_iterate"] = float(probabilities(net.predict(x_best))[s.target])
     summary["kept"] = kept_note(s, summary, net.labels[s.target])
-    log(f"p({net.labels[s.target]}) {summary['probability_before']:.4f} -> "
+    log(f"p({escape_text(net.labels[s.target])}) {summary['probability_before']:.4f} -> "
         f"{summary['probability_after']:.4f}; mean |change| {summary['mean_abs_pixel_change']:.2f}/255; "
         f"TV ratio {summary['tv_ratio']:.2f}; {seconds:.1f}s ({summary['seconds_per_iteration']:.2f}s/iteration)")
     summary["interrupted"] = state.get("interrupted", False)

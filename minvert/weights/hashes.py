@@ -2,6 +2,7 @@
 import hashlib
 
 from ..errors import MinvertError
+from ..regular_files import open_regular
 
 READ_SIZE = 1 << 20
 
@@ -9,7 +10,7 @@ READ_SIZE = 1 << 20
 def file_hashes(path, chunk=READ_SIZE):
     """{"md5": hex, "sha256": hex} of the file at ``path``, read in ``chunk``-byte pieces."""
     md5, sha = hashlib.md5(), hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "a file to hash") as f:  # a device would never end
         while buf := f.read(chunk):
             md5.update(buf)
             sha.update(buf)
@@ -22,7 +23,7 @@ def digest_file(path, hash_kind, chunk=READ_SIZE):
     if algo is None:
         raise MinvertError(f"unknown hash kind '{hash_kind}'; use md5, sha256 or sha256-prefix")
     h = hashlib.new(algo)
-    with open(path, "rb") as f:
+    with open_regular(path, "a file to hash") as f:  # a device would never end
         while buf := f.read(chunk):
             h.update(buf)
     return h.hexdigest()

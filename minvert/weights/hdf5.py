@@ -14,6 +14,13 @@ Sizes are declared in the file and can be lies (a 1 KB file may declare a 100 GB
 that HDF5 fills on read), so :func:`read_array` checks the declared shape -- against the
 shape the architecture expects, or against a byte budget -- and the dtype before reading,
 and refuses NaN/inf in float data. :func:`read_json_attr` bounds and parses a text attribute.
+
+The layout costs memory and time too, so the audit also refuses, before any data is read,
+a chunk larger than its dataset or the read budget (HDF5 allocates, and decompresses into, a
+whole chunk: one gzip chunk declared at 2.4 GB costs 2.4 GB), more chunks than the read
+budget pays for (each costs ~4 KB to read: 1-element chunks turn 13 MB into a gigabyte),
+more than MAX_OBJECTS objects, and groups nested deeper than MAX_DEPTH (10,000 nested groups
+take minutes to walk).
 """
 import json
 import os
@@ -21,9 +28,15 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ..bounds import MAX_READ_MB, env_number
 from ..errors import FormatError, MinvertError
 
-MAX_OBJECTS = 200_000        # links and objects a file may hold (ResNet-152: ~2,000)
+MAX_OBJECTS = 50_000         # links and objects a file may hold (ResNet-152: ~2,000)
+MAX_DEPTH = 32               # nested groups (Keras full models: 4)
+# what reading one chunk costs besides its data (index, cache entry): measured 3.8 KB, h5py 3.16 /
+# HDF5 2.0 (400,000 chunks of 4 bytes: 1.5 GB); so the chunk count is bounded by the read budget
+CHUNK_OVERHEAD_BYTES = 4096
+CHUNK_SLACK_BYTES = 1 << 20  # a chunk may exceed its dataset's size by this (a growing cache)
 MAX_ATTR_BYTES = 16 << 20    # one attribute (configs, labels, histories: kilobytes)
 # deflate, shuffle, fletcher32, szip, nbit, scaleoffset; h5py's LZF
 SAFE_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
@@ -31,12 +44,8 @@ SAFE_FILTERS = {1, 2, 3, 4, 5, 6, 32000}
 
 def read_budget():
     """Bytes one file may make minvert read without an architecture to bound them:
-    $MINVERT_MAX_READ_MB megabytes, default 768."""
-    text = os.environ.get("MINVERT_MAX_READ_MB", "768")
-    try:
-        return int(float(text) * (1 << 20))
-    except ValueError:
-        raise MinvertError(f"MINVERT_MAX_READ_MB={text!r} is not a number of megabytes") from None
+    $MINVERT_MAX_READ_MB megabytes (range: minvert.bounds.MAX_READ_MB), default 768."""
+    return int(env_number(*MAX_READ_MB) * (1 << 20))
 
 
 @contextmanager
@@ -60,8 +69,9 @@ def open_h5(path, what, hint=""):
 def _open_audited(path, what, hint):
     import h5py
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FormatError(f"{path}: no such file")
+    if not os.path.isfile(path):  # missing, or a pipe or device (whose bytes may never end)
+        raise FormatError(f"{path}: no such file" if not os.path.exists(path) else
+                          f"{path} is not a regular file (a directory, pipe or device); give {what}")
     if not h5py.is_hdf5(path):
         raise FormatError(f"{path} is not an HDF5 file, so not {what}{hint}")
     try:
@@ -95,6 +105,8 @@ def _audit(f, path):
         count += 1
         if count > MAX_OBJECTS:
             return f"{path}: more than {MAX_OBJECTS:,} HDF5 objects; refused"
+        if name.count("/") >= MAX_DEPTH:
+            return f"{path}: HDF5 groups nested more than {MAX_DEPTH} deep; refused"
         if isinstance(link, h5py.ExternalLink):
             return (f"{path}: '{name[:100]}' is a link to another file; minvert reads only the "
                     "file it is given")
@@ -130,6 +142,26 @@ def check_dataset(dset, path, name=None):
         if code not in SAFE_FILTERS:
             raise FormatError(f"{path}: dataset '{name}' needs HDF5 filter {code}, which is "
                               "not built in; refused")
+    _check_chunks(dset, path, name)
+
+
+def _check_chunks(dset, path, name):
+    """Refuse a chunk layout that costs more than the data it holds (see the module doc)."""
+    if dset.chunks is None or dset.shape is None:
+        return
+    itemsize = dset.dtype.itemsize
+    chunk_bytes = int(np.prod(dset.chunks, dtype=np.float64)) * itemsize
+    data_bytes = int(np.prod(dset.shape, dtype=np.float64)) * itemsize
+    n_chunks = int(np.prod([-(-n // c) for n, c in zip(dset.shape, dset.chunks)], dtype=np.float64))
+    budget = read_budget()
+    if chunk_bytes > min(data_bytes + CHUNK_SLACK_BYTES, budget):
+        raise FormatError(f"{path}: dataset '{name}' declares chunks of {chunk_bytes / 2**20:,.1f} MB "
+                          f"for {data_bytes / 2**20:,.1f} MB of data (HDF5 would allocate and "
+                          f"decompress whole chunks; read budget {budget / 2**20:,.0f} MB); refused")
+    if n_chunks * CHUNK_OVERHEAD_BYTES > budget:
+        raise FormatError(f"{path}: dataset '{name}' of shape {tuple(dset.shape)} is stored in "
+                          f"{n_chunks:,} chunks of {chunk_bytes:,} bytes, costing more to read than "
+                          f"the read budget of {budget / 2**20:,.0f} MB (MINVERT_MAX_READ_MB); refused")
 
 
 def read_array(dset, path, name, shape=None, kinds="f", max_bytes=None, rows=None):
@@ -193,17 +225,30 @@ def read_text_attr(obj, key, path, default=None):
     """``obj.attrs[key]`` as a bounded str (``default`` when absent)."""
     if key not in obj.attrs:
         return default
-    check_attr_size(obj, key, path)
-    try:
-        value = obj.attrs[key]
-    except Exception:  # noqa: BLE001 - unreadable type
-        raise FormatError(f"{path}: attribute '{key}' cannot be read; the file is damaged") from None
+    value = read_attr(obj, key, path)
     if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "SUO":
         value = value[()]
     if isinstance(value, (bytes, np.bytes_)):
         value = bytes(value).decode("utf-8", "replace")
     if not isinstance(value, str):
         raise FormatError(f"{path}: attribute '{key}' is not text; the file is damaged")
+    return value
+
+
+def read_attr(obj, key, path):
+    """``obj.attrs[key]``, refused when it stores more than MAX_ATTR_BYTES: its declared size
+    before reading, and after reading the text of variable-length strings, which HDF5 keeps
+    outside the attribute (a 20 MB config declares 16 bytes)."""
+    check_attr_size(obj, key, path)
+    try:
+        value = obj.attrs[key]
+    except Exception:  # noqa: BLE001 - unreadable type
+        raise FormatError(f"{path}: attribute '{key}' cannot be read; the file is damaged") from None
+    items = value.reshape(-1) if isinstance(value, np.ndarray) and value.dtype.kind == "O" else [value]
+    size = sum(len(v) for v in items if isinstance(v, (str, bytes)))
+    if size > MAX_ATTR_BYTES:
+        raise FormatError(f"{path}: attribute '{key}' holds {size / 2**20:,.0f} MB of text, more "
+                          f"than {MAX_ATTR_BYTES >> 20} MB; refused")
     return value
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import FormatError, MinvertError
 from ..nets.resnet import resnet_config
 from ..nets.vgg import vgg_config
-from .hdf5 import check_attr_size, open_h5, read_array, read_budget
+from .hdf5 import open_h5, read_array, read_attr, read_budget
 from .keras_map import detect_keras_arch, keras_to_minvert, match_layers
 
 
@@ -49,8 +49,7 @@ def _string_list_attr(obj, name):
 
 
 def _bounded_attr(obj, key):
-    check_attr_size(obj, key, obj.file.filename)
-    return obj.attrs[key]
+    return read_attr(obj, key, obj.file.filename)
 
 
 def _not_keras(f, path):

@@ -3,7 +3,8 @@
 Root attributes:
     format="minvert", format_version=1, arch, config (JSON: rebuilds the architecture),
     preprocessing (JSON: colour order, mean, std, scale, input size), labels (JSON list),
-    source (JSON: original file name and SHA-256, when converted from another format).
+    source (JSON: original file name and SHA-256, when converted from another format; null
+    when not recorded; anything else is refused as damaged, see :func:`source_problem`).
 One group per weighted layer, named like the layer in the network (``conv1_1``,
 ``layer1.0.bn1``, ...), holding datasets ``w, b`` (conv: (F, C, KH, KW); dense: (out, in))
 and ``gamma, beta, mean, var`` (batch-norm).
@@ -56,6 +57,9 @@ def assign_weights(net, weights, what="weights"):
                 if new.shape != tuple(old.shape):
                     raise ShapeError(f"{what}: layer {name} array {k} has shape {new.shape}, "
                                      f"expected {tuple(old.shape)}")
+                if k == "var" and not (new >= 0).all():  # a variance below 0 has no square root
+                    raise FormatError(f"{what}: layer {name} has a negative batch-norm running "
+                                      "variance (var); the file is damaged")
                 store[k] = _like(old, new)
     return net
 
@@ -186,7 +190,37 @@ def _header(f, path):
     labels = header["labels"]
     if labels is not None and not all(isinstance(v, str) and len(v) < 1000 for v in labels):
         raise FormatError(f"{path}: attribute 'labels' is not a list of class names; the file is damaged")
+    problem = source_problem(header["source"])
+    if problem:
+        raise FormatError(f"{path}: attribute 'source' is damaged ({problem}); convert or "
+                          "download the file again")
     return header
+
+
+def source_problem(source):
+    """What is wrong with a source record (see the module doc), or None: null (not recorded)
+    or a dict with a name and, where present, a 64-digit sha256, a number for each
+    test/accuracy figure and a history of {name: number} records."""
+    if source is None:
+        return None
+    if not isinstance(source.get("name"), str) or not 0 < len(source["name"]) < 1000:
+        return "no file name"
+    sha = source.get("sha256", "0" * 64)
+    if not isinstance(sha, str) or len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+        return "its sha256 is not 64 hexadecimal digits"
+    for key in ("test_accuracy", "test_images"):
+        if key in source and not _is_number(source[key]):
+            return f"'{key}' is not a number"
+    history = source.get("history", [])
+    if not isinstance(history, list) or not all(
+            isinstance(e, dict) and all(_is_number(v) or v is None for v in e.values())
+            for e in history):
+        return "its training history is not a list of records of numbers"
+    return None
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def read_weights(group, net, path):

@@ -25,7 +25,8 @@ import zipfile
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, MinvertError
+from ..regular_files import open_regular
 from .hdf5 import read_budget
 from .pickle_scan import MAX_PICKLE_BYTES, Refused, refuse, short
 from .torch_unpickle import Tensor, load_pickle
@@ -250,10 +251,12 @@ def read_pth(path):
     pickle global outside the allow-list.
     """
     name = os.path.basename(str(path))
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise FormatError(f"{name}: not a regular file (a folder, pipe or device)")
+    try:  # a pipe or device is refused here: its bytes may never come, or never end
+        opened = open_regular(path, "a torch .pth file")
+    except MinvertError as e:
+        raise FormatError(f"{name}: cannot read: {e}") from None
     try:
-        with open(path, "rb") as f:
+        with opened as f:
             head = f.read(512)
             f.seek(0)
             if head[:4] == b"PK\x03\x04":

@@ -94,6 +94,9 @@ def _detect_resnet(sd, depth=None):
                               "ResNet50/101/152 (bottleneck: [3, 4, 6, 3], [3, 4, 23, 3], "
                               "[3, 8, 36, 3])")
     head = "fc.weight" in sd
+    if not head and any(k.startswith("fc.") for k in sd):  # not a file without a classifier
+        raise FormatError(f"tensor {next(k for k in sd if k.startswith('fc.'))} is present but "
+                          "fc.weight is missing: the classifier is incomplete; the file is damaged")
     return {"arch": "resnet", "depth": depth, "variant": "v1.5",
             "width": _shape(sd, "conv1.weight", 4)[0],
             "num_classes": _shape(sd, "fc.weight", 2)[0] if head else None,
@@ -245,4 +248,6 @@ def torchvision_to_minvert(state_dict, config=None):
     weights = {}
     for layer, role, key, _ in _match(state_dict, config):
         weights.setdefault(layer, {})[role] = np.ascontiguousarray(state_dict[key])
+        if role == "var" and not (weights[layer][role] >= 0).all():
+            raise FormatError(f"tensor {key} holds a negative running variance; the file is damaged")
     return weights

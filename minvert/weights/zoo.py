@@ -27,7 +27,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from minvert.errors import MinvertError
+from ..bounds import env_paths
+from ..errors import MinvertError
 
 _KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 _FCHOLLET_V02 = "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
@@ -151,8 +152,7 @@ def user_cache_dir():
 
 
 def _env_dirs():
-    raw = os.environ.get("MINVERT_WEIGHTS", "")
-    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+    return [Path(p) for p in env_paths("MINVERT_WEIGHTS")]
 
 
 def weights_search_path():
