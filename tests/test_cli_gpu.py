@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minvert import bench, demo, training
+from minvert import bench, classifier_training, demo
 from minvert.bench import conv as bench_conv
 from minvert.bench import nets as bench_nets
 from minvert.bench.passes import TINY
@@ -57,12 +57,12 @@ def test_classify_transform_gradcheck_exercise(strict_cupy, images, tmp_path, ca
 
 def test_train_computes_on_the_device(strict_cupy, tmp_path, monkeypatch):
     seen = []
-    loss = training.softmax_cross_entropy
+    loss = classifier_training.softmax_cross_entropy
 
     def spy(logits, labels):
         seen.append(is_gpu_array(logits) and is_gpu_array(labels))
         return loss(logits, labels)
-    monkeypatch.setattr(training, "softmax_cross_entropy", spy)
+    monkeypatch.setattr(classifier_training, "softmax_cross_entropy", spy)
     settings = ["--out", str(tmp_path / "r"), "--n", "4", "--val-n", "1", "--test-n", "1",
                 "--size", "16", "--batch", "8", *GPU]
     assert main(["train", "--epochs", "1", *settings]) == 0

@@ -64,7 +64,10 @@ def test_tutorial_runs_offline_and_writes_its_pictures(path, tmp_path):
     site.mkdir()
     (site / "sitecustomize.py").write_text(NO_NETWORK)
     out = tmp_path / "out"
+    # one BLAS thread unless the caller chose: on a loaded machine (a busy CI runner, several
+    # test runs at once) OpenBLAS' spinning threads make the decoder tutorials 5x slower
     env = dict(os.environ, MINVERT_TUTORIAL_OUT=str(out), MINVERT_WEIGHTS=str(tmp_path),
+               OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"),
                PYTHONPATH=os.pathsep.join(  # an inherited one too (CI's stand-in run puts CuPy's there)
                    p for p in (str(site), str(ROOT), os.environ.get("PYTHONPATH")) if p))
     proc = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env,
