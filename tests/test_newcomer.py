@@ -35,4 +35,95 @@ def test_python_m_minvert_from_the_folder_above_a_clone_named_minvert(tmp_path):
                           capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "vgg19" in proc.stdout
+    assert "vgg19" in proc.stdout and "tiny-vgg-textures" in proc.stdout
+
+
+# -- converted weights found by name (item 6) --------------------------------------------------
+def _one_line_error(capsys, status):
+    err = capsys.readouterr().err
+    assert status == 1 and err.startswith("minvert: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_convert_to_a_name_installs_it_lists_it_and_finds_it(tmp_path, monkeypatch, capsys):
+    from minvert.cli import main
+    from minvert.weights import resolve_model
+    monkeypatch.setenv("MINVERT_WEIGHTS", str(tmp_path / "weights-folder"))
+    monkeypatch.chdir(tmp_path)
+    source = ROOT / "tests" / "fixtures" / "keras" / "vgg19_top.h5"
+    assert main(["convert", str(source), "my-vgg"]) == 0
+    said = capsys.readouterr().out
+    installed = tmp_path / "weights-folder" / "my-vgg.h5"
+    assert installed.is_file() and "--model my-vgg" in said
+    assert resolve_model("my-vgg") == installed
+    assert main(["weights", "list"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["my-vgg", "installed", "vgg19"] in [r[:3] for r in rows]
+    assert main(["weights", "info", "my-vgg"]) == 0
+    assert str(installed) in capsys.readouterr().out
+    # a path stays a path: written where it says, not installed
+    assert main(["convert", str(source), "here.h5"]) == 0
+    assert (tmp_path / "here.h5").is_file() and not (tmp_path / "weights-folder" / "here.h5").exists()
+    capsys.readouterr()
+    err = _one_line_error(capsys, main(["convert", str(source), "tiny-vgg-textures"]))
+    assert "bundled" in err
+
+
+def test_a_zoo_name_not_downloaded_names_the_path_form_and_convert(tmp_path, monkeypatch, capsys):
+    from minvert.cli import main
+    monkeypatch.setenv("MINVERT_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    err = _one_line_error(capsys, main(["classify", str(tmp_path / "x.png"), "--model", "vgg19"]))
+    assert "minvert convert FILE vgg19" in err and "vgg19.h5" in err and "weights download vgg19" in err
+
+
+# -- bundled models from the registry (item 7) ----------------------------------------------
+def test_the_bundled_registry_matches_the_files():
+    from minvert.datasets import dataset_classes
+    from minvert.weights.bundled import BUNDLED_DIR, BUNDLED_MODELS
+    from minvert.weights.project import read_header
+    assert sorted(p.stem for p in BUNDLED_DIR.glob("*.h5")) == sorted(BUNDLED_MODELS)
+    for name, model in BUNDLED_MODELS.items():
+        header = read_header(BUNDLED_DIR / f"{name}.h5")
+        assert header["labels"] == list(dataset_classes(model.dataset)), name
+        assert model.arch == f"tiny-{header['config']['arch']}", name
+        assert header["source"]["name"] == name
+
+
+def test_weights_list_and_info_know_the_bundled_models(capsys):
+    from minvert.cli import main
+    from minvert.weights.bundled import BUNDLED_MODELS
+    assert main(["weights", "list"]) == 0
+    listed = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]}
+    for name in BUNDLED_MODELS:
+        assert listed[name] == "bundled"
+        assert main(["weights", "info", name]) == 0
+        assert f"{name}.h5: minvert weights" in capsys.readouterr().out
+
+
+def _help(capsys, *argv):
+    from minvert.cli import main
+    try:
+        main([*argv, "--help"])
+    except SystemExit as e:
+        assert e.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_texts_follow_the_registries(capsys):
+    from minvert.datasets import dataset_classes
+    from minvert.weights.bundled import BUNDLED_MODELS, bundled_encoders
+    classify = _help(capsys, "classify")
+    assert all(name in classify for name in BUNDLED_MODELS)
+    extract = _help(capsys, "reconstruct", "extract")
+    assert set(bundled_encoders()) == {"tiny-resnet-textures", "tiny-resnet-shapes"}
+    assert all(name in extract for name in bundled_encoders())
+    dataset = _help(capsys, "dataset")
+    train = _help(capsys, "train")
+    for kind in ("textures", "shapes"):
+        count = len(dataset_classes(kind))
+        assert f"{kind}: {count} classes" in dataset
+        assert f"'{kind}' ({count} " in train
+    for name, model in BUNDLED_MODELS.items():
+        assert name in dataset

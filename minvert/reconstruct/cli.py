@@ -2,6 +2,7 @@
 import argparse
 
 from ..errors import MinvertError, check_options
+from ..weights.bundled import bundled_encoders
 from . import figures
 from .evaluate import decode, evaluate
 from .features import extract
@@ -59,7 +60,8 @@ def _add_extract(sub, _cmd):
              "example:\n  minvert reconstruct extract photos/ --model resnet50 --out cache.h5")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders (their files, sorted)")
     p.add_argument("--model", required=True,
-                   help="encoder: resnet50 (the paper's), tiny-resnet-textures, or a .h5 path")
+                   help=f"encoder: resnet50 (the paper's), {', '.join(bundled_encoders())} (bundled), "
+                        "or a .h5 path")
     p.add_argument("--out", required=True, metavar="CACHE.h5", help="feature cache to create or extend")
     p.add_argument("--batch", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
     p.add_argument("--target-size", type=int, default=256, metavar="S",
