@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Imitates setuptools' editable install for a repository whose top holds more than the package:
@@ -127,3 +129,50 @@ def test_help_texts_follow_the_registries(capsys):
         assert f"'{kind}' ({count} " in train
     for name, model in BUNDLED_MODELS.items():
         assert name in dataset
+
+
+# -- reconstruct extract on what `minvert dataset` writes (item 17), options checked first (item 8)
+@pytest.fixture(scope="module")
+def shapes_cache(tmp_path_factory):
+    """`minvert dataset shapes` (one image per class) extracted from its folder."""
+    from minvert.cli import main
+    root = tmp_path_factory.mktemp("newcomer")
+    assert main(["dataset", "shapes", "--out", str(root / "shapes"), "--n", "1", "--size", "16"]) == 0
+    assert main(["reconstruct", "extract", str(root / "shapes"), "--model", "tiny-resnet-shapes",
+                 "--out", str(root / "cache.h5"), "--target-size", "16"]) == 0
+    return root
+
+
+def test_extract_takes_a_folder_of_class_folders_and_mixes_the_paper_split(shapes_cache, capsys):
+    from minvert.datasets import dataset_classes
+    from minvert.reconstruct.cache_file import read_cache
+    from minvert.reconstruct.runs import make_split
+    cache = read_cache(shapes_cache / "cache.h5")
+    classes = [Path(n if isinstance(n, str) else n.decode()).parent.name for n in cache.names]
+    assert sorted(classes) == sorted(dataset_classes("shapes"))  # every image, dataset.json left out
+    held_out = [classes[i] for i in make_split(len(cache), "paper")[1]]
+    assert len(set(held_out)) == 10
+    colours, shapes, backgrounds = ({c.split("-")[k] for c in held_out} for k in (0, 1, 3))
+    assert len(colours) >= 3 and len(shapes) >= 3 and backgrounds == {"dark", "light"}, held_out
+
+
+def test_figure_sizes_refuses_every_impossible_size_before_training(shapes_cache, capsys):
+    from minvert.cli import main
+    out = shapes_cache / "sizes"
+    err = _one_line_error(capsys, main(["reconstruct", "figure", "sizes", str(shapes_cache / "cache.h5"),
+                                        "--sizes", "2,1000,23", "--epochs", "1", "--out", str(out)]))
+    assert "1000,23" in err and "22 training images" in err and "nothing was trained" in err
+    assert not out.exists()
+
+
+def test_demo_on_a_missing_gpu_refuses_before_writing(tmp_path):
+    probe = subprocess.run([sys.executable, "-c", "import cupy"], capture_output=True, env={
+        "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    if probe.returncode == 0:
+        pytest.skip("CuPy is installed here: the GPU may exist")
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "minvert", "demo", "--device", "gpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
+    assert proc.returncode == 1 and proc.stderr.startswith("minvert: error: "), proc.stderr
+    assert "CuPy" in proc.stderr and not out.exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backend import select_device, to_numpy
 from ..classify import classify_files
 from ..datasets import CLASSES, dataset_classes, make_dataset
 from ..errors import MinvertError
@@ -50,6 +50,7 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
     out = Path(out)
     if (out / "index.html").exists() and not force:
         raise MinvertError(f"{out} already holds a demo; choose another --out or pass --force")
+    select_device(device)  # a GPU asked for and missing is refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     log(f"minvert demo -> {out}/index.html")

@@ -58,7 +58,9 @@ def _add_extract(sub, _cmd):
              "unreadable files are skipped and listed. The cache ORDER matters: --split paper holds out\n"
              "the first 10 images.\n\n"
              "example:\n  minvert reconstruct extract photos/ --model resnet50 --out cache.h5")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders (their files, sorted)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files, folders (their files, sorted), or a folder of class sub-folders "
+                        "(what `minvert dataset` writes: the classes in turn, so the first 10 mix them)")
     p.add_argument("--model", required=True,
                    help=f"encoder: resnet50 (the paper's), {', '.join(bundled_encoders())} (bundled), "
                         "or a .h5 path")

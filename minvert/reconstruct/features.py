@@ -79,14 +79,36 @@ def encode(net, images, batch_size=16):
     return np.concatenate(out) if out else np.zeros((0, net.feature_size), np.float32)
 
 
+def _visible(folder, want_dir):
+    """Sorted paths of the non-hidden files (or folders) directly in ``folder``."""
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            if not n.startswith(".") and os.path.isdir(os.path.join(folder, n)) == want_dir]
+
+
+def _folder_images(folder, log):
+    """The files of ``folder``; for a folder of class sub-folders (what ``minvert dataset`` writes)
+    their files instead, the classes taken in turn in a fixed shuffled order, so that the first
+    images of the cache (--split paper holds out the first 10) are a mix of classes, not ten of
+    the alphabetically first one. Its top-level files (dataset.json) are then left out."""
+    classes = _visible(folder, want_dir=True)
+    if not classes:
+        return _visible(folder, want_dir=False)
+    ignored = len(_visible(folder, want_dir=False))
+    if ignored:
+        log(f"note: {folder} holds class sub-folders; its {ignored} top-level file(s) are left out")
+    files = [_visible(classes[k], want_dir=False)
+             for k in np.random.default_rng(0).permutation(len(classes))]
+    return [f[i] for i in range(max(map(len, files))) for f in files if i < len(f)]
+
+
 def _expand_paths(images, log):
-    """Paths as given (normalised), folders replaced by their files, duplicates dropped."""
+    """Paths as given (normalised), folders replaced by their files (see :func:`_folder_images`),
+    duplicates dropped."""
     paths = []
     for p in images:
         p = os.path.normpath(os.fspath(p))
         if os.path.isdir(p):
-            paths += [os.path.join(p, n) for n in sorted(os.listdir(p))
-                      if not n.startswith(".") and os.path.isfile(os.path.join(p, n))]
+            paths += _folder_images(p, log)
         else:
             paths.append(p)
     unique = list(dict.fromkeys(paths))
@@ -157,8 +179,8 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
                                    f"({describe_encoder(header)}, {target_size}px); nothing was "
                                    "changed: use another --out")
     if not paths:
-        raise MinvertError(f"no image files in {', '.join(map(str, images))[:300]}: give image files "
-                           "or folders that hold them directly (sub-folders are not searched); "
+        raise MinvertError(f"no image files in {', '.join(map(str, images))[:300]}: give image files, "
+                           "folders that hold them, or a folder of class sub-folders that hold them; "
                            "nothing was written")
     todo = [p for p in paths if p not in done]
     log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
@@ -179,10 +201,8 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
             if created and rows == 0:
                 out_cache.unlink(missing_ok=True)  # never leave an empty cache behind
         if added == 0:
-            nested = any(os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)) for p in images)
             raise MinvertError(f"none of the {len(todo)} file(s) could be read as images "
-                               f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added"
-                               + ("; sub-folders are not searched, give them" if nested else ""))
+                               f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added")
     total = len(done) + added
     if skipped:
         shown = ", ".join(skipped[:20]) + (f" ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")
