@@ -176,3 +176,24 @@ def test_demo_on_a_missing_gpu_refuses_before_writing(tmp_path):
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
     assert proc.returncode == 1 and proc.stderr.startswith("minvert: error: "), proc.stderr
     assert "CuPy" in proc.stderr and not out.exists()
+
+
+def test_evaluate_explains_its_fractions(shapes_cache):
+    from minvert.reconstruct.evaluate import evaluate
+    from minvert.reconstruct.train import train
+    run = shapes_cache / "run"
+    train(shapes_cache / "cache.h5", run, epochs=1, log=lambda *_: None)
+    lines = []
+    evaluate(run, shapes_cache / "cache.h5", log=lines.append)
+    legend = [line for line in lines if line.startswith("re-id: ")]
+    assert len(legend) == 1 and "all 32 cached images" in legend[0] and "1/32 and 5/32" in legend[0]
+    assert "targets" in legend[0] and "mean-image" in legend[0]
+
+
+def test_gitignore_covers_the_demo_folder():
+    probe = subprocess.run(["git", "-C", str(ROOT), "rev-parse"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "-q",
+                              "minvert-demo/index.html"])
+    assert ignored.returncode == 0, "minvert demo's default --out folder should be ignored by git"

@@ -69,6 +69,7 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
     report["transform"] = _transform(out, textures, labels, transform_iters, log, device)
     report["reconstruct"] = _reconstruct(out, decoder_epochs, recon_per_class, log, device)
     report["reconstruct"]["encoder"] = ENCODER
+    report["reconstruct"]["optimizer"] = OPTIMIZER
     _curves(out, report)
     report["seconds"] = round(time.perf_counter() - start, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
