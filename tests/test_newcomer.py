@@ -197,3 +197,48 @@ def test_gitignore_covers_the_demo_folder():
     ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "-q",
                               "minvert-demo/index.html"])
     assert ignored.returncode == 0, "minvert demo's default --out folder should be ignored by git"
+
+
+# -- messages (item 13) --------------------------------------------------------------------------
+@pytest.mark.parametrize("argv,usage", [
+    (["classify", "--bogus", "x.png", "--model", "m"], "usage: minvert classify "),
+    (["reconstruct", "extract", "a.png", "--model", "m", "--out", "c.h5", "--nope"],
+     "usage: minvert reconstruct extract "),
+    (["--bogus"], "usage: minvert [-h]"),
+])
+def test_an_unknown_option_shows_the_usage_of_its_subcommand(argv, usage, capsys):
+    from minvert.cli import main
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(usage), err
+    assert f"unrecognized arguments: {next(a for a in argv if a in ('--bogus', '--nope'))}" in err
+
+
+def test_exercise_check_of_a_missing_file_is_one_error_line(capsys):
+    from minvert.cli import main
+    err = _one_line_error(capsys, main(["exercise", "check", "nonexist.py"]))
+    assert "nonexist.py: no such file" in err and "ex01_dense.py" in err
+
+
+def test_the_summary_blames_the_forward_that_raised(tmp_path):
+    from minvert.exercises import check_file
+    student = tmp_path / "ex01_mine.py"
+    student.write_text("def dense_forward(x, w, b):\n    raise ValueError('oops')\n\n\n"
+                       "def dense_backward(dout, cache):\n    return None\n")
+    lines = []
+    assert not check_file(student, out=lines.append, seed=1)
+    assert lines[-1] == "result: dense_forward FAIL", lines
+
+
+def test_solution_files_check_themselves_like_the_skeletons(tmp_path):
+    import ast
+    solutions = sorted((ROOT / "tutorials" / "exercises" / "solutions").glob("ex*.py"))
+    assert len(solutions) == 16
+    for path in solutions:
+        tree = ast.parse(path.read_text())
+        main_blocks = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
+        assert len(main_blocks) == 1 and "check_file(__file__)" in ast.unparse(main_blocks[0]), path.name
+    proc = subprocess.run([sys.executable, str(solutions[1])], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert proc.returncode == 0 and "result: relu_backward PASS" in proc.stdout, proc.stdout + proc.stderr

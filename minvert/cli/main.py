@@ -12,6 +12,7 @@ import os
 import sys
 
 from . import papers, tools, train, weights
+from .common import parse_arguments
 
 EPILOG = """first steps:
   minvert demo --out demo/            the whole project on its bundled models, offline (~1-2 min)
@@ -31,7 +32,7 @@ def main(argv=None):
     warnings.showwarning = _one_line_warning
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parse_arguments(parser, sys.argv[1:] if argv is None else argv)
         if not getattr(args, "handler", None):
             parser.print_help()
             return 2

@@ -113,7 +113,11 @@ def add_exercise(sub):
 
 
 def _run_exercise(args):
+    from ..errors import MinvertError
     from ..exercises import check_file
+    if not os.path.exists(args.file):
+        raise MinvertError(f"{args.file}: no such file or folder; give an exercise file, e.g. "
+                           "tutorials/exercises/ex01_dense.py, or a folder of them")
     return 0 if check_file(args.file, seed=args.seed) else 1
 
 
