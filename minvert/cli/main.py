@@ -15,7 +15,7 @@ from . import papers, tools, train, weights
 from .common import parse_arguments
 
 EPILOG = """first steps:
-  minvert demo --out demo/            the whole project on its bundled models, offline (~1-2 min)
+  minvert demo --out demo/            the whole project on its bundled models, offline (README: Speed)
   minvert gradcheck                   check every hand-written backward pass numerically
   minvert weights download vgg19      fetch and convert real ImageNet weights (needs network)
   minvert info                        versions, GPU devices and whether CUDA works, where weights are looked for

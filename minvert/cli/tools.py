@@ -85,9 +85,9 @@ def add_demo(sub):
     p = add_command(sub, "demo", "run both papers on the bundled models and write an HTML page", handler=_run_demo,
              description="Classify generated images, run paper 000 (dots -> stripes on tiny-vgg-textures) "
                          "and paper 003 (reconstruct 160 unseen shapes images from tiny-resnet-shapes "
-                         "features), then write DIR/index.html explaining every result. About 30 s of "
-                         "CPU; on a busy machine set OPENBLAS_NUM_THREADS=1 (small matrices: extra BLAS "
-                         "threads only wait for each other).")
+                         "features), then write DIR/index.html explaining every result. How long it "
+                         "takes: README.md, 'Speed'. On a busy machine set OPENBLAS_NUM_THREADS=1 (small "
+                         "matrices: extra BLAS threads only wait for each other).")
     p.add_argument("--out", default="minvert-demo", metavar="DIR", help="output folder (default minvert-demo)")
     p.add_argument("--force", action="store_true", help="overwrite a demo already in --out")
     add_device_option(p)

@@ -1,5 +1,5 @@
-"""``minvert demo``: both papers on the bundled models, offline, in about a minute on a CPU
-(25 s of CPU time; one BLAS thread is best on a shared machine).
+"""``minvert demo``: both papers on the bundled models, offline, on a CPU (its measured time:
+README.md, "Speed"; one BLAS thread is best on a shared machine).
 
 1. classify generated images with the bundled classifiers (textures and shapes);
 2. paper 000: transform a "dots" texture until tiny-vgg-textures calls it "stripes";
