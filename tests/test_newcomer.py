@@ -242,3 +242,12 @@ def test_solution_files_check_themselves_like_the_skeletons(tmp_path):
     proc = subprocess.run([sys.executable, str(solutions[1])], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert proc.returncode == 0 and "result: relu_backward PASS" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_folder_with_images_of_its_own_is_read_as_before(tmp_path):
+    from minvert.reconstruct.features import _expand_paths
+    (tmp_path / "photos" / "thumbnails").mkdir(parents=True)
+    for name in ("b.png", "a.jpg", "thumbnails/a.png"):
+        (tmp_path / "photos" / name).write_bytes(b"")
+    found = _expand_paths([tmp_path / "photos"], log=lambda *_: None)
+    assert [Path(p).name for p in found] == ["a.jpg", "b.png"]

@@ -72,13 +72,14 @@ def _dataset_description():
     from ..weights.bundled import BUNDLED_MODELS
     trained = {kind: ", ".join(n for n, m in BUNDLED_MODELS.items() if m.dataset == kind)
                for kind in ("textures", "shapes")}
-    return textwrap.fill("Write a generated dataset as DIR/<class>/<class>_00000.png ... plus DIR/dataset.json. "
+    text = ("Write a generated dataset as DIR/<class>/<class>_00000.png ... plus DIR/dataset.json. "
             f"textures: {len(textures.CLASSES)} classes of patterns in random colours "
             f"({', '.join(textures.CLASSES)}; bundled: {trained['textures']}). "
             f"shapes: {len(shapes.CLASSES)} classes <colour>-<shape>-on-<background> "
             f"({'/'.join(shapes.HUES)} x {'/'.join(shapes.SHAPES)} x {'/'.join(shapes.BACKGROUNDS)}) "
             f"at random positions and sizes on varied backgrounds (bundled: {trained['shapes']}, "
             "paper 003's encoder). The same --seed always gives the same images.")
+    return textwrap.fill(text)
 
 
 def _run_dataset(args):

@@ -153,8 +153,9 @@ def _legend(candidates):
     return (f"re-id: the fraction (0-1) of the row's images whose reconstruction, encoded again, is "
             f"nearest (top1) or among the 5 nearest (top5) to its own original among all "
             f"{candidates} cached images; targets: the same for the originals themselves (the "
-            f"ceiling); chance: 1/{candidates} and {min(5, candidates)}/{candidates}. SSIM runs from -1 to 1, 1 = "
-            "identical; mean-image: the mean training image scored the same way (the baseline)")
+            f"ceiling); chance: 1/{candidates} and {min(5, candidates)}/{candidates}. SSIM runs "
+            "from -1 to 1, 1 = identical; mean-image: the mean training image scored the same way "
+            "(the baseline)")
 
 
 def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4, seed=0, device=None):

@@ -79,6 +79,9 @@ def encode(net, images, batch_size=16):
     return np.concatenate(out) if out else np.zeros((0, net.feature_size), np.float32)
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
 def _visible(folder, want_dir):
     """Sorted paths of the non-hidden files (or folders) directly in ``folder``."""
     return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
@@ -89,13 +92,13 @@ def _folder_images(folder, log):
     """The files of ``folder``; for a folder of class sub-folders (what ``minvert dataset`` writes)
     their files instead, the classes taken in turn in a fixed shuffled order, so that the first
     images of the cache (--split paper holds out the first 10) are a mix of classes, not ten of
-    the alphabetically first one. Its top-level files (dataset.json) are then left out."""
-    classes = _visible(folder, want_dir=True)
-    if not classes:
-        return _visible(folder, want_dir=False)
-    ignored = len(_visible(folder, want_dir=False))
-    if ignored:
-        log(f"note: {folder} holds class sub-folders; its {ignored} top-level file(s) are left out")
+    the alphabetically first one. A folder with images of its own is read as before: its files."""
+    classes, top = _visible(folder, want_dir=True), _visible(folder, want_dir=False)
+    if not classes or any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in top):
+        return top
+    if top:
+        log(f"note: {folder} holds class sub-folders; its {len(top)} other top-level file(s) "
+            "(dataset.json, ...) are left out")
     files = [_visible(classes[k], want_dir=False)
              for k in np.random.default_rng(0).permutation(len(classes))]
     return [f[i] for i in range(max(map(len, files))) for f in files if i < len(f)]
