@@ -6,9 +6,13 @@
 2. Every relative Markdown link in those files must point to an existing file.
 3. Every code reference written ``minvert/<file>.py::<name>`` (or ``tests/...::<name>``,
    dotted for methods: ``Class.method``) must name a file that exists and defines that name.
+4. README's test command for the strict CuPy stand-in works as printed, from any folder.
 """
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +132,32 @@ def test_code_reference_exists(doc, file, name):
     source = path.read_text(encoding="utf-8")
     for part in name.split("."):
         assert _defines(source, part), f"{doc}: {file} defines no {part!r} (from {file}::{name})"
+
+
+# -- 4. README's test command for the GPU stand-in ------------------------------------------
+def _bash_lines(path):
+    """Every line inside the ```bash blocks of ``path``."""
+    out, inside = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line):
+            inside = not inside and FENCE.match(line).group(2).lower() in ("bash", "sh", "shell")
+            continue
+        if inside:
+            out.append(line.strip())
+    return out
+
+
+def test_readme_stand_in_command_works_as_printed_from_any_folder(tmp_path):
+    found = [line for line in _bash_lines(ROOT / "README.md") if "MINVERT_DEVICE=gpu" in line]
+    assert len(found) == 1, f"README should print the stand-in's test command once: {found}"
+    words = shlex.split(found[0], comments=True)
+    assignments = dict(w.split("=", 1) for w in words[:2])
+    assert words[2:] == ["pytest"] and assignments["MINVERT_DEVICE"] == "gpu", found[0]
+    # relative, it breaks in the tests' subprocesses that run in other folders (issue 23, item 3)
+    assert assignments["PYTHONPATH"].startswith("$PWD/"), found[0]
+    path = assignments["PYTHONPATH"].replace("$PWD", str(ROOT), 1)
+    probe = subprocess.run([sys.executable, "-c", "import cupy; print(cupy.__file__)"], cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True,
+                           timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    assert Path(probe.stdout.strip()).resolve().is_relative_to(ROOT / "tests" / "strict_cupy")

@@ -251,11 +251,9 @@ def test_damaged_feature_caches(tmp_path, capsys):
 
 
 def test_extract_that_finds_nothing_fails_and_writes_nothing(tmp_path, capsys):
-    from minvert.datasets import write_dataset
-    write_dataset(tmp_path / "root", 1, size=16, seed=0)  # a folder of class folders
-    fails_with_one_line(["reconstruct", "extract", tmp_path / "root", "--model",
-                         "tiny-resnet-textures", "--out", tmp_path / "c.h5"], capsys, "sub-folders")
-    os.remove(tmp_path / "root" / "dataset.json")
+    for empty_class in ("a", "b"):  # a folder of class folders holding nothing
+        (tmp_path / "root" / empty_class).mkdir(parents=True)
+    (tmp_path / "root" / "dataset.json").write_text("{}")
     fails_with_one_line(["reconstruct", "extract", tmp_path / "root", "--model",
                          "tiny-resnet-textures", "--out", tmp_path / "c.h5"], capsys, "no image files")
     (tmp_path / "junk").mkdir()

@@ -15,6 +15,8 @@ WRITES = {"01_conv_by_hand": ["01_sobel.png"], "02_gradient_checking": [],
           "04_class_inversion": ["04_class_inversion.png", "04_transform/summary.json"],
           "05_decoder_training": ["05_reconstructions.png"],
           "06_inversion_by_optimisation": ["06_inversion.png"]}
+# lines a tutorial must print (05: the epoch's mean BCE, which falls steadily; one batch's does not)
+PRINTS = {"05_decoder_training": ["epoch 10: mean BCE over the epoch", "epoch 40: mean BCE over the epoch"]}
 
 # the qualitative claims each tutorial's text makes, checked by the tutorial on its own numbers
 CLAIMS = {
@@ -80,6 +82,8 @@ def test_tutorial_runs_offline_and_writes_its_pictures(path, tmp_path):
         assert any(text in line for line in checked), f"{path.name} no longer checks: {text}"
     for name in WRITES[path.stem]:
         assert (out / name).is_file(), f"{path.name} did not write {name}"
+    for text in PRINTS.get(path.stem, []):
+        assert text in proc.stdout, f"{path.name} no longer prints: {text}"
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)

@@ -108,14 +108,19 @@ optimizer = Adam(lr=1e-3)
 rng = np.random.default_rng(1)
 losses, start = [], time.perf_counter()
 for epoch in range(40):
+    batch_losses = []
     for batch in np.array_split(rng.permutation(train), len(train) // 20):
         out = decoder.forward(features[batch])
         loss, dout = binary_cross_entropy(out, targets[batch])
         decoder.backward(dout)
         optimizer.step(decoder.parameters())
-    losses.append(float(loss))
+        batch_losses.append(float(loss))
+    # the epoch's mean (the batches are equal within one image): one minibatch's loss jumps
+    # with the images it drew and can look as if training went backwards
+    losses.append(float(np.mean(batch_losses)))
     if (epoch + 1) % 10 == 0:
-        print(f"epoch {epoch + 1}: BCE {losses[-1]:.4f} ({time.perf_counter() - start:.0f} s)")
+        print(f"epoch {epoch + 1}: mean BCE over the epoch {losses[-1]:.4f} "
+              f"({time.perf_counter() - start:.0f} s)")
 decoder.eval()
 
 # %% [markdown]

@@ -37,3 +37,21 @@ def add_device_option(p):
     p.add_argument("--device", type=_device_spec, default=None, metavar="DEVICE",
                    help="where to compute: cpu, gpu, gpu:N (CUDA device N; cuda, cuda:N too). "
                         "Default: $MINVERT_DEVICE, else the GPU if CuPy sees one, else the CPU")
+
+
+def parse_arguments(parser, argv):
+    """``parser.parse_args(argv)``, except that an unknown option is reported with the usage of
+    the sub-command it was given to (argparse's own answer shows the top-level usage)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        innermost(parser, argv).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def innermost(parser, argv):
+    """The (sub-)parser that the words of ``argv`` select: minvert, minvert reconstruct, ..."""
+    for word in argv:
+        choices = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if choices and word in choices[0]:
+            parser = choices[0][word]
+    return parser

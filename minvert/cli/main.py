@@ -13,10 +13,10 @@ import sys
 
 from . import papers, tools, train, weights
 from ..text import escape_text
-from .common import OneLineParser
+from .common import OneLineParser, parse_arguments
 
 EPILOG = """first steps:
-  minvert demo --out demo/            the whole project on its bundled models, offline (~1-2 min)
+  minvert demo --out demo/            the whole project on its bundled models, offline (README: Speed)
   minvert gradcheck                   check every hand-written backward pass numerically
   minvert weights download vgg19      fetch and convert real ImageNet weights (needs network)
   minvert info                        versions, GPU devices and whether CUDA works, where weights are looked for
@@ -33,7 +33,7 @@ def main(argv=None):
     warnings.showwarning = _one_line_warning
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parse_arguments(parser, sys.argv[1:] if argv is None else argv)
         if not getattr(args, "handler", None):
             parser.print_help()
             return 2

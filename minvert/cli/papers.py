@@ -8,11 +8,12 @@ from .common import add_command, add_device_option
 
 
 def add_classify(sub):
+    from ..weights.bundled import BUNDLED
     p = add_command(sub, "classify", "print the top classes a network gives each image", handler=_run_classify,
              description=
-             "Classify images with a network: a bundled model (tiny-vgg-textures, "
-             "tiny-resnet-textures), a downloaded one by name (vgg19, resnet50, ...) or a "
-             "project weight file (.h5).")
+             f"Classify images with a network: a bundled model ({', '.join(BUNDLED)}), a "
+             "downloaded or installed one by name (vgg19, resnet50, ...; `minvert weights list`) "
+             "or a project weight file (.h5).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format Pillow reads)")
     p.add_argument("--model", required=True, help="model name or path to a minvert .h5 file")
     p.add_argument("--top", type=int_range(1, 100_000), default=5, metavar="K", help="how many classes to show (default 5)")

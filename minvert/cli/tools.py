@@ -87,9 +87,9 @@ def add_demo(sub):
     p = add_command(sub, "demo", "run both papers on the bundled models and write an HTML page", handler=_run_demo,
              description="Classify generated images, run paper 000 (dots -> stripes on tiny-vgg-textures) "
                          "and paper 003 (reconstruct 160 unseen shapes images from tiny-resnet-shapes "
-                         "features), then write DIR/index.html explaining every result. About 30 s of "
-                         "CPU; on a busy machine set OPENBLAS_NUM_THREADS=1 (small matrices: extra BLAS "
-                         "threads only wait for each other).")
+                         "features), then write DIR/index.html explaining every result. How long it "
+                         "takes: README.md, 'Speed'. On a busy machine set OPENBLAS_NUM_THREADS=1 (small "
+                         "matrices: extra BLAS threads only wait for each other).")
     p.add_argument("--out", default="minvert-demo", metavar="DIR", help="output folder (default minvert-demo)")
     p.add_argument("--force", action="store_true", help="overwrite a demo already in --out")
     add_device_option(p)
@@ -115,7 +115,11 @@ def add_exercise(sub):
 
 
 def _run_exercise(args):
+    from ..errors import MinvertError
     from ..exercises import check_file
+    if not os.path.exists(args.file):
+        raise MinvertError(f"{args.file}: no such file or folder; give an exercise file, e.g. "
+                           "tutorials/exercises/ex01_dense.py, or a folder of them")
     return 0 if check_file(args.file, seed=args.seed) else 1
 
 

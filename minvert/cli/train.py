@@ -4,6 +4,7 @@ The settings are checked and recorded in run.json here; the loop itself, with it
 is :func:`minvert.classifier_training.train_classifier`.
 """
 import argparse
+import textwrap
 import time
 from pathlib import Path
 
@@ -20,8 +21,9 @@ def add_train(sub):
                          "generated data the test accuracy on --test-n new images per class is recorded "
                          "in model.h5.")
     p.add_argument("--data",
-                   help="a generated dataset, 'textures' (8 pattern classes, default) or 'shapes' "
-                        "(32 colour x shape x background classes), or a folder of class sub-folders")
+                   help=f"a generated dataset, 'textures' ({_count('textures')} pattern classes, "
+                        f"default) or 'shapes' ({_count('shapes')} colour x shape x background "
+                        "classes), or a folder of class sub-folders")
     p.add_argument("--arch", choices=["tiny-vgg", "tiny-resnet"], help="default tiny-vgg")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--epochs", type=int_range(1, MANY), help="epochs in total (default 8; may grow on --resume)")
@@ -51,17 +53,34 @@ def _run_train(args):
 def add_dataset(sub):
     p = add_command(sub, "dataset", "write a generated dataset (textures or shapes) as PNG files",
              handler=_run_dataset,
-             description="Write a generated dataset as DIR/<class>/<class>_00000.png ... plus "
-                         "DIR/dataset.json. textures: 8 classes of patterns in random colours (the "
-                         "bundled tiny-vgg/tiny-resnet-textures). shapes: 16 classes <colour>-<shape> "
-                         "(red/yellow/green/blue x circle/square/triangle/cross) at random positions "
-                         "and sizes on varied backgrounds (tiny-resnet-shapes, paper 003's encoder). "
-                         "The same --seed always gives the same images.")
+             description=_dataset_description())
     p.add_argument("kind", choices=["textures", "shapes"], help="which generated dataset")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--n", type=int_range(1, 10**6), default=20, help="images per class (default 20)")
     p.add_argument("--size", type=int_range(8, 1024), default=64)
     p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0)
+
+
+def _count(kind):
+    from ..datasets import dataset_classes
+    return len(dataset_classes(kind))
+
+
+def _dataset_description():
+    """``minvert dataset --help``, its class lists and counts read from the datasets and the
+    bundled models' registry."""
+    from ..datasets import shapes, textures
+    from ..weights.bundled import BUNDLED_MODELS
+    trained = {kind: ", ".join(n for n, m in BUNDLED_MODELS.items() if m.dataset == kind)
+               for kind in ("textures", "shapes")}
+    text = ("Write a generated dataset as DIR/<class>/<class>_00000.png ... plus DIR/dataset.json. "
+            f"textures: {len(textures.CLASSES)} classes of patterns in random colours "
+            f"({', '.join(textures.CLASSES)}; bundled: {trained['textures']}). "
+            f"shapes: {len(shapes.CLASSES)} classes <colour>-<shape>-on-<background> "
+            f"({'/'.join(shapes.HUES)} x {'/'.join(shapes.SHAPES)} x {'/'.join(shapes.BACKGROUNDS)}) "
+            f"at random positions and sizes on varied backgrounds (bundled: {trained['shapes']}, "
+            "paper 003's encoder). The same --seed always gives the same images.")
+    return textwrap.fill(text)
 
 
 def _run_dataset(args):

@@ -11,25 +11,37 @@ def add_convert(sub):
     p = add_command(sub, "convert", "convert Keras .h5 / torch .pth weights into minvert's format",
              handler=_run_convert,
              description="Convert a Keras .h5 or a torchvision .pth (zip or legacy) file into a minvert "
-                         ".h5 file; the architecture is detected from the names and shapes.")
+                         ".h5 file; the architecture is detected from the names and shapes. DST is a "
+                         "file path (ending in .h5, or with a folder), or a NAME: then the file is "
+                         "installed as NAME.h5 in the weights folder ($MINVERT_WEIGHTS, else the user "
+                         "cache), listed by `minvert weights list` and found by --model NAME.\n\n"
+                         "examples:\n"
+                         "  minvert convert vgg19_weights_tf_dim_ordering_tf_kernels.h5 vgg19\n"
+                         "  minvert convert resnet50-0676ba61.pth resnet50-tv.h5")
     p.add_argument("src", metavar="SRC")
-    p.add_argument("dst", metavar="DST")
+    p.add_argument("dst", metavar="DST|NAME", help="a file path ending in .h5, or a NAME to install under")
     p.add_argument("--arch", help="override detection: vgg16, vgg19, resnet18, resnet34, resnet50, resnet101, resnet152")
     p.add_argument("--force", action="store_true", help="overwrite DST")
 
 
 def _run_convert(args):
+    from ..weights.catalogue import install_path, is_model_name
     from ..weights.convert import convert
-    net = convert(args.src, args.dst, arch=args.arch, force=args.force)
+    dst = install_path(args.dst) if is_model_name(args.dst) else args.dst
+    net = convert(args.src, dst, arch=args.arch, force=args.force)
     c = net.config
-    print(f"wrote {escape_text(args.dst)}: {c['arch']}{c.get('depth') or ''} {c.get('variant', '')} "
+    print(f"wrote {escape_text(dst)}: {c['arch']}{c.get('depth') or ''} {c.get('variant', '')} "
           f"({net.num_params():,} parameters, {net.preprocessing.mode} preprocessing)")
+    if dst != args.dst:
+        name = escape_text(args.dst)
+        print(f"installed as {name}: use it with --model {name} (`minvert weights list` shows it)")
 
 
 def add_weights(sub):
     p = add_command(sub, "weights", "list, download, inspect or verify pretrained weights")
     wsub = p.add_subparsers(title="actions", metavar="ACTION")
-    w = add_command(wsub, "list", "known downloads and where they are", handler=_run_weights_list)
+    w = add_command(wsub, "list", "every model found by name: bundled, downloads, installed conversions",
+                    handler=_run_weights_list)
     w.add_argument("-v", "--verbose", action="store_true", help="with descriptions")
     w = add_command(wsub, "download", "download, verify the hash, convert", handler=_run_weights_download)
     w.add_argument("name", metavar="NAME")
@@ -39,15 +51,15 @@ def add_weights(sub):
                    help="with --speed-time: a transfer slower than this many bytes/s for that long "
                         "stops and is retried, like curl's (default 1000; 0: no minimum rate)")
     w.add_argument("--speed-time", type=float_range(0, 86_400, above=True), default=60, metavar="SECONDS", help="default 60")
-    w = add_command(wsub, "info", "describe a minvert weight file", handler=_run_weights_info)
-    w.add_argument("file", metavar="FILE")
+    w = add_command(wsub, "info", "describe a minvert weight file, or a model by name", handler=_run_weights_info)
+    w.add_argument("file", metavar="FILE|NAME", help="a minvert .h5 file, or a model name (`weights list`)")
     w = add_command(wsub, "verify", "check a downloaded original against the zoo's hash", handler=_run_weights_verify)
     w.add_argument("file", metavar="FILE")
 
 
 def _run_weights_list(args):
-    from ..weights.zoo import list_weights
-    list_weights(sys.stdout, verbose=args.verbose)
+    from ..weights.catalogue import list_models
+    list_models(sys.stdout, verbose=args.verbose)
 
 
 def _run_weights_download(args):
@@ -59,10 +71,12 @@ def _run_weights_download(args):
 
 
 def _run_weights_info(args):
+    from ..weights import resolve_model
     from ..weights.project import read_header
-    h = read_header(args.file)
+    path = resolve_model(args.file)
+    h = read_header(path)
     c = h["config"]
-    print(f"{escape_text(args.file)}: minvert weights, format {h['format_version']}")
+    print(f"{escape_text(path)}: minvert weights, format {h['format_version']}")
     print(f"  arch           {json.dumps(c)}")
     print(f"  preprocessing  {json.dumps(h['preprocessing'])}")
     labels = h["labels"] or []

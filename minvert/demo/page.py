@@ -3,6 +3,7 @@ figure and what its numbers mean, so that it reads without the docs (numbers: re
 import html
 
 from .invert import section as _invert_section
+from .words import against_chance, change, compare, seen_versus_unseen
 
 esc = html.escape
 
@@ -62,9 +63,11 @@ that keeps the change smooth: {t['iterations']} iterations in {t['seconds']:.1f}
 <b>What to look at:</b> left the original, middle the result, right the difference |result &minus; original|
 amplified until its brightest pixels are white (black = unchanged).</p>
 <img src="transform/panel.png" alt="original, result, amplified difference">
-<p><b>Numbers.</b> p(stripes) went from {t['probability_before']:.3f} to {t['probability_after']:.3f}; the mean
+<p><b>Numbers.</b> p(stripes) {change(round(t['probability_before'], 3), round(t['probability_after'], 3))}
+from {t['probability_before']:.3f} to {t['probability_after']:.3f}; the mean
 pixel changed by {t['mean_abs_pixel_change']:.1f} of 255; the result's total variation is
-{t['tv_ratio']:.2f}&times; the original's (below 1: smoother).</p>
+{t['tv_ratio']:.2f}&times; the original's: the result is
+{compare(1, round(t['tv_ratio'], 2), 'smoother', 'rougher', 'as smooth')}.</p>
 <p class="note"><b>Why the result still shows dots.</b> The optimiser changes only what the classifier's
 decision depends on, and stops as soon as the classifier is sure. A tiny network trained on 8
 synthetic patterns takes its evidence from a few local statistics of edges; a change of a few
@@ -91,6 +94,49 @@ def _metrics_table(ev):
             f"{row('train', 'training (seen)')}{row('held_out', 'held-out (unseen)')}</table>")
 
 
+def _what_comes_back(r):
+    """The note under the numbers of section 3; every comparison computed from its numbers."""
+    ev, k, encoder, n = r["evaluation"], r["concepts"], r["encoder"], r["n_images"]
+    ho = ev["held_out"]
+    found = {p: against_chance(k[p], k["chance"][p]) for p in ("colour", "background", "shape")}
+    lead = ("the decoder recovers its main concepts, as the paper found"
+            if all(v == "above chance" for v in found.values()) else
+            "the paper found that its main concepts come back; here")
+    gain = round(ho["psnr"] - ho["mean_image"]["psnr"], 1)
+    top1, chance = ho["reidentification"]["top1"], ho["reidentification_chance"]["top1"]
+    place = k["position_error_px"]
+    near = round(place["reconstruction"], 1) < round(place["image_centre"], 1)
+    low = ev["held_out"]["ci95"]["reidentification_top1"][0]
+    verdict = ("So a feature vector is not anonymous: it tells what kind of scene an image shows, but "
+               "not the picture." if low > chance else
+               "Here re-identification is not clearly above chance (its interval reaches chance); "
+               "what the vector gives away is the concepts above, not the picture.")
+    return f"""<p class="note"><b>What comes back, and what does not.</b> From the vector of an image it
+never saw, {lead}: {esc(encoder)} recognises the object's colour family in {k['colour']:.0%} of the
+{k['count']} held-out reconstructions (chance {k['chance']['colour']:.0%}, {found['colour']}), the dark or
+light background in {k['background']:.0%} (chance {k['chance']['background']:.0%}, {found['background']}) and
+the shape in {k['shape']:.0%} (chance {k['chance']['shape']:.0%}, {found['shape']}); the pixels are {abs(gain):.1f} dB {compare(gain, 0, 'closer to', 'further from', 'as close to')}
+the originals than the mean image is, and {top1:.0%} of unseen images are picked out of {n} by their
+reconstruction ({top1 / chance:.0f}&times; chance). The centre of the reconstructed blob is
+{place['reconstruction']:.1f} pixels (of 64) from the object's, where guessing the middle of the image is
+off by {place['image_centre']:.1f}: {"the object's rough place comes back too" if near else
+"the object's place does not come back"}. What does not come back: the exact position and size of the
+object, its crisp outline, the background's own colours, the direction of its horizon and its texture
+&mdash; reconstructions are soft blobs. {seen_versus_unseen(ev['train'], ho)} {verdict}</p>"""
+
+
+def _optimizer_note(r):
+    """Why the demo's decoder is not trained with the paper's optimiser."""
+    if r.get("optimizer", "adam") == "adadelta":
+        return "It was trained with Adadelta (lr 1, rho 0.95, eps 1e-8), the paper's optimiser."
+    return ("It was trained with <b>Adam</b> (lr 1e-3), <i>not</i> the paper's Adadelta: Adadelta's "
+            "first steps are only sqrt(eps / (1 &minus; rho)) = 4.5e-4 per weight (eps 1e-8, rho 0.95), "
+            "so it fits more slowly, and in the demo's few seconds of training its reconstructions "
+            "pick out far fewer unseen images (docs/reproducing.md has the measured comparison on "
+            "this dataset); "
+            "<code>minvert reconstruct train</code> uses Adadelta by default, as the paper did.")
+
+
 def _reconstruct(r):
     ev, k, encoder = r["evaluation"], r["concepts"], r["encoder"]
     tr, ho = ev["train"], ev["held_out"]
@@ -102,7 +148,7 @@ def _reconstruct(r):
 map, then four stages of 3&times;3 convolutions and 2&times; upsampling to 32&times;32) was trained for {len(r['history'])} epochs to turn
 vectors back into images, on {tr['count']} of them; the other {ho['count']}, picked at random, were
 never shown to it. That is the paper's privacy question: given only the vector of an <i>unseen</i>
-image, what can one see of it?</p>
+image, what can one see of it? {_optimizer_note(r)}</p>
 <p><b>What to look at.</b> Pairs of images: left a reconstruction made from the vector alone, right the
 unseen original it came from, with its class. Under each reconstruction, the class {esc(encoder)}
 recognises in it ("seen"). Compare them with the mean of the training images (right), the
@@ -124,26 +170,29 @@ the vectors of all {n} originals; top-1 = its own original is the closest, top-5
 closest. <b>Chance</b> = picking at random: 1/{n} = {1 / n:.2%} for top-1. The interval is Wilson's
 for a proportion of {ho['count']} images.</li>
 </ul>
-<p class="note"><b>What comes back, and what does not.</b> From the vector of an image it never saw, the
-decoder recovers its main concepts, as the paper found: {esc(encoder)} recognises the object's colour
-family in {k['colour']:.0%} of the {k['count']} held-out reconstructions (chance 25 %), the dark or light
-background in {k['background']:.0%} (chance 50 %) and the shape in {k['shape']:.0%} (chance 25 %); the
-pixels are {ho['psnr'] - ho['mean_image']['psnr']:+.1f} dB closer than the mean image, and
-{ho['reidentification']['top1']:.0%} of unseen images are picked out of {n} by their reconstruction
-({ho['reidentification']['top1'] * n:.0f}&times; chance). The object's rough place comes back too: the
-centre of the reconstructed blob is {k['position_error_px']['reconstruction']:.1f} pixels (of 64) from the
-object's, where guessing the middle of the image is off by {k['position_error_px']['image_centre']:.1f}.
-What does not come back: the exact position and size of the object, its crisp outline, the
-background's own colours, the direction of its horizon and its texture &mdash; reconstructions are
-soft blobs in roughly the right place. Training images come
-back better (PSNR {tr['psnr']:.2f} vs {ho['psnr']:.2f} dB, re-identified {tr['reidentification']['top1']:.0%}
-vs {ho['reidentification']['top1']:.0%}): some of that is memorised, not read from the vector. So a
-feature vector is not anonymous: it tells what kind of scene an image shows, but not the picture.</p>"""
+{_what_comes_back(r)}"""
+
+
+def _curves_text(r):
+    """Section 5's words: how each curve moved, from its first and last values."""
+    h, losses = r["reconstruct"]["history"], r["transform"]["loss_per_iteration"]
+    first, last = h[0], h[-1]
+    gap = round(last["psnr"] - last["val_psnr"], 2)
+    gap_text = (f"the training images end {abs(gap):.2f} dB "
+                f"{compare(gap, 0, 'above', 'below', 'level with')} the held-out ones"
+                + (", memorisation of the training images" if gap > 0 else ""))
+    return f"""<p><b>Left:</b> PSNR of the decoder's reconstructions after each epoch, on the training
+images (blue, averaged over the epoch's batches) and on the held-out ones (red). Training PSNR
+{change(round(first['psnr'], 2), round(last['psnr'], 2))} from {first['psnr']:.2f} to {last['psnr']:.2f} dB,
+held-out PSNR {change(round(first['val_psnr'], 2), round(last['val_psnr'], 2))} from
+{first['val_psnr']:.2f} to {last['val_psnr']:.2f} dB; {gap_text}. <b>Right:</b> paper 000's loss (class
++ total variation) per L-BFGS-B iteration: it {change(round(losses[0], 4), round(losses[-1], 4))} from
+{losses[0]:.4g} to {losses[-1]:.4g} while p(stripes) went from {r['transform']['probability_before']:.3f}
+to {r['transform']['probability_after']:.3f}.</p>"""
 
 
 def page(r, texture_classes):
     """The demo's index.html from its report dict (see :func:`minvert.demo.run.run_demo`)."""
-    h = r["reconstruct"]["history"]
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>minvert demo</title>
 <style>{STYLE}</style></head><body>
 <h1>minvert demo</h1>
@@ -157,11 +206,7 @@ small networks minvert ships, offline, in {r['seconds']:.0f} s. The full-size ex
 {_reconstruct(r['reconstruct'])}
 {_invert_section(r['invert'], r['reconstruct']['encoder'])}
 <h2>5. Training curves</h2>
-<p><b>Left:</b> PSNR of the decoder's reconstructions after each epoch, on the training images (blue,
-averaged over the epoch's batches) and on the held-out ones (red). Both rise while the decoder
-learns what the vectors say; the gap that opens is memorisation of the training images. Final:
-{h[-1]['psnr']:.2f} and {h[-1]['val_psnr']:.2f} dB. <b>Right:</b> paper 000's loss (class + total
-variation) per L-BFGS-B iteration; it falls as p(stripes) rises.</p>
+{_curves_text(r)}
 <img src="curves.png" alt="decoder PSNR per epoch; transform loss per iteration">
 <p>Every number: <a href="report.json">report.json</a>, <a href="transform/summary.json">transform/summary.json</a>,
 <a href="reconstruct/run/evaluation.json">reconstruct/run/evaluation.json</a> (also random-vector decodes:

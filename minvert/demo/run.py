@@ -1,5 +1,5 @@
-"""``minvert demo``: both papers on the bundled models, offline, in about a minute on a CPU
-(about 50 s of CPU time; one BLAS thread is best on a shared machine).
+"""``minvert demo``: both papers on the bundled models, offline, on a CPU (its measured time:
+README.md, "Speed"; one BLAS thread is best on a shared machine).
 
 1. classify generated images with the bundled classifiers (textures and shapes);
 2. paper 000: transform a "dots" texture until tiny-vgg-textures calls it "stripes";
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backend import select_device, to_numpy
 from ..classify import classify_files
 from ..datasets import CLASSES, dataset_classes, make_dataset
 from ..errors import MinvertError
@@ -53,6 +53,7 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
     out = Path(out)
     if (out / "index.html").exists() and not force:
         raise MinvertError(f"{out} already holds a demo; choose another --out or pass --force")
+    select_device(device)  # a GPU asked for and missing is refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     log(f"minvert demo -> {out}/index.html")
@@ -71,6 +72,7 @@ def run_demo(out, force=False, log=print, decoder_epochs=DECODER_EPOCHS, transfo
     report["transform"] = _transform(out, textures, labels, transform_iters, log, device)
     report["reconstruct"] = _reconstruct(out, decoder_epochs, recon_per_class, log, device)
     report["reconstruct"]["encoder"] = ENCODER
+    report["reconstruct"]["optimizer"] = OPTIMIZER
     report["invert"] = _invert_step(out, log, device, iters=transform_iters)  # beside the decoder
     _curves(out, report)
     report["seconds"] = round(time.perf_counter() - start, 1)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .studentfile import load
-from .check import Exercise, check
+from .check import FORWARD_FAILED, Exercise, check
 from .conv_norm import batchnorm, conv
 from .im2col import im2col_conv
 from .inversion import adadelta, content, style, tv
@@ -59,6 +59,11 @@ def _present(ex, module):
 def new_seed():
     """A seed for one run: different every time, short enough to type back in."""
     return int.from_bytes(os.urandom(4), "little") % 1_000_000
+
+
+def _culprit(key, ex, result):
+    """The function a summary names: the forward when that is what failed, else the exercise."""
+    return ex.forward if isinstance(ex, Exercise) and result is FORWARD_FAILED else key
 
 
 def check_file(path, out=print, seed=None):
@@ -94,5 +99,5 @@ def check_file(path, out=print, seed=None):
             ok.append(check(ex, module, path, say, rng))
         else:
             ok.append(ex.check(module, path, say, rng))
-    say("result: " + ", ".join(f"{key} {'PASS' if k else 'FAIL'}" for (key, _), k in zip(found, ok)))
+    say("result: " + ", ".join(f"{_culprit(key, ex, k)} {'PASS' if k else 'FAIL'}" for (key, ex), k in zip(found, ok)))
     return all(ok)

@@ -112,6 +112,9 @@ def unpack(result, names):
 
 
 # -- one exercise -----------------------------------------------------------------------
+FORWARD_FAILED = None  # what check() returns when the forward failed: falsy, and the summary names it
+
+
 def check(ex, module, path, say, rng):
     """Check ``ex`` in ``module`` on fresh cases from ``rng``; report through ``say``."""
     forward, backward = getattr(module, ex.forward, None), getattr(module, ex.backward, None)
@@ -119,7 +122,7 @@ def check(ex, module, path, say, rng):
     if not callable(forward):
         say(f"  FAIL  {ex.backward} needs {ex.forward} in the same file: it makes the cache"
             + (" (as given in the exercise)" if ex.forward_given else ""))
-        return False
+        return FORWARD_FAILED
     names = [g for g, _ in ex.grads]
     report = {g: None for g in names}  # g -> (error, case, hint) of the first failure
     worst, passed = dict.fromkeys(names, 0.0), dict.fromkeys(names, False)
@@ -131,7 +134,7 @@ def check(ex, module, path, say, rng):
             say(f"  FAIL  {first}" if ex.forward_given else f"  {'out':<8} FAIL  {first}")
             if hint:
                 say(wrap(hint))
-            return False
+            return FORWARD_FAILED
         if not callable(backward):
             continue
         dout = float(rng.uniform(1.5, 2.5)) if ex.scalar else rng.standard_normal(np.shape(got))

@@ -3,6 +3,7 @@ import argparse
 
 from ..bounds import MANY, SEED_MAX, float_range, fraction_text, int_list, int_range
 from ..errors import MinvertError, check_options
+from ..weights.bundled import bundled_encoders
 from . import figures
 from .evaluate import decode, evaluate
 from .features import extract
@@ -62,9 +63,12 @@ def _add_extract(sub, _cmd):
              "unreadable files are skipped and listed. The cache ORDER matters: --split paper holds out\n"
              "the first 10 images.\n\n"
              "example:\n  minvert reconstruct extract photos/ --model resnet50 --out cache.h5")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders (their files, sorted)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files, folders (their files, sorted), or a folder of class sub-folders "
+                        "(what `minvert dataset` writes: the classes in turn, so the first 10 mix them)")
     p.add_argument("--model", required=True,
-                   help="encoder: resnet50 (the paper's), tiny-resnet-textures, or a .h5 path")
+                   help=f"encoder: resnet50 (the paper's), {', '.join(bundled_encoders())} (bundled), "
+                        "or a .h5 path")
     p.add_argument("--out", required=True, metavar="CACHE.h5", help="feature cache to create or extend")
     p.add_argument("--batch", type=int_range(1, 4096), default=16, metavar="N", help="images per forward pass (default 16)")
     p.add_argument("--target-size", type=int_range(4, 4096), default=256, metavar="S",

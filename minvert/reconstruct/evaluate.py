@@ -149,6 +149,16 @@ def _finite(obj):
     return obj if not isinstance(obj, float) or np.isfinite(obj) else None
 
 
+def _legend(candidates):
+    """What the table's fractions mean, printed under it."""
+    return (f"re-id: the fraction (0-1) of the row's images whose reconstruction, encoded again, is "
+            f"nearest (top1) or among the 5 nearest (top5) to its own original among all "
+            f"{candidates} cached images; targets: the same for the originals themselves (the "
+            f"ceiling); chance: 1/{candidates} and {min(5, candidates)}/{candidates}. SSIM runs "
+            "from -1 to 1, 1 = identical; mean-image: the mean training image scored the same way "
+            "(the baseline)")
+
+
 def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4, seed=0, device=None):
     """Measure a trained run on its cache; writes evaluation.json, contact_sheet.png; returns the dict.
 
@@ -195,6 +205,7 @@ def evaluate(run_dir, cache, encoder=None, log=print, max_train=500, n_random=4,
         gain, top1 = r["ci95"]["psnr_gain"], r["ci95"]["reidentification_top1"]
         log(f"{'':9}95% CI: PSNR gain over the mean image {r['psnr'] - r['mean_image']['psnr']:+.2f} dB "
             f"[{gain[0]:+.2f}, {gain[1]:+.2f}]; re-id top-1 [{top1[0]:.2f}, {top1[1]:.2f}]")
+    log(_legend(len(c)))
     rnd = result["random"]
     log(f"random vectors: nearest training target at {rnd['abs_scaled']['nearest_train_psnr']:.2f} dB "
         f"(|N(0,1)| scaled), {rnd['normal']['nearest_train_psnr']:.2f} dB (N(0,1))")

@@ -80,14 +80,39 @@ def encode(net, images, batch_size=16):
     return np.concatenate(out) if out else np.zeros((0, net.feature_size), np.float32)
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def _visible(folder, want_dir):
+    """Sorted paths of the non-hidden files (or folders) directly in ``folder``."""
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            if not n.startswith(".") and os.path.isdir(os.path.join(folder, n)) == want_dir]
+
+
+def _folder_images(folder, log):
+    """The files of ``folder``; for a folder of class sub-folders (what ``minvert dataset`` writes)
+    their files instead, the classes taken in turn in a fixed shuffled order, so that the first
+    images of the cache (--split paper holds out the first 10) are a mix of classes, not ten of
+    the alphabetically first one. A folder with images of its own is read as before: its files."""
+    classes, top = _visible(folder, want_dir=True), _visible(folder, want_dir=False)
+    if not classes or any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in top):
+        return top
+    if top:
+        log(f"note: {folder} holds class sub-folders; its {len(top)} other top-level file(s) "
+            "(dataset.json, ...) are left out")
+    files = [_visible(classes[k], want_dir=False)
+             for k in np.random.default_rng(0).permutation(len(classes))]
+    return [f[i] for i in range(max(map(len, files))) for f in files if i < len(f)]
+
+
 def _expand_paths(images, log):
-    """Paths as given (normalised), folders replaced by their files, duplicates dropped."""
+    """Paths as given (normalised), folders replaced by their files (see :func:`_folder_images`),
+    duplicates dropped."""
     paths = []
     for p in images:
         p = os.path.normpath(os.fspath(p))
         if os.path.isdir(p):
-            paths += [os.path.join(p, n) for n in sorted(os.listdir(p))
-                      if not n.startswith(".") and os.path.isfile(os.path.join(p, n))]
+            paths += _folder_images(p, log)
         else:
             paths.append(p)
     unique = list(dict.fromkeys(paths))
@@ -184,8 +209,8 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
         rows = _existing_rows(out_cache, header, target_size)
         if not paths:
             raise MinvertError(f"no image files in {', '.join(map(str, images))[:300]}: give image "
-                               "files or folders that hold them directly (sub-folders are not "
-                               "searched); nothing was written")
+                               "files, folders that hold them, or a folder of class sub-folders "
+                               "that hold them; nothing was written")
         done = set(rows.names)
         todo = [p for p in paths if p not in done]
         log(f"extract: {len(paths) - len(todo)} of {len(paths)} images already in {out_cache}, "
@@ -195,10 +220,8 @@ def extract(images, model, out_cache, batch_size=16, target_size=256, log=print,
         if todo:
             added, skipped = _fill(rows, net, todo, batch_size, target_size, rows.header["target_resample"], log)
             if added == 0:
-                nested = any(os.path.isdir(p) and any(e.is_dir() for e in os.scandir(p)) for p in images)
                 raise MinvertError(f"none of the {len(todo)} file(s) could be read as images "
-                                   f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added"
-                                   + ("; sub-folders are not searched, give them" if nested else ""))
+                                   f"({skipped[0]}{' ...' if len(skipped) > 1 else ''}); nothing was added")
     total = len(done) + added
     if skipped:
         shown = ", ".join(skipped[:20]) + (f" ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")

@@ -23,7 +23,7 @@ from ..images import load_image, save_image
 from ..plots import panel
 from .evaluate import _random_decodes, reconstruct_images
 from .cache_file import read_cache, targets_at
-from .runs import check_run_cache, load_decoder, read_run
+from .runs import DEFAULTS, check_run_cache, load_decoder, make_split, read_run
 from .train import train
 from .watch import decoder_epoch, pairs_image
 
@@ -42,6 +42,18 @@ def _train_or_continue(cache, run_dir, epochs, log, **settings):
     if resume:
         log(f"{run_dir}: continuing the run there to {epochs} epochs")
     return train(cache, run_dir, epochs=epochs, resume=resume, log=log, **settings)
+
+
+def _check_sizes(cache, sizes, settings):
+    """Refuse, before any training, every size the cache's split cannot give (all named at once)."""
+    split = settings.get("split") or DEFAULTS["split"]
+    seed = DEFAULTS["seed"] if settings.get("seed") is None else settings["seed"]
+    available = len(make_split(len(cache), split, seed)[0])
+    too_many = [n for n in sizes if not 1 <= n <= available]
+    if too_many:
+        raise MinvertError(f"--sizes {','.join(map(str, too_many))}: split {split!r} leaves "
+                           f"{available} training images in the cache; give sizes from 1 to "
+                           f"{available} (nothing was trained)")
 
 
 def figure_epochs(cache, out_dir, at=PAPER_EPOCHS, rows=None, log=print, **settings):
@@ -124,6 +136,7 @@ def figure_sizes(cache, out_dir, sizes=PAPER_SIZES, epochs=PAPER_SIZE_EPOCHS, lo
     epochs = [int(epochs)] * len(sizes) if np.ndim(epochs) == 0 else list(epochs)
     if len(epochs) != len(sizes):
         raise MinvertError(f"{len(sizes)} sizes but {len(epochs)} epoch counts; give one count, or one per size")
+    _check_sizes(c, sizes, settings)
     tiles, captions = [], []
     for n, n_epochs in zip(sizes, epochs):
         run_dir = out_dir / f"train_{n}"

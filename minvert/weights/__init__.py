@@ -4,11 +4,9 @@ import os
 from pathlib import Path
 
 from ..errors import MinvertError
+from .bundled import BUNDLED, BUNDLED_DIR  # noqa: F401  (the registry of the bundled models)
 from .project import load
 from .zoo import ZOO, find_weights
-
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data"
-BUNDLED = ("tiny-vgg-textures", "tiny-resnet-textures", "tiny-resnet-shapes")
 
 
 def resolve_model(name_or_path):
@@ -27,14 +25,15 @@ def resolve_model(name_or_path):
         return found
     if name in ZOO:
         raise MinvertError(f"model {name} is not downloaded yet; run `minvert weights download {name}`, "
-                           "or convert a file you have (`minvert convert SRC FILE.h5`, then --model "
-                           "FILE.h5), or try the bundled --model tiny-vgg-textures offline")
+                           f"or install a file you have with `minvert convert FILE {name}`, or give a "
+                           f"converted file's path (--model path/to/{name}.h5), or try the bundled "
+                           "--model tiny-vgg-textures offline")
     if name.endswith((".h5", ".pth", ".pt")) or os.sep in name:
         raise MinvertError(f"{name}: no such file")
     known = list(BUNDLED) + sorted(ZOO)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise MinvertError(f"unknown model {name!r}{hint} (known: {', '.join(known)}; or give a .h5 path)")
+    raise MinvertError(f"unknown model {name!r}{hint} (known: {', '.join(known)}; or give a .h5 path, or install a file you have under this name with `minvert convert FILE {name}`)")
 
 
 def load_model(name_or_path, dtype="float32", device=None):

@@ -25,3 +25,14 @@ def softmax_ce_backward(dloss, cache):
     onehot = (np.arange(K) == y[:, None]).astype(p.dtype)  # (N, K), 1 at each row's target
     # d(-log p[y]) / d logits = p - onehot(y) for one row; the mean divides by N
     return dloss * (p - onehot) / N
+
+
+if __name__ == "__main__":  # `python solutions/ex04_softmax_ce.py` checks this file
+    try:
+        from minvert.exercises import check_file
+    except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+        from minvert.exercises import check_file
+    raise SystemExit(0 if check_file(__file__) else 1)

@@ -54,3 +54,14 @@ def im2col_conv_backward(dout, cache):
     dcols = w.reshape(F, -1).T @ d  # ... and dcols = w2d^T d
     dx_pad = col2im(dcols, x_pad_shape, KH, KW, stride, H_out, W_out)
     return dx_pad[:, :, pad:pad + H, pad:pad + W], dw, d.sum(axis=1)
+
+
+if __name__ == "__main__":  # `python solutions/ex09_im2col_conv.py` checks this file
+    try:
+        from minvert.exercises import check_file
+    except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+        from minvert.exercises import check_file
+    raise SystemExit(0 if check_file(__file__) else 1)

@@ -26,3 +26,14 @@ def style_backward(dloss, cache):
     # G = Fm Fm^T holds Fm twice: d G gives dD Fm + dD^T Fm, and dD is symmetric
     dFm = (dD + dD.T) @ Fm
     return dFm.reshape(shape)
+
+
+if __name__ == "__main__":  # `python solutions/ex13_style.py` checks this file
+    try:
+        from minvert.exercises import check_file
+    except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+        from minvert.exercises import check_file
+    raise SystemExit(0 if check_file(__file__) else 1)

@@ -25,3 +25,14 @@ def tv_backward(dloss, cache):
     dx[:, :, 1:, :] += gv
     dx[:, :, :-1, :] -= gv
     return dx
+
+
+if __name__ == "__main__":  # `python solutions/ex14_tv.py` checks this file
+    try:
+        from minvert.exercises import check_file
+    except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+        from minvert.exercises import check_file
+    raise SystemExit(0 if check_file(__file__) else 1)

@@ -16,3 +16,14 @@ def adadelta_step(w, dw, accum_grad, accum_delta, lr=1.0, rho=0.95, eps=1e-7):
     w = w - lr * update
     accum_delta = rho * accum_delta + (1 - rho) * update * update
     return w, accum_grad, accum_delta
+
+
+if __name__ == "__main__":  # `python solutions/ex16_adadelta.py` checks this file
+    try:
+        from minvert.exercises import check_file
+    except ModuleNotFoundError:  # minvert not installed: use the checkout this file is in
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+        from minvert.exercises import check_file
+    raise SystemExit(0 if check_file(__file__) else 1)
