@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MinvertError
-from ..gradcheck import compare, print_table, vjp_gradients
+from ..gradcheck import print_table
+from ..gradcheck_causes import H_DEFAULT, check_h, diagnose, verdict
 
 DEFAULT_X_SHAPE = (2, 3, 6, 5)
 
@@ -123,9 +124,13 @@ def _gradients_of_class(cls, name, shapes, rng):
     return (lambda: layer.forward(x)), vjp, {"x": x, **params}
 
 
-def check_own_layer(spec, shapes=None, seed=0, out=print):
+def check_own_layer(spec, shapes=None, seed=0, out=print, h=H_DEFAULT):
     """Gradient-check the layer ``FILE.py:NAME`` (see the module docstring) w.r.t. each of its
-    arrays with :func:`minvert.gradcheck.vjp_gradients`; print the table; return the rows."""
+    arrays with :func:`minvert.gradcheck_causes.diagnose`, which names the causes outside the
+    backward (float32, a non-deterministic forward, a kink within h, h unsuited to the values'
+    magnitude) before it blames the backward; print the table and the verdict; return the rows.
+    h: the central-difference step (from 1e-8 to 0.1)."""
+    h = check_h(h)
     file, sep, name = str(spec).rpartition(":")
     name = name.removesuffix("_forward").removesuffix("_backward")
     if not sep or not file.endswith(".py") or not name.isidentifier():
@@ -145,12 +150,13 @@ def check_own_layer(spec, shapes=None, seed=0, out=print):
                            f"{name}_backward")
     say = out or (lambda *a: None)
     try:
-        grads = vjp_gradients(run, vjp, arrays, rng)
+        rows = diagnose(run, vjp, arrays, rng, h)
     except MinvertError:
         raise
     except Exception as e:  # the student's code crashed: say where, in one line
         raise MinvertError(f"{name}: {describe(e, file)}") from None
     label = f"{Path(file).name}:{name}"
-    rows = [compare(k, a, n)._replace(layer=label) for k, (a, n) in grads.items()]
+    rows = [r._replace(layer=label) for r in rows]
     print_table(rows, say)
+    say(verdict(rows))
     return rows
