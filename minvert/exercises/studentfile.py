@@ -114,8 +114,9 @@ def _gradients_of_class(cls, name, shapes, rng):
     params = dict(getattr(layer, "params", {}) or {})
     for k, v in params.items():
         if not (isinstance(v, np.ndarray) and v.dtype == np.float64 and v.flags.c_contiguous):
-            raise MinvertError(f"{name}.params[{k!r}] must be a C-contiguous float64 NumPy array "
-                               f"to be perturbed in place")
+            what = f"is {v.dtype}" if hasattr(v, "dtype") and v.dtype != np.float64 else "is not"
+            raise MinvertError(f"{name}.params[{k!r}] {what} a C-contiguous float64 NumPy array: the "
+                               f"check needs float64 parameters, perturbed in place by h")
     x = rng.standard_normal(shapes.get("x", DEFAULT_X_SHAPE))
 
     def vjp(dout):
