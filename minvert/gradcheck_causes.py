@@ -260,7 +260,7 @@ def diagnose(forward, vjp, arrays, rng, h=H_DEFAULT):
         return [Row("", "-", float("nan"), False, problem, "not checked")]
     out = forward()
     # drawn on the host, placed where forward computes
-    dout = get_array_module(out).asarray(rng.standard_normal(np.shape(out)))
+    dout = get_array_module(out).asarray(rng.standard_normal(getattr(out, "shape", ())))
     out = _host(out)
     analytic = {k: None if g is None else to_numpy(g).copy() for k, g in vjp(dout).items()}
     return [judge(k, analytic[k], lambda step, x=x: sided_vjp(forward, x, dout, step), h, out)

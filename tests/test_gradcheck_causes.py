@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minvert.backend import to_device, to_numpy
 from minvert.errors import MinvertError
 from minvert.gradcheck import TOLERANCE, numerical_vjp, rel_error
 from minvert.gradcheck_causes import check_h, forward_problem, kinks, sided_vjp
@@ -28,7 +29,8 @@ def gradcheck(capsys, spec, *args):
 
 @pytest.mark.parametrize("spec,args", [
     ("correct.py:relu", []), ("correct.py:dense", DENSE), ("correct.py:Tanh", []),
-    ("correct.py:Scale", []), ("correct.py:Offset1e4", []), ("correct.py:Tanh", ["--seed", "3"])])
+    ("correct.py:Scale", []), ("correct.py:Offset1e4", []), ("correct.py:Tanh", ["--seed", "3"]),
+    ("correct.py:TanhOnDefaultDevice", [])])  # device arrays under MINVERT_DEVICE=gpu
 def test_correct_layers_pass(capsys, spec, args):
     status, verdict, out, _ = gradcheck(capsys, spec, *args)
     assert (status, verdict) == (0, "verdict: PASS")
@@ -48,7 +50,8 @@ def test_buggy_layers_fail_with_the_backward_blamed(capsys, spec, args, blamed):
     assert "inconclusive" not in out and "not checked" not in out
 
 
-@pytest.mark.parametrize("name", ["ThresholdReLU", "AbsCentered", "MaxFloor"])
+@pytest.mark.parametrize("name", ["ThresholdReLU", "AbsCentered", "MaxFloor",
+                                  "ThresholdReLUOnDefaultDevice"])
 def test_a_kink_within_h_is_inconclusive_not_fail(capsys, name):
     status, verdict, out, _ = gradcheck(capsys, f"kinked.py:{name}")
     assert status == 1 and "FAIL" not in out
@@ -166,3 +169,14 @@ def test_last_bit_differences_are_not_non_determinism_but_nan_against_a_number_i
     assert "non-deterministic" in forward_problem(lambda: next(outs))
     outs = iter([np.array([1.0, np.nan]), np.array([1.0, np.nan])])
     assert forward_problem(lambda: next(outs)) is None
+
+
+def test_sided_differences_perturb_a_device_array_and_restore_it():
+    """x on the default device (the GPU under MINVERT_DEVICE=gpu): each element is copied to
+    the host with float() before it is changed, so the restore writes the original value."""
+    host = np.random.default_rng(2).standard_normal((2, 3))
+    x = to_device(host.copy())
+    dout = np.random.default_rng(3).standard_normal((2, 3))
+    central, _, _, _ = sided_vjp(lambda: x ** 3, x, to_device(dout), 1e-5)
+    np.testing.assert_array_equal(to_numpy(x), host)
+    assert rel_error(central, 3 * host ** 2 * dout) < 1e-9
