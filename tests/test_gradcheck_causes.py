@@ -180,3 +180,20 @@ def test_sided_differences_perturb_a_device_array_and_restore_it():
     central, _, _, _ = sided_vjp(lambda: x ** 3, x, to_device(dout), 1e-5)
     np.testing.assert_array_equal(to_numpy(x), host)
     assert rel_error(central, 3 * host ** 2 * dout) < 1e-9
+
+
+def test_a_file_without_name_checks_every_layer_it_defines(capsys, tmp_path):
+    status, verdict, out, _ = gradcheck(capsys, "nondeterministic.py")
+    assert status == 1 and out.count("verdict: not checked: the forward is non-deterministic") == 2
+    assert "nondeterministic.py:Dropout |" in out and "nondeterministic.py:noisy |" in out
+    status, verdict, out, _ = gradcheck(capsys, "correct.py")  # dense has no --shape: said, not fatal
+    assert status == 1 and out.count("verdict: PASS") == 5  # relu, Tanh, Scale, Offset1e4, device
+    assert "correct.py:dense: not checked: dense_forward takes the arrays" in out
+    one = tmp_path / "one.py"
+    one.write_text("from minvert.layers import ReLU  # imported: not this file's layer\n\n\n"
+                   "def square_forward(x):\n    return x * x, x\n\n\n"
+                   "def square_backward(dout, x):\n    return 2 * x * dout\n")
+    from minvert.cli import main
+    assert main(["gradcheck", str(one)]) == 0
+    out = capsys.readouterr().out
+    assert "one.py:square |" in out and "ReLU" not in out and out.strip().endswith("verdict: PASS")

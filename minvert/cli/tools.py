@@ -20,13 +20,15 @@ def add_gradcheck(sub):
                          "dicts params/grads. Arrays are random normal float64; x is (2, 3, 6, 5) unless\n"
                          "--shape says otherwise, e.g.\n"
                          "  minvert gradcheck my_dense.py:dense --shape x=4,12 w=5,12 b=5\n"
+                         "FILE.py alone checks every layer the file defines, one table each.\n"
                          "Before blaming your backward it rules out the causes outside it and names\n"
                          "them: a forward that is not float64 or not deterministic (not checked), a\n"
                          "gradient that is not float64 (not checked), a kink within h of an input\n"
                          "(inconclusive at a kink), an h too small for the magnitude of the values\n"
                          "or too large (inconclusive; it names an --h that passes, if one does). The\n"
                          "last line is the verdict; exit 0 only on PASS.")
-    p.add_argument("layer", nargs="?", metavar="FILE.py:NAME", help="check your own layer (see above)")
+    p.add_argument("layer", nargs="?", metavar="FILE.py:NAME",
+                   help="check your own layer (see above); FILE.py alone: every layer in it")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--shape", nargs="+", metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
     p.add_argument("--h", metavar="STEP",
