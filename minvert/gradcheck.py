@@ -75,7 +75,7 @@ def numerical_vjp(f, x, dout, h=1e-5):
     grad = np.zeros(x.shape)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
     for i in range(flat.size):
-        old = float(flat[i])  # a value: on CuPy flat[i] is a 0-d view that the writes change
+        old = float(flat[i])  # a copy: on CuPy flat[i] is a 0-d view the next line would change
         try:
             flat[i] = old + h
             # a copy: f may return a view of x (flatten, reshape)
@@ -122,7 +122,9 @@ def directional_check(loss, arrays, grads, h=1e-6, rng=None):
 
 
 # every layer at once ------------------------------------------------------------------
-Row = namedtuple("Row", "layer wrt error ok where", defaults=("",))  # one table line
+# one table line; verdict: "" (ok says pass or FAIL), "inconclusive" or "not checked" when a
+# cause outside the backward (minvert.gradcheck_causes) leaves the backward unjudged
+Row = namedtuple("Row", "layer wrt error ok where verdict", defaults=("", ""))
 
 
 def vjp_gradients(forward, vjp, arrays, rng, h=1e-5):
@@ -173,15 +175,19 @@ def compare(name, analytic, numerical):
 
 
 def print_table(rows, say):
-    """The ``layer | wrt | rel. error | ok`` table, a line under each failure saying where, and
-    a summary line."""
+    """The ``layer | wrt | rel. error | ok`` table, a line under each failure saying where (or
+    why the backward could not be judged), and a summary line."""
     width = max(len(r.layer) for r in rows)
     say(f"{'layer':<{width}} | wrt    | rel. error | ok")
     say(f"{'-' * width}-|--------|------------|----")
     for r in rows:
-        say(f"{r.layer:<{width}} | {r.wrt:<6} | {r.error:10.2e} | {'ok' if r.ok else 'FAIL'}")
+        say(f"{r.layer:<{width}} | {r.wrt:<6} | {r.error:10.2e} | "
+            f"{r.verdict or ('ok' if r.ok else 'FAIL')}")
         if r.where:
             say(f"{'':<{width}}   {r.where}")
-    failed = sum(not r.ok for r in rows)
-    say(f"{len(rows) - failed} of {len(rows)} checks pass (rel. error = ||a - n|| / (||a|| + "
-        f"||n||) < {TOLERANCE:g})" + (f", {failed} FAIL" if failed else ""))
+    failed = sum(not r.ok and not r.verdict for r in rows)
+    unjudged = [f"{sum(r.verdict == v for r in rows)} {v}" for v in ("inconclusive", "not checked")
+                if any(r.verdict == v for r in rows)]
+    say(f"{sum(r.ok for r in rows)} of {len(rows)} checks pass (rel. error = ||a - n|| / (||a|| + "
+        f"||n||) < {TOLERANCE:g})" + (f", {failed} FAIL" if failed else "")
+        + "".join(", " + u for u in unjudged))

@@ -54,7 +54,7 @@ TEMPORARY_LAZY_IMPORT_FILES = {
 LEVELS = {
     "errors": 0, "version": 0, "bounds": 0, "text": 0, "regular_files": 0,
     "backend": 1, "files": 1,
-    "gradcheck": 2, "metrics": 2, "labels": 2, "images": 2, "plots": 2, "datasets": 2,
+    "gradcheck": 2, "gradcheck_causes": 2, "metrics": 2, "labels": 2, "images": 2, "plots": 2, "datasets": 2,
     "layers": 3,
     "nets": 4, "optim": 4, "gradcheck_catalogue": 4,
     "weights": 5,

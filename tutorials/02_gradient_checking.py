@@ -223,6 +223,10 @@ claim(list(analytic) == [0, 1, 0, 0] and np.allclose(numerical, [0, 0.5, 0.5, 0]
 # The cure is in the test data, not in the layer: ReLU inputs are drawn at least 0.1 away
 # from 0, and max-pool inputs are distinct values 0.01 apart, far beyond h = 1e-5. That is
 # how `minvert gradcheck`, `tests/` and `minvert exercise check` choose their inputs.
+# `minvert gradcheck FILE.py:NAME` cannot choose your layer's kinks, so it looks for them:
+# where the one-sided differences `(f(x+h) - f(x)) / h` and `(f(x) - f(x-h)) / h` disagree
+# and your backward equals one of them, it sets the element aside and says "inconclusive at
+# a kink" instead of FAIL, judging the other elements alone.
 #
 # ## Checklist
 #

@@ -21,10 +21,20 @@ def add_gradcheck(sub):
                          "or as a class NAME() with forward(x) -> out, backward(dout) -> dx and optional\n"
                          "dicts params/grads. Arrays are random normal float64; x is (2, 3, 6, 5) unless\n"
                          "--shape says otherwise, e.g.\n"
-                         "  minvert gradcheck my_dense.py:dense --shape x=4,12 w=5,12 b=5")
-    p.add_argument("layer", nargs="?", metavar="FILE.py:NAME", help="check your own layer (see above)")
+                         "  minvert gradcheck my_dense.py:dense --shape x=4,12 w=5,12 b=5\n"
+                         "FILE.py alone checks every layer the file defines, one table each.\n"
+                         "Before blaming your backward it rules out the causes outside it and names\n"
+                         "them: a forward that is not float64 or not deterministic (not checked), a\n"
+                         "gradient that is not float64 (not checked), a kink within h of an input\n"
+                         "(inconclusive at a kink), an h too small for the magnitude of the values\n"
+                         "or too large (inconclusive; it names an --h that passes, if one does). The\n"
+                         "last line is the verdict; exit 0 only on PASS.")
+    p.add_argument("layer", nargs="?", metavar="FILE.py:NAME",
+                   help="check your own layer (see above); FILE.py alone: every layer in it")
     p.add_argument("--seed", type=int_range(0, SEED_MAX), default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--shape", nargs="+", type=named_shape(100_000, 1_000_000), metavar="NAME=D1,D2", help="array shapes for FILE.py:NAME")
+    p.add_argument("--h", metavar="STEP",
+                   help="central-difference step for FILE.py:NAME, 1e-8 to 0.1 (default 1e-5)")
     p.add_argument("--plant", metavar="KEY", help="plant a bug: relu, maxpool, sigmoid, batchnorm_train, softmax_ce")
     add_device_option(p)
 
@@ -36,10 +46,12 @@ def _run_gradcheck(args):
         from ..exercises.studentfile import check_own_layer, parse_shapes
         if args.plant:
             raise MinvertError("--plant works on minvert's own layers, not with FILE.py:NAME")
-        rows = check_own_layer(args.layer, parse_shapes(args.shape), seed=args.seed)
+        rows = check_own_layer(args.layer, parse_shapes(args.shape), seed=args.seed,
+                               h=1e-5 if args.h is None else args.h)  # checked there
         return 0 if all(r.ok for r in rows) else 1
-    if args.shape:
-        raise MinvertError("--shape goes with FILE.py:NAME (your own layer)")
+    if args.shape or args.h is not None:
+        raise MinvertError(f"{'--shape' if args.shape else '--h'} goes with FILE.py:NAME (your own "
+                           f"layer); minvert's own layers are checked at h = 1e-5")
     try:
         rows = check_layers(plant=args.plant, seed=args.seed, device=args.device)
     except ValueError as e:

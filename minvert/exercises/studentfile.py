@@ -1,8 +1,8 @@
 """A student's own Python file: loaded safely, and its layer gradient-checked.
 
 Used by ``minvert exercise check FILE`` (:mod:`minvert.exercises`) and by
-``minvert gradcheck FILE.py:NAME`` (:func:`check_own_layer`), which checks a layer written
-in one of two forms:
+``minvert gradcheck FILE.py:NAME`` (:func:`check_own_layer`; ``FILE.py`` alone checks every
+layer the file defines), which checks a layer written in one of two forms:
 
 * two functions ``NAME_forward(x, p1, p2, ...) -> (out, cache)`` and
   ``NAME_backward(dout, cache) -> (dx, dp1, dp2, ...)`` (just ``dx`` for one array). The
@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MinvertError
+from ..gradcheck import Row, print_table
+from ..gradcheck_causes import H_DEFAULT, check_h, diagnose, verdict
 from ..regular_files import read_regular_text
-from ..gradcheck import compare, print_table, vjp_gradients
 
 DEFAULT_X_SHAPE = (2, 3, 6, 5)
 
@@ -116,8 +117,9 @@ def _gradients_of_class(cls, name, shapes, rng):
     params = dict(getattr(layer, "params", {}) or {})
     for k, v in params.items():
         if not (isinstance(v, np.ndarray) and v.dtype == np.float64 and v.flags.c_contiguous):
-            raise MinvertError(f"{name}.params[{k!r}] must be a C-contiguous float64 NumPy array "
-                               f"to be perturbed in place")
+            what = f"is {v.dtype}" if hasattr(v, "dtype") and v.dtype != np.float64 else "is not"
+            raise MinvertError(f"{name}.params[{k!r}] {what} a C-contiguous float64 NumPy array: the "
+                               f"check needs float64 parameters, perturbed in place by h")
     x = rng.standard_normal(shapes.get("x", DEFAULT_X_SHAPE))
 
     def vjp(dout):
@@ -126,18 +128,63 @@ def _gradients_of_class(cls, name, shapes, rng):
     return (lambda: layer.forward(x)), vjp, {"x": x, **params}
 
 
-def check_own_layer(spec, shapes=None, seed=0, out=print):
-    """Gradient-check the layer ``FILE.py:NAME`` (see the module docstring) w.r.t. each of its
-    arrays with :func:`minvert.gradcheck.vjp_gradients`; print the table; return the rows."""
-    file, sep, name = str(spec).rpartition(":")
+def layer_names(module):
+    """The layers a student's module defines, in file order: each class with forward and
+    backward methods, and NAME for each pair of functions NAME_forward / NAME_backward
+    (what it imports from elsewhere is not its own)."""
+    names = []
+    for key, value in vars(module).items():
+        if getattr(value, "__module__", None) != module.__name__:
+            continue
+        if inspect.isclass(value) and callable(getattr(value, "forward", None)) \
+                and callable(getattr(value, "backward", None)):
+            names.append(key)
+        elif key.endswith("_forward") and inspect.isfunction(value) \
+                and callable(getattr(module, key.removesuffix("_forward") + "_backward", None)):
+            names.append(key.removesuffix("_forward"))
+    return names
+
+
+def check_own_layer(spec, shapes=None, seed=0, out=print, h=H_DEFAULT):
+    """Gradient-check the layer ``FILE.py:NAME`` (see the module docstring), or every layer
+    FILE.py defines when NAME is left out, w.r.t. each of its arrays with
+    :func:`minvert.gradcheck_causes.diagnose`, which names the causes outside the backward
+    (float32, a non-deterministic forward, a kink within h, h unsuited to the values'
+    magnitude) before it blames the backward. Prints a table and a verdict line per layer;
+    returns the rows. h: the central-difference step (from 1e-8 to 0.1)."""
+    h = check_h(h)
+    spec = str(spec)
+    file, sep, name = (spec, "", "") if spec.endswith(".py") else spec.rpartition(":")
     name = name.removesuffix("_forward").removesuffix("_backward")
-    if not sep or not file.endswith(".py") or not name.isidentifier():
+    if not file.endswith(".py") or (sep and not name.isidentifier()) or (not sep and name):
         raise MinvertError(f"{spec!r}: write FILE.py:NAME, e.g. my_relu.py:relu for relu_forward "
-                           f"and relu_backward in my_relu.py")
+                           f"and relu_backward in my_relu.py (or FILE.py for every layer in it)")
     module, error = load(file)
     if error:
         raise MinvertError(error)
-    shapes, rng = dict(shapes or {}), np.random.default_rng(seed)
+    names = [name] if sep else layer_names(module)
+    if not names:
+        raise MinvertError(f"{file} defines no layer: write a class with forward and backward "
+                           f"methods, or functions NAME_forward and NAME_backward")
+    say = out or (lambda *a: None)
+    rows = []
+    for i, one in enumerate(names):
+        if i:
+            say("")
+        try:
+            rows += _check_one(module, file, one, dict(shapes or {}), seed, h, say)
+        except MinvertError as e:
+            if len(names) == 1:
+                raise
+            # one layer of several that cannot run (shapes missing, a crash): say so, go on
+            rows.append(Row(f"{Path(file).name}:{one}", "-", float("nan"), False, str(e), "not checked"))
+            say(f"{Path(file).name}:{one}: not checked: {e}")
+    return rows
+
+
+def _check_one(module, file, name, shapes, seed, h, say):
+    """The table and verdict of one layer of the student's module; its rows."""
+    rng = np.random.default_rng(seed)  # each layer sees the inputs it would see alone
     if inspect.isclass(getattr(module, name, None)):
         run, vjp, arrays = _gradients_of_class(getattr(module, name), name, shapes, rng)
     elif callable(getattr(module, f"{name}_forward", None)) and \
@@ -146,14 +193,14 @@ def check_own_layer(spec, shapes=None, seed=0, out=print):
     else:
         raise MinvertError(f"{file} defines neither a class {name} nor both {name}_forward and "
                            f"{name}_backward")
-    say = out or (lambda *a: None)
     try:
-        grads = vjp_gradients(run, vjp, arrays, rng)
+        rows = diagnose(run, vjp, arrays, rng, h)
     except MinvertError:
         raise
     except Exception as e:  # the student's code crashed: say where, in one line
         raise MinvertError(f"{name}: {describe(e, file)}") from None
     label = f"{Path(file).name}:{name}"
-    rows = [compare(k, a, n)._replace(layer=label) for k, (a, n) in grads.items()]
+    rows = [r._replace(layer=label) for r in rows]
     print_table(rows, say)
+    say(verdict(rows))
     return rows
