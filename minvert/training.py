@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import is_gpu_array, to_numpy
+from .backend import to_numpy
 from .errors import FormatError, MinvertError
-from .layers.loss import softmax_cross_entropy
+from .layers.loss import check_class_bounds, class_bounds, softmax_cross_entropy
 from .weights.hdf5 import open_h5, read_array, read_json_attr, read_text_attr
 from .weights.project import assign_weights, atomic_write, network_weights, read_weights
 
@@ -35,8 +35,8 @@ def checkpoint_snapshot(net, optimizer, progress):
     checkpoint the training loop has to wait for (on a GPU, one copy to the host)."""
     weights = {name: {k: np.array(v) for k, v in arrays.items()}  # copies: training goes on
                for name, arrays in network_weights(net).items()}
-    state = {k.replace("/", "|"): (to_numpy(v) if is_gpu_array(v) else v)  # state_dict copies
-             for k, v in optimizer.state_dict().items()}
+    state = {k.replace("/", "|"): v  # host copies, straight from the device
+             for k, v in optimizer.state_dict(host=True).items()}
     return {"config": json.dumps(net.config), "progress": json.dumps(progress),
             "weights": weights, "optimizer": state}
 
@@ -276,11 +276,17 @@ def train_classifier(net, optimizer, x_train, y_train, x_val, y_val, out_dir, ep
     def step(idx):
         idx = xp.asarray(idx)  # the epoch's shuffle is drawn on the host
         logits, labels = net.forward(x_train[idx]), y_train[idx]
-        loss, dlogits = softmax_cross_entropy(logits, labels)
+        loss, dlogits = softmax_cross_entropy(logits, labels, check_indices=False)
+        correct = (logits.argmax(axis=1) == labels).sum()  # before backward may reuse logits
         net.backward(dlogits)
         optimizer.step(net.parameters())
-        correct = int((logits.argmax(axis=1) == labels).sum())
-        return float(loss), correct, len(idx)
+        # loss, correct count and the label check in ONE transfer after the update: the host
+        # waits for the device once per step (float64: exact for these numbers)
+        numbers = to_numpy(xp.concatenate([xp.stack([loss.astype(np.float64),
+                                                      correct.astype(np.float64)]),
+                                           class_bounds(labels).astype(np.float64)]))
+        check_class_bounds(numbers[2:], logits.shape[1])
+        return float(numbers[0]), int(numbers[1]), len(idx)
 
     def evaluate(epoch):
         return {"val_accuracy": accuracy(net, x_val, y_val)} if len(x_val) else {}

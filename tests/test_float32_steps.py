@@ -8,6 +8,8 @@ from PIL import Image
 from minvert import optim
 from minvert.cli import main
 from minvert.datasets import make_dataset
+from minvert.layers import fast
+from minvert.layers.fast import elementwise
 from minvert.nets.tiny import build_tiny
 from minvert.weights.project import save
 
@@ -21,9 +23,10 @@ def temporaries(strict_cupy):
     strict_cupy._core.reset_float64_temporaries()
 
 
-@pytest.mark.parametrize("chunk", [optim.UPDATE_CHUNK, 16], ids=["whole", "chunked"])
-def test_adadelta_update_stays_float32(strict_cupy, temporaries, monkeypatch, chunk):
-    monkeypatch.setattr(optim, "UPDATE_CHUNK", chunk)
+@pytest.mark.parametrize("engine", [True, False], ids=["fast", "readable"])
+def test_adadelta_update_stays_float32(strict_cupy, temporaries, monkeypatch, engine):
+    previous = fast.set_enabled(engine)
+    monkeypatch.setattr(elementwise, "UPDATE_CHUNK", 16)  # chunked wherever chunking applies
     rng = np.random.default_rng(0)
     p = strict_cupy.asarray(rng.standard_normal((8, 9)).astype(np.float32))
     g = strict_cupy.asarray(rng.standard_normal((8, 9)).astype(np.float32))
@@ -33,6 +36,7 @@ def test_adadelta_update_stays_float32(strict_cupy, temporaries, monkeypatch, ch
     state = {k: np.float64(v) if k in opt.hyper else v for k, v in opt.state_dict().items()}
     opt.load_state_dict(state)
     opt.step([("w", p, g)])
+    fast.set_enabled(previous)
     assert p.dtype == np.float32 and temporaries == []
 
 
