@@ -46,7 +46,8 @@ def bench_nets(repeats=3, compare=None, out=print, device="cpu", size=224, batch
     caches, gradients, optimizer state, scratch buffers, BLAS and oneDNN work space).
     tracemalloc sees NumPy's arrays but not PyTorch's allocator, so its peak is shown for
     minvert only ("numpy MB"), to tell arrays from the rest. Linux only ("n/a" elsewhere
-    and on a GPU).
+    and on a GPU). On a GPU, "device MB": the most device memory one pass held on top of
+    the weights and inputs, in this process (CuPy's pool, PyTorch's caching allocator).
     """
     torch = compare_module(compare)
     threads = _threads(torch)
