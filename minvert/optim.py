@@ -48,7 +48,7 @@ Update rules (g = grad, all operations elementwise):
 """
 import numpy as np
 
-from .backend import get_array_module, to_numpy
+from .backend import get_array_module, is_gpu_array, to_numpy
 from .errors import MinvertError, ShapeError
 from .layers import fast
 
@@ -96,14 +96,16 @@ class Optimizer:
         return s
 
     # checkpointing ---------------------------------------------------------
-    def state_dict(self):
-        """Flat dict: ``type``, hyper-parameters, ``t`` and ``"<slot>/<name>"`` arrays (copies)."""
+    def state_dict(self, host=False):
+        """Flat dict: ``type``, hyper-parameters, ``t`` and ``"<slot>/<name>"`` arrays (copies).
+        host=True: the copies are NumPy arrays, copied straight from the device (a checkpoint
+        needs no second copy of the state on the GPU first)."""
         d = {"type": type(self).__name__, "t": self.t}
         for h in self.hyper:
             d[h] = getattr(self, h)
         for slot, table in self.state.items():
             for name, s in table.items():
-                d[f"{slot}/{name}"] = s.copy()
+                d[f"{slot}/{name}"] = to_numpy(s) if host and is_gpu_array(s) else s.copy()
         return d
 
     def load_state_dict(self, d):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import is_gpu_array, to_numpy
+from .backend import to_numpy
 from .errors import FormatError, MinvertError
 from .files import open_nofollow, translated_write_errors
 from .weights.hdf5 import open_h5, read_array, read_json_attr, read_text_attr
@@ -38,8 +38,8 @@ def checkpoint_snapshot(net, optimizer, progress):
     checkpoint the training loop has to wait for (on a GPU, one copy to the host)."""
     weights = {name: {k: np.array(v) for k, v in arrays.items()}  # copies: training goes on
                for name, arrays in network_weights(net).items()}
-    state = {k.replace("/", "|"): (to_numpy(v) if is_gpu_array(v) else v)  # state_dict copies
-             for k, v in optimizer.state_dict().items()}
+    state = {k.replace("/", "|"): v  # host copies, straight from the device
+             for k, v in optimizer.state_dict(host=True).items()}
     return {"config": json.dumps(net.config), "progress": json.dumps(progress),
             "weights": weights, "optimizer": state}
 

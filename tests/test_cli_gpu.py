@@ -59,9 +59,9 @@ def test_train_computes_on_the_device(strict_cupy, tmp_path, monkeypatch):
     seen = []
     loss = classifier_training.softmax_cross_entropy
 
-    def spy(logits, labels):
+    def spy(logits, labels, **kw):
         seen.append(is_gpu_array(logits) and is_gpu_array(labels))
-        return loss(logits, labels)
+        return loss(logits, labels, **kw)
     monkeypatch.setattr(classifier_training, "softmax_cross_entropy", spy)
     settings = ["--out", str(tmp_path / "r"), "--n", "4", "--val-n", "1", "--test-n", "1",
                 "--size", "16", "--batch", "8", *GPU]

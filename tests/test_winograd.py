@@ -148,9 +148,9 @@ def test_rule_and_the_kept_transform(monkeypatch, fast_engine):
     assert layer.cache["winograd_U"] is None and "_winograd" not in vars(layer)  # rebuilt in backward
     layer.trainable = False
     out = layer.forward(x)
-    U = layer.winograd_cache()["U"]
+    U = layer.winograd_cache()["cpu"][1]
     assert layer.cache["winograd_U"] is U and layer.predict(x) is not None
-    assert layer.winograd_cache()["U"] is U
+    assert layer.winograd_cache()["cpu"][1] is U
     small = x[:, :, :14, :14]  # 196 pixels: only a frozen layer, which keeps U, gains
     layer.forward(small)
     assert layer.cache["winograd_U"] is U
@@ -161,7 +161,7 @@ def test_rule_and_the_kept_transform(monkeypatch, fast_engine):
     layer.params["w"] = layer.params["w"] * 2  # a new array: a new transform
     np.testing.assert_allclose(layer.forward(x), 2 * out - layer.params["b"].reshape(1, -1, 1, 1),
                                rtol=1e-5, atol=1e-4)
-    assert layer.winograd_cache()["U"] is not U
+    assert layer.winograd_cache()["cpu"][1] is not U
 
 
 @pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")

@@ -9,6 +9,7 @@ import sys
 import tracemalloc
 
 from .passes import TINY, build_net, make_inputs, minvert_pass
+from .timing import sync
 from .torch_mirror import compare_module, to_torch, torch_pass
 
 
@@ -65,6 +66,26 @@ def memory_child(spec_json):
         tracemalloc.stop()
     if spec.get("print", True):
         print(json.dumps(result))
+
+
+def device_peak_mb(fn, xp, torch=None):
+    """Device memory one call of ``fn`` needs on the GPU, in MB, on top of what was live
+    before: the most CuPy's memory pool held during the call (its cached blocks released
+    first), or with ``torch``, the most PyTorch's caching allocator reserved."""
+    sync(xp)
+    if torch is not None:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_reserved()
+        fn()
+        torch.cuda.synchronize()
+        return round((torch.cuda.max_memory_reserved() - base) / 2**20, 1)
+    pool = xp.get_default_memory_pool()
+    pool.free_all_blocks()  # from here the pool holds only live arrays, and grows as needed
+    base = pool.total_bytes()
+    fn()
+    sync(xp)
+    return round((pool.total_bytes() - base) / 2**20, 1)
 
 
 def _status_kb(field):

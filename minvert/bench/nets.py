@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from ..backend import available_cores, configured_threads, get_array_module, to_numpy
-from .memory import peak_memory
+from .memory import device_peak_mb, peak_memory
 from .passes import PASSES, build_net, layer_macs, make_inputs, minvert_pass, pass_gflop
 from .timing import best_times, load_note, machine_lines, print_table
 from .torch_mirror import compare_module, to_torch, torch_pass
@@ -46,7 +46,8 @@ def bench_nets(repeats=3, compare=None, out=print, device="cpu", size=224, batch
     caches, gradients, optimizer state, scratch buffers, BLAS and oneDNN work space).
     tracemalloc sees NumPy's arrays but not PyTorch's allocator, so its peak is shown for
     minvert only ("numpy MB"), to tell arrays from the rest. Linux only ("n/a" elsewhere
-    and on a GPU).
+    and on a GPU). On a GPU, "device MB": the most device memory one pass held on top of
+    the weights and inputs, in this process (CuPy's pool, PyTorch's caching allocator).
     """
     torch = compare_module(compare)
     threads = _threads(torch)
@@ -131,12 +132,18 @@ def _measure(spec, net, model, torch, macs, repeats, device, memory, out):
     row = {"model": spec["label"], "pass": PASSES[spec["pass"]], "batch": batch,
            "GFLOP": round(gflop, 2)}
     mems = {k: peak_memory(spec, k, out) if memory and device == "cpu" else None for k in fns}
+    if device == "gpu":  # the GPU's own memory, in this process (CuPy's pool, torch's allocator)
+        xp = get_array_module(x)
+        device_mb = {k: device_peak_mb(fn, xp, torch if k == "torch" else None)
+                     for k, fn in fns.items()}
     for k in fns:
         prefix = "" if k == "minvert" else "torch "
         row[prefix + "ms"] = round(times[k] * 1e3, 1)
         if spec["pass"] == "train":
             row[prefix + "images/s"] = round(batch / times[k], 2)
         row[prefix + "GFLOP/s"] = round(gflop / times[k], 1)
+        if device == "gpu":
+            row[prefix + "device MB"] = device_mb[k]
         mem = mems[k] or {}
         row[prefix + "peak MB"] = mem.get("rss_mb", "n/a")
         if k == "minvert":
@@ -157,6 +164,9 @@ def _table(rows, compare, out):
         "weights: the forward's again); peak MB = resident-memory high-water mark of a fresh "
         "process running the pass twice, minus its size before (with weights and inputs); "
         "numpy MB = tracemalloc peak of the same run")
+    if any("device MB" in r for r in rows):
+        out("device MB = the most GPU memory one pass held on top of the weights and inputs "
+            "(CuPy's memory pool after free_all_blocks; PyTorch: max_memory_reserved)")
     if compare:
         out("ratio = minvert time / PyTorch time; max rel diff = max |minvert - torch| / "
             "max |torch| of the first call's result (float32: a max-pool or ReLU near-tie "

@@ -90,7 +90,7 @@ def _run_bench(args):
         bench.bench_nets(repeats=args.repeats, compare=args.compare, device=device)
     elif args.what == "presets":
         from ..transform.scales import bench_presets
-        bench_presets(model=args.model, content_kind=args.content_kind)
+        bench_presets(model=args.model, device=device, content_kind=args.content_kind)
     else:
         bench.bench_decoder(repeats=args.repeats, compare=args.compare, device=device)
 

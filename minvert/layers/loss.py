@@ -40,11 +40,14 @@ def softmax(x, axis=-1):
     return _log_softmax(x, axis)[1]
 
 
-def softmax_cross_entropy(logits, target):
+def softmax_cross_entropy(logits, target, check_indices=True):
     """Mean over the batch of -sum_k t_k log softmax(logits)_k.
 
     logits: (N, K). target: (N,) integer class indices, or (N, K) soft targets (rows
-    usually sum to 1; the gradient below is exact either way).
+    usually sum to 1; the gradient below is exact either way). check_indices=False leaves
+    the range check of class indices to the caller (:func:`check_class_bounds` on
+    :func:`class_bounds`), so a training step reads it back with its other numbers: on a
+    GPU the check is a wait for the device.
     Returns (loss, dlogits (N, K)):
         dlogits = (p * sum_k t_k - t) / N,   p = softmax(logits)  (= (p - onehot) / N)
     """
@@ -58,10 +61,8 @@ def softmax_cross_entropy(logits, target):
     if np.issubdtype(target.dtype, np.integer):
         if target.shape != (N,):
             raise ShapeError(f"class-index target has shape {tuple(target.shape)}; expected ({N},)")
-        bounds = get_array_module(target).stack([target.min(), target.max()]) if N else np.zeros(2, int)
-        low, high = (int(v) for v in to_numpy(bounds))  # device labels: one transfer, not two
-        if low < 0 or high >= K:
-            raise ShapeError(f"class index out of range [0, {K}): got {low}..{high}")
+        if check_indices:
+            check_class_bounds(to_numpy(class_bounds(target)), K)  # one transfer, not two
         target = xp.asarray(target)  # a NumPy target with CuPy logits is fine
         t = (target[:, None] == xp.arange(K)).astype(logits.dtype)  # one-hot (N, K), no scatter
         dlogits = p - t
@@ -73,6 +74,19 @@ def softmax_cross_entropy(logits, target):
     loss = -(t * logp).sum() / N
     dlogits /= N
     return loss, dlogits
+
+
+def class_bounds(target):
+    """(min, max) of integer class indices (N,), as an array on their device ((0, 0) if empty)."""
+    xp = get_array_module(target)
+    return xp.stack([target.min(), target.max()]) if len(target) else xp.zeros(2, dtype=target.dtype)
+
+
+def check_class_bounds(bounds, K):
+    """ShapeError unless the host values (low, high) of :func:`class_bounds` lie in [0, K)."""
+    low, high = (int(v) for v in bounds)
+    if low < 0 or high >= K:
+        raise ShapeError(f"class index out of range [0, {K}): got {low}..{high}")
 
 
 def binary_cross_entropy(p, target, eps=1e-7):

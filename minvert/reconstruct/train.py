@@ -36,10 +36,11 @@ SAMPLE_EVERY = 10  # epochs between decoder.h5/samples.png while training
 
 
 def _psnr_rows(out, t):
-    """Per-image PSNR (dB, data range 1) of (n, 3, s, s) outputs against targets, on the host."""
+    """Per-image PSNR (dB, data range 1) of (n, 3, s, s) outputs against targets, on the
+    arrays' device (n,)."""
     xp = get_array_module(out)
     err = ((out - t) ** 2).mean(axis=(1, 2, 3))
-    return to_numpy(-10.0 * xp.log10(xp.maximum(err, 1e-10)))
+    return -10.0 * xp.log10(xp.maximum(err, 1e-10))
 
 
 def train(cache, out_dir, decoder=None, epochs=None, batch_size=None, loss=None, optimizer=None,
@@ -142,12 +143,17 @@ class _Session:
         idx = self.xp.asarray(idx)  # the epoch's shuffle is drawn on the host
         t = self.t_train[idx].astype(self.net.dtype) / 255
         out = self.net.forward(self.x_train[idx])
-        psnr = float(_psnr_rows(out, t).sum())  # the loop keeps the epoch's sum (and checkpoints it)
-        self.meter.step(len(idx))
+        psnr_sum = _psnr_rows(out, t).sum()  # queued on the device, read with the loss below
         value, dout = self.loss_fn(out, t)
         self.net.backward(dout)
         self.opt.step(self.net.parameters())
-        return float(value), None, len(idx), {"psnr": psnr}
+        # loss and PSNR after backward and update, in ONE transfer: the host waits for the
+        # device once per step (float64: exact for both float32 numbers); the loop keeps the
+        # epoch's PSNR sum (and checkpoints it)
+        value, psnr_sum = (float(v) for v in to_numpy(self.xp.stack(
+            [value.astype(np.float64), psnr_sum.astype(np.float64)])))
+        self.meter.step(len(idx))
+        return value, None, len(idx), {"psnr": psnr_sum}
 
     def decoded(self, rows):
         """Reconstructions of cache rows, float (n, s, s, 3) in [0, 1], on the host."""
@@ -161,7 +167,7 @@ class _Session:
         if self.test_rows:
             pred = self.xp.concatenate([self.net.predict(self.x_test[i:i + 32])
                                         for i in range(0, len(self.test_rows), 32)])
-            record["val_psnr"] = float(_psnr_rows(pred, self.t_test).mean())
+            record["val_psnr"] = float(to_numpy(_psnr_rows(pred, self.t_test)).mean())
         if self.sample_every and epoch % self.sample_every == 0 and epoch < self.settings["epochs"]:
             save_decoder(self.net, self.out_dir, epoch, self.settings["epochs"])
             self._save_samples()

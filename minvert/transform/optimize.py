@@ -64,7 +64,7 @@ def _to_host(total, values, logits, grad, grad_to_host):
 
 
 def _to_net(v, like):
-    """scipy's float64 vector -> an array shaped, typed and placed like ``like``."""
+    """scipy's float64 vector (or a device copy of x) -> an array placed like ``like``."""
     xp = get_array_module(like)
     return xp.asarray(v.reshape(like.shape), dtype=like.dtype)
 
@@ -172,8 +172,8 @@ def _say_plan(net, s, p_before, shape, log):
 class Recorder:
     """Called after every iteration: keeps the record, prints it every ``print_every``
     iterations, appends it to the run's log and saves a snapshot every ``snapshot_every``.
-    ``state`` is shared with the optimisers: the best image so far (host), the iteration
-    count, the records, and why the run stopped early (None if it did not)."""
+    ``state`` is shared with the optimisers: the best image so far (on the device for gradient
+    steps), the iteration count, the records, and why the run stopped early (None if not)."""
 
     def __init__(self, net, s, run, log, image_of):
         self.net, self.s, self.run, self.log, self.image_of = net, s, run, log, image_of
@@ -295,5 +295,5 @@ def _gradient_steps(objective, x, s, rng, low, high, mask_arr, record, state, lo
         else:
             x -= step * g / (xp.abs(g).sum() / max(free, 1) + 1e-12)
         xp.clip(x, low_d, high_d, out=x)
-        state["best"] = to_numpy(x).copy()
+        state["best"] = x.copy()  # on x's device: a step waits for the device once, in _evaluate
         record(values, total, logits, x)

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from ..backend import array_module
 from .objective import INERT_SHARE, Objective, Settings
 from .presets import PRESETS
 from ..datasets import make_dataset
@@ -85,12 +86,14 @@ def format_table(table):
 
 def bench_presets(model=None, device=None, out=print, content_kind="gram", only=None):
     """Print the table for every preset (or those named in ``only``) on ``model`` (a 1000-class
-    classifier), or on a full-size VGG-19 with random weights."""
+    classifier), or on a full-size VGG-19 with random weights, on ``device`` (as in
+    backend.select_device; default: the default device)."""
     if model:
         net = load_model(model, device=device)
     else:
         net = build_vgg({"depth": 19}, rng=np.random.default_rng(0),
                         preprocessing=Preprocessing("caffe"), labels=imagenet_labels())
+        net = net.to(array_module(device))
     size = net.preprocessing.input_size
     img = make_dataset(1, size=size, seed=0)[0][2]  # a generated "dots" texture, (S, S, 3)
     out(f"paper 000 presets on {model or 'VGG-19 (random He weights, Caffe input)'} at {size}x{size}; "

@@ -12,14 +12,18 @@ Which path runs when (engine on; with it off every row is the readable layer):
 
     layer / net              CPU (NumPy)                               GPU (CuPy)
     Conv2D forward           chunked im2col in scratch memory; Winograd  im2col + one cuBLAS
-                             F(2x2,3x3) for 3x3 stride-1 layers with     product (no Winograd)
-                             >= 128 channels per BLAS thread, >= 14x14
-    Conv2D backward          dw chunked; dx by Winograd (if forward),    the same, one product
-                             transposed conv or col2im (least traffic)   per chunk
+                             F(2x2,3x3) for 3x3 stride-1 layers with     product (no Winograd);
+                             >= 128 channels per BLAS thread, >= 14x14   row bands past 1 GiB
+    Conv2D backward          dw chunked; dx by Winograd (if forward),    dw one product; dx
+                             transposed conv or col2im (least traffic)   col2im in NCHW
     UpsampleConv2D           output phases: one smaller conv of x        the same
     Sequential.predict       conv -> BN -> ReLU (-> residual) fused      the same
     ReLU forward             max against a buffer of zeros               xp.maximum
-    Adadelta step            in chunks of 1 M values                     the same
+    Adadelta step            in chunks of 1 M values                     one pass
+    scratch memory           kept per thread, grown when too small       CuPy's pool (per device)
+
+The CPU thresholds were measured on CPUs (docs/performance.md); none applies on a GPU
+until it is measured faster there.
 
 Every choice depends only on shapes, dtype, device, whether a layer is frozen and BLAS'
 thread count (read once at start): never on what ran before in the process. Imports run

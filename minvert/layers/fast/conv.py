@@ -81,12 +81,15 @@ def winograd_pays(xp, N, C, F, H_out, W_out, KH, KW, SH, SW, pad, frozen=False):
 
 def _kernel_transform(w, winograd_cache):
     """winograd.kernel_transform(w), taken from ``winograd_cache`` when computed there for
-    this very array (a frozen layer's weights are constants; a new array replaces it)."""
-    if winograd_cache is not None and winograd_cache.get("w") is w:
-        return winograd_cache["U"]
+    this very array (a frozen layer's weights are constants; a new array replaces it),
+    one entry per device (a net copied to another GPU keeps its transform there)."""
+    device = "cpu" if get_array_module(w) is np else w.device.id
+    cached = None if winograd_cache is None else winograd_cache.get(device)
+    if cached is not None and cached[0] is w:
+        return cached[1]
     U = winograd.kernel_transform(w)
     if winograd_cache is not None:
-        winograd_cache.update(w=w, U=U)
+        winograd_cache[device] = (w, U)
     return U
 
 
@@ -104,7 +107,9 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
     the transposed convolution when F*H*W + F*C < 2*C*H*W (for C == F: H*W > C), that is
     VGG's layers down to 28x28, and col2im for 512 channels at 14x14 and 7x7
     (``bench_layers(compare_dx=True)`` times both). Strides > 1 always use col2im: the
-    transposed convolution would need SH*SW times the work on a zero-dilated dout.
+    transposed convolution would need SH*SW times the work on a zero-dilated dout. On a
+    GPU, where none of this was measured, dx is col2im in NCHW as in layers/conv.py: one
+    cuBLAS product per layer (per band of a large image).
     """
     check_conv_dout(dout, cache)
     x, w = cache["x"], cache["w"]
@@ -119,7 +124,8 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
         U = cache["winograd_U"]
         U = winograd.kernel_transform(w) if U is None else U
         dx = winograd.dx_winograd(dout, U, (top, bottom, left, right))
-    elif need_dx and SH == SW == 1 and (KH * KW == 1 or F * H * W + F * C < 2 * C * H * W):
+    elif need_dx and get_array_module(x) is np and SH == SW == 1 and \
+            (KH * KW == 1 or F * H * W + F * C < 2 * C * H * W):  # a rule measured on the CPU
         dx = _dx_transposed(dout, w, (top, bottom, left, right))  # the cheaper one, see above
     elif need_dx:
         dx = _dx_col2im(dout, w, x.shape, SH, SW, (top, bottom, left, right))
@@ -173,7 +179,8 @@ def _dx_col2im(dout, w, x_shape, SH, SW, pad):
     (N, C, H, W), (F, _, KH, KW), (H_out, W_out) = x_shape, w.shape, dout.shape[2:]
     top, bottom, left, right = pad
     H_pad, W_pad = H + top + bottom, W + left + right
-    channels_last, padded = C > W_out, bool(top or bottom or left or right)
+    # channels-last: NumPy's loop overhead, measured on the CPU; a GPU keeps NCHW
+    channels_last, padded = xp is np and C > W_out, bool(top or bottom or left or right)
     if channels_last or padded:  # dx_pad is a scratch buffer: the result is a copy of it
         dx_pad = scratch(xp, "dx", (N, H_pad, W_pad, C) if channels_last else
                          (N, C, H_pad, W_pad), dout.dtype)

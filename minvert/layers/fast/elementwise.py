@@ -12,8 +12,8 @@ from ..base import check_floating
 
 RELU_PIECE = 1 << 16
 _ZEROS = {}  # dtype -> RELU_PIECE zeros, never written (so threads may share them)
-# Adadelta updates a large parameter this many values at a time: its temporaries then
-# stay a few MB instead of twice the parameter (the decoder's largest weight is 75 MB)
+# Adadelta updates a large parameter this many values at a time on the CPU: its temporaries
+# then stay a few MB instead of twice the parameter (the decoder's largest weight is 75 MB)
 UPDATE_CHUNK = 1 << 20
 
 
@@ -55,9 +55,11 @@ def relu_forward(x):
 
 def adadelta_update(p, g, a, d, lr, rho, eps):
     """optim.Adadelta's update of p, E[g²] (a) and E[Δ²] (d), all in place, UPDATE_CHUNK
-    values at a time when contiguous (small temporaries)."""
+    values at a time when contiguous (small temporaries). On a GPU in one pass: the chunks
+    are for the CPU's caches, and each would be a few more kernel launches there."""
     xp = get_array_module(p)
-    if not (all(v.flags.c_contiguous for v in (p, g, a, d)) and p.size > UPDATE_CHUNK):
+    if xp is not np or not (all(v.flags.c_contiguous for v in (p, g, a, d))
+                            and p.size > UPDATE_CHUNK):
         _adadelta(xp, p, g, a, d, lr, rho, eps)
         return
     flat = [v.reshape(-1) for v in (p, g, a, d)]  # views (contiguous)

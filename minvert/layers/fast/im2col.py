@@ -7,6 +7,11 @@ loop over pixels, no fancy indexing), made in a reused scratch buffer: a fresh l
 array costs as much in page faults as the copy. Small images go side by side into one
 ``cols``, a large one in bands of rows (MATMUL_COLUMNS), and only those rows are padded at
 a time. How the chunks are cut depends on the shapes and the device only.
+
+On a GPU nothing is kept between calls: each scratch array is a fresh one from CuPy's
+memory pool (which holds freed blocks for reuse, per device), so several GPUs in one
+process never meet each other's buffers and no buffer outlives its call. A large image is
+cut into row bands there too, each band's im2col matrix at most WHOLE_BYTES["gpu"].
 """
 import importlib
 import math
@@ -21,17 +26,21 @@ from .elementwise import relu_inplace
 # several small images side by side. Its im2col matrix (a few MB) is then still in the
 # CPU cache when the matmul reads it, and the matmul still big enough to run at full
 # speed. Images whose matrix fits WHOLE_BYTES are not split (docs/performance.md). GPUs
-# want the biggest matmuls.
+# want the biggest matmuls: one per layer unless the matrix passes WHOLE_BYTES["gpu"],
+# then bands of rows as large as that bound allows.
 MATMUL_COLUMNS = {"cpu": 2048, "gpu": 1 << 40}
 WHOLE_BYTES = {"cpu": 32 << 20, "gpu": 1 << 30}
-_SCRATCH = {}  # (xp, dtype, slot, thread) -> buffer whose contents never outlive a call
+_SCRATCH = {}  # (dtype, slot, thread) -> host buffer whose contents never outlive a call
 
 
 def scratch(xp, slot, shape, dtype):
-    """An uninitialised array from a buffer kept between calls (grown when too small), one
-    per thread (a program may run networks on several threads)."""
+    """An uninitialised array. On the CPU from a buffer kept between calls (grown when too
+    small), one per thread (a program may run networks on several threads); on a GPU a
+    fresh array from CuPy's pool, on the current device."""
+    if xp is not np:
+        return xp.empty(shape, dtype=dtype)
     size = math.prod(shape)
-    key = (xp.__name__, np.dtype(dtype).str, slot, threading.get_ident())
+    key = (np.dtype(dtype).str, slot, threading.get_ident())
     buf = _SCRATCH.get(key)
     if buf is None or buf.size < size:
         buf = _SCRATCH[key] = xp.empty(size, dtype=dtype)
@@ -70,7 +79,8 @@ def chunk_ranges(xp, shape, itemsize, copies=True):
     if not copies:
         chunks = [(0, N, 0, H_out)]
     elif sample_bytes > WHOLE_BYTES[device]:
-        rows = -(-MATMUL_COLUMNS[device] // W_out)
+        rows = (max(1, WHOLE_BYTES[device] * H_out // sample_bytes) if device == "gpu"
+                else -(-MATMUL_COLUMNS[device] // W_out))
         chunks = [(n, n + 1, r0, min(H_out, r0 + rows)) for n in range(N)
                   for r0 in range(0, H_out, rows)]
     else:
