@@ -25,17 +25,9 @@ FAST_MARK = "# fast path"
 # Files allowed over MAX_LINES, with the reason (paths relative to minvert/).
 LONG_FILES = {
 }
-# TEMPORARY: files of parts other branches of issue 21 are splitting at the same time (the
-# fast-engine split of layers/, the splits of weights/, transform/, reconstruct/). The integrator
-# empties this dict once those branches are merged; it must then stay empty.
-TEMPORARY_LONG_FILES = {
-}
 
 # Functions allowed over MAX_FUNCTION_LINES ("path::qualified name"), with the reason.
 LONG_FUNCTIONS = {}
-# TEMPORARY, as TEMPORARY_LONG_FILES: functions in other branches' parts of issue 21.
-TEMPORARY_LONG_FUNCTIONS = {
-}
 
 # (e) Files allowed to import inside functions besides cli/, with the reason.
 LAZY_IMPORT_FILES = {
@@ -46,9 +38,6 @@ LAZY_IMPORT_FILES = {
 # parser imports transform/ and reconstruct/, and `minvert --help` must load neither
 # (tests/test_cli.py checks it).
 OPTIONAL_MODULES = ("torch", "cupy", "h5py", "scipy")
-# TEMPORARY, as TEMPORARY_LONG_FILES: the parts other branches of issue 21 are rewriting.
-TEMPORARY_LAZY_IMPORT_FILES = {
-}
 
 # (f) Each top-level module or package of minvert/ and its level, as drawn in docs/architecture.md.
 LEVELS = {
@@ -259,15 +248,15 @@ def imports_inside_functions(package, allowed):
 # -- the package ------------------------------------------------------------------------------
 
 def test_no_file_over_the_limit_unless_listed_with_a_reason():
-    over = long_files(PACKAGE, {**LONG_FILES, **TEMPORARY_LONG_FILES})
+    over = long_files(PACKAGE, LONG_FILES)
     assert not over, (f"over {MAX_LINES} lines: {over}; split along a natural seam, or list the "
                       "file in LONG_FILES with the reason it stays whole")
     assert len(LONG_FILES) <= 3, "at most three files may stay over the limit"
-    assert all(reason.strip() for reason in {**LONG_FILES, **TEMPORARY_LONG_FILES}.values())
+    assert all(reason.strip() for reason in LONG_FILES.values())
 
 
 def test_size_lists_name_only_files_still_over_the_limit():
-    stale = stale_entries(PACKAGE, {**LONG_FILES, **TEMPORARY_LONG_FILES})
+    stale = stale_entries(PACKAGE, LONG_FILES)
     assert not stale, f"no longer over {MAX_LINES} lines (or gone): {stale}; remove them from the lists"
 
 
@@ -284,7 +273,7 @@ def test_readable_layers_reach_the_fast_engine_only_in_their_dispatch_lines():
 
 
 def test_no_function_over_the_limit_unless_listed_with_a_reason():
-    allowed = {**LONG_FUNCTIONS, **TEMPORARY_LONG_FUNCTIONS}
+    allowed = LONG_FUNCTIONS
     over = long_functions(PACKAGE, allowed)
     assert not over, (f"functions over {MAX_FUNCTION_LINES} lines: {over}; split them, or list "
                       "them in LONG_FUNCTIONS with the reason")
@@ -294,10 +283,10 @@ def test_no_function_over_the_limit_unless_listed_with_a_reason():
 
 
 def test_imports_inside_functions_only_in_the_cli_and_for_optional_modules():
-    found = imports_inside_functions(PACKAGE, {**LAZY_IMPORT_FILES, **TEMPORARY_LAZY_IMPORT_FILES})
+    found = imports_inside_functions(PACKAGE, LAZY_IMPORT_FILES)
     assert not found, f"imports inside functions: {found}; import at the top of the module"
     importing = {entry.split(":")[0] for entry in imports_inside_functions(PACKAGE, {})}
-    stale = sorted((set(LAZY_IMPORT_FILES) | set(TEMPORARY_LAZY_IMPORT_FILES)) - importing)
+    stale = sorted(set(LAZY_IMPORT_FILES) - importing)
     assert not stale, f"listed but importing nothing inside functions (or gone): {stale}"
 
 
