@@ -13,7 +13,7 @@ from minvert.errors import ShapeError
 from minvert.nets.tiny import build_tiny
 from minvert.reconstruct.train import train as train_decoder
 from minvert.reconstruct.features import extract
-from minvert.training import train_classifier
+from minvert.classifier_training import train_classifier
 from minvert.transform import Objective, Settings, transform
 from minvert.transform.inputs import start_point
 from minvert.transform.optimize import _gradient_steps
