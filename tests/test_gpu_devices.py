@@ -75,6 +75,7 @@ def test_a_large_image_runs_in_row_bands_with_bounded_scratch(strict_cupy, monke
     assert all(C * 9 * (r1 - r0) * W * 8 <= whole // 6 for _, _, r0, r1 in chunks)
     want = cpu_reference(x, w, b, dout)
     xd, wd, bd, doutd = (cp.asarray(a) for a in (x, w, b, dout))
+    gc.collect()  # device arrays of earlier tests, freed now rather than during the count
     before = cp._core.live_bytes()
     cp._core.reset_peak()
     out, cache = fast_conv.conv2d_forward(xd, wd, bd, 1, 1)
