@@ -26,7 +26,7 @@ from ..errors import MinvertError
 from ..layers.conv import Conv2D
 from ..layers.dense import Dense
 from ..layers.pool import GlobalAvgPool
-from .sequential import Network
+from .vgg import VGG
 
 
 def has_fc_top(net):
@@ -73,7 +73,7 @@ def fully_convolutional(net):
     return FullyConvVGG(layers, config, net.preprocessing, net.labels)
 
 
-class FullyConvVGG(Network):
+class FullyConvVGG(VGG):
     """A VGG classifier whose fc layers are convolutions; logits averaged over positions.
 
     forward: x (N, 3, H, W) with H, W >= input_size -> logits (N, classes). Layer names are the
@@ -89,21 +89,10 @@ class FullyConvVGG(Network):
         side = fc_window(self.config)
         return tuple(h // stride - side + 1 for h in shape)
 
-    def forward(self, x):
-        self._check(x)
-        return super().forward(x)
-
-    def predict(self, x):
-        self._check(x)
-        return super().predict(x)
-
-    def forward_taps(self, x, taps, output=True):
-        self._check(x, classifier=output)
-        return super().forward_taps(x, taps, output)
-
-    def _check(self, x, classifier=True):
+    def _check(self, x, fc_needed=True):
+        """VGG's forward, predict and forward_taps call this: any size from the fc6 window up."""
         self.check_input(x, min_size=2 ** len(self.config["widths"]))
-        if classifier and min(x.shape[2:]) < self.min_side:
+        if fc_needed and min(x.shape[2:]) < self.min_side:
             raise MinvertError(
                 f"input is {x.shape[3]}x{x.shape[2]}; the fully convolutional classifier needs at "
                 f"least {self.min_side} pixels on each side (its fc6 window)")
