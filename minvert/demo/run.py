@@ -27,8 +27,8 @@ from ..images import resize_exact, save_image
 from ..plots import line_plot, panel
 from ..reconstruct import evaluate, extract, train
 from ..reconstruct.evaluate import reconstruct_images
-from ..reconstruct.features import read_cache
-from ..reconstruct.train import load_decoder, read_run
+from ..reconstruct.cache_file import read_cache
+from ..reconstruct.runs import load_decoder, read_run
 from ..transform import Multipliers, Settings, transform
 from ..weights import load_model
 from .invert import run_step as _invert_step

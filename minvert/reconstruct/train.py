@@ -29,7 +29,6 @@ from ..plots import line_plot
 from ..training import run_epochs
 from .cache_file import read_cache, targets_at
 from .runs import describe_decoder, make_decoder_config, open_run
-from .runs import load_decoder, read_run  # noqa: F401  (minvert/demo.py imports them from here)
 from .watch import Meter, pairs_image, save_decoder, sigterm_as_interrupt, to_uint8
 
 SAMPLE_EVERY = 10  # epochs between decoder.h5/samples.png while training
