@@ -9,7 +9,7 @@ import pytest
 from minvert.backend import gpu_available
 from minvert.gradcheck import numerical_vjp, rel_error
 from minvert.layers.conv import Conv2D
-from minvert.layers.fast import conv
+from minvert.layers.fast import conv, winograd
 from minvert.layers.fast.conv import conv2d_backward, conv2d_forward
 from minvert.layers.fast.winograd import conv3x3_winograd, dx_winograd, flip_transpose, \
     kernel_transform
@@ -38,7 +38,6 @@ def winograd_always(monkeypatch):
     monkeypatch.setattr(conv, "WINOGRAD_MIN_CHANNELS", 1)
     monkeypatch.setattr(conv, "WINOGRAD_MIN_SIZE", 1)
     monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 1)
-    monkeypatch.setattr(conv, "blas_threads", lambda: 1)
 
 
 def test_kernel_transform_is_g_w_gt():
@@ -76,6 +75,24 @@ def test_forward_and_dx_equal_im2col_float64(shape, F, pad):
     np.testing.assert_allclose(dx_winograd(dout, U, pad4(pad)),
                                conv2d_backward(dout, cache, need_dw=False)[0],
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk,band", [(7, 1 << 10), (100, 5000), (1, 1)])
+def test_chunks_and_bands_change_nothing(monkeypatch, chunk, band):
+    """A few channels per pass of the transforms, bands of samples or of tile rows: the
+    same values as im2col (the defaults run these small cases in one piece)."""
+    monkeypatch.setattr(winograd, "CHUNK", chunk)
+    monkeypatch.setattr(winograd, "BAND_BYTES", band)
+    rng = np.random.default_rng(8)
+    for shape, F, pad in GEOMETRIES + [((3, 6, 11, 13), 7, (2, 1, 0, 2))]:
+        x, w, b = case(shape, F, rng)
+        ref, cache = conv2d_forward(x, w, b, 1, pad)
+        U = kernel_transform(w)
+        np.testing.assert_allclose(conv3x3_winograd(x, U, b, pad4(pad)), ref, rtol=1e-12, atol=1e-12)
+        dout = rng.standard_normal(ref.shape)
+        np.testing.assert_allclose(dx_winograd(dout, U, pad4(pad)),
+                                   conv2d_backward(dout, cache, need_dw=False)[0],
+                                   rtol=1e-12, atol=1e-12)
 
 
 def test_inference_fusions():
@@ -121,23 +138,20 @@ def test_float32_within_1e4_of_float64(C, F, H):
     assert np.abs(dx - dx_ref).max() / np.abs(dx_ref).max() < 1e-4
 
 
-def test_rule_per_blas_thread(monkeypatch):
-    """128 channels per BLAS thread (the transforms run on one thread, the matmuls on all);
-    never on a GPU (one cuBLAS product per layer there)."""
+def test_rule():
+    """128 channels, whatever BLAS' thread count (the rule reads none); never on a GPU
+    (one cuBLAS product per layer there)."""
     geometry = (1, 1, (1, 1, 1, 1))  # stride 1, pad 1
-    for threads, rule in [(1, True), (2, False)]:
-        monkeypatch.setattr(conv, "blas_threads", lambda: threads)
-        assert conv.winograd_pays(np, 1, 128, 128, 28, 28, 3, 3, *geometry) is rule
+    assert conv.winograd_pays(np, 1, 128, 128, 28, 28, 3, 3, *geometry)
+    assert not conv.winograd_pays(np, 1, 64, 128, 112, 112, 3, 3, *geometry)  # 64 channels
     assert conv.winograd_pays(np, 1, 256, 512, 28, 28, 3, 3, *geometry)
-    monkeypatch.setattr(conv, "blas_threads", lambda: 1)
     assert not conv.winograd_pays(np, 1, 256, 256, 7, 7, 3, 3, *geometry)  # 7x7
     assert not conv.winograd_pays(np, 1, 256, 256, 14, 14, 3, 3, *geometry)  # 196 pixels
     assert conv.winograd_pays(np, 1, 256, 256, 14, 14, 3, 3, *geometry, frozen=True)
     assert not conv.winograd_pays(object(), 1, 256, 512, 28, 28, 3, 3, *geometry)  # not NumPy
 
 
-def test_rule_and_the_kept_transform(monkeypatch, fast_engine):
-    monkeypatch.setattr(conv, "blas_threads", lambda: 1)  # the rule for 1 thread, anywhere
+def test_rule_and_the_kept_transform(fast_engine):
     rng = np.random.default_rng(6)
     x, w, b = case((1, 128, 28, 28), 128, rng, np.float32)
     assert "winograd_U" in conv2d_forward(x, w, b, 1, 1)[1]

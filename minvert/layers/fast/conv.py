@@ -8,19 +8,19 @@ with less memory traffic. Tested equal to it (tests/test_fast_conv.py).
 * Backward: dw chunk by chunk; dx by whichever of three equal computations moves the
   least memory (Winograd when the forward used it, the transposed convolution, col2im).
 
-Every choice depends only on the shapes, the device, the layer being frozen (it keeps its
-Winograd kernel transform) and BLAS' thread count read once at start: never on what ran
-before, so the same call gives the same bits.
+Every choice depends only on the shapes, the device and the layer being frozen (it keeps
+its Winograd kernel transform): never on what ran before, nor on the machine's thread
+count, so the same call gives the same bits.
 """
 import numpy as np
 
-from ...backend import blas_threads, get_array_module
+from ...backend import get_array_module
 from ..geometry import check_conv_dout, conv_geometry
 from . import winograd
 from .im2col import chunk_cols, chunk_ranges, conv_matmul, im2col_chunks, scratch
 
-# Winograd F(2x2, 3x3) from this many input and output channels per BLAS thread, output
-# rows and columns, and output pixels times the batch on (see winograd_pays)
+# Winograd F(2x2, 3x3) from this many input and output channels, output rows and columns,
+# and output pixels times the batch on (see winograd_pays)
 WINOGRAD_MIN_CHANNELS = 128
 WINOGRAD_MIN_SIZE = 14
 WINOGRAD_MIN_PIXELS = 784
@@ -69,12 +69,12 @@ def conv2d_fused(x, w, b=None, stride=1, pad=0, scale=None, shift=None, relu=Fal
 def winograd_pays(xp, N, C, F, H_out, W_out, KH, KW, SH, SW, pad, frozen=False):
     """Whether a convolution (and its transposed one, C and F swapped) runs faster by
     Winograd F(2x2, 3x3) than by im2col (docs/performance.md has the measurements):
-    on the CPU only (on a GPU one cuBLAS product per layer); at least 128 channels per BLAS
-    thread (its products run on every thread, its transforms, which grow with the
-    channels, on one core); not for 7x7 images (short rows of tiles); and from 784 output
-    pixels per call on, unless a frozen layer keeps its kernel transform."""
+    on the CPU only (on a GPU one cuBLAS product per layer); at least 128 channels (below,
+    the transforms cost more than the multiplies saved), at 1 BLAS thread as at 2; not
+    for 7x7 images (short rows of tiles); and from 784 output pixels per call on, unless
+    a frozen layer keeps its kernel transform."""
     return xp is np and winograd.applies(KH, KW, SH, SW, pad) \
-        and min(C, F) >= WINOGRAD_MIN_CHANNELS * blas_threads() \
+        and min(C, F) >= WINOGRAD_MIN_CHANNELS \
         and min(H_out, W_out) >= WINOGRAD_MIN_SIZE \
         and (frozen or N * H_out * W_out >= WINOGRAD_MIN_PIXELS)
 

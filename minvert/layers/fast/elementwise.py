@@ -13,8 +13,9 @@ from ..base import check_floating
 RELU_PIECE = 1 << 16
 _ZEROS = {}  # dtype -> RELU_PIECE zeros, never written (so threads may share them)
 # Adadelta updates a large parameter this many values at a time on the CPU: its temporaries
-# then stay a few MB instead of twice the parameter (the decoder's largest weight is 75 MB)
-UPDATE_CHUNK = 1 << 20
+# then stay in the CPU cache instead of twice the parameter (the decoder's largest weight
+# is 75 MB)
+UPDATE_CHUNK = 1 << 16
 
 
 def relu_inplace(a, out=None):

@@ -35,6 +35,8 @@ Exactly equal in exact arithmetic; in floating point the summed taps round diffe
 small that the grid's border costs more than the phases save (``FUSE_MIN_SIZE``), takes
 the plain path: upsample, then the fast convolution.
 """
+import numpy as np
+
 from ...backend import get_array_module
 from ...errors import ShapeError
 from ..geometry import normalize_pad, normalize_pair
@@ -44,6 +46,9 @@ from .conv import conv2d_backward, conv2d_forward
 # for a 3x3 kernel, 56% more work than needed at 4x4, and the stacked kernels 16/9 the
 # size of w
 FUSE_MIN_SIZE = 8
+# rows (f, c) of w per block when the phase kernels are summed up or folded back: the
+# block stays in the CPU cache while the phases read it
+PHASE_BLOCK = 1 << 16
 
 
 def phase_taps(K, top, f):
@@ -82,25 +87,46 @@ def _phase_pairs(taps_h, taps_w):
             for i, r in enumerate(rows) for j, s in enumerate(cols)]
 
 
-def _phase_weights(w, taps_h, taps_w, kh, kw):
-    """w (F, C, KH, KW) -> the stacked phase kernels (fh*fw*F, C, kh, kw)."""
-    xp = get_array_module(w)
-    F, C = w.shape[:2]
-    wp = xp.zeros((len(taps_h), len(taps_w), F, C, kh, kw), dtype=w.dtype)
+def _phase_matrices(xp, taps_h, taps_w, K, k, dtype):
+    """T (fh*fw, KH*KW, kh*kw), 0 or 1: T[p, (i, j), (r, s)] = 1 when kernel tap (i, j)
+    is summed into tap (r, s) of phase p = a*fw + c (K = (KH, KW), k = (kh, kw))."""
+    T = np.zeros((len(taps_h) * len(taps_w), K[0] * K[1], k[0] * k[1]), dtype=dtype)
     for a, c, i, j, r, s in _phase_pairs(taps_h, taps_w):
-        wp[a, c, :, :, r, s] += w[:, :, i, j]
+        T[a * len(taps_w) + c, i * K[1] + j, r * k[1] + s] = 1
+    return xp.asarray(T)
+
+
+def _phase_weights(w, taps_h, taps_w, kh, kw):
+    """w (F, C, KH, KW) -> the stacked phase kernels (fh*fw*F, C, kh, kw): for each phase
+    p, wp[p] (F*C, kh*kw) = w (F*C, KH*KW) @ T[p], a sum of taps per entry, computed as a
+    product (a block of rows of w at a time, read from the CPU cache by the four phases)."""
+    xp = get_array_module(w)
+    (F, C, KH, KW), rows = w.shape, w.shape[0] * w.shape[1]
+    T = _phase_matrices(xp, taps_h, taps_w, (KH, KW), (kh, kw), w.dtype)
+    w9 = xp.ascontiguousarray(w).reshape(rows, KH * KW)  # (F*C, KH*KW)
+    wp = xp.empty((len(T), rows, kh * kw), dtype=w.dtype)  # (fh*fw, F*C, kh*kw)
+    step = PHASE_BLOCK if xp is np else rows
+    for r0 in range(0, rows, step):
+        for p in range(len(T)):
+            xp.matmul(w9[r0:r0 + step], T[p], out=wp[p, r0:r0 + step])
     return wp.reshape(-1, C, kh, kw)  # (fh*fw*F, C, kh, kw)
 
 
 def _fold_phase_grad(dwp, w_shape, taps_h, taps_w):
-    """The transpose of _phase_weights: dwp (fh*fw*F, C, kh, kw) -> dw (F, C, KH, KW)."""
+    """The transpose of _phase_weights: dwp (fh*fw*F, C, kh, kw) -> dw (F, C, KH, KW) =
+    the sum over phases p of dwp[p] (F*C, kh*kw) @ T[p]^T, a block of rows at a time."""
     xp = get_array_module(dwp)
-    F, C = w_shape[:2]
-    dwp = dwp.reshape(len(taps_h), len(taps_w), F, C, *dwp.shape[2:])  # (fh, fw, F, C, kh, kw)
-    dw = xp.zeros(w_shape, dtype=dwp.dtype)
-    for a, c, i, j, r, s in _phase_pairs(taps_h, taps_w):
-        dw[:, :, i, j] += dwp[a, c, :, :, r, s]
-    return dw
+    (F, C, KH, KW), (kh, kw) = w_shape, dwp.shape[2:]
+    T = _phase_matrices(xp, taps_h, taps_w, (KH, KW), (kh, kw), dwp.dtype)
+    dwp = dwp.reshape(len(T), F * C, kh * kw)  # (fh*fw, F*C, kh*kw)
+    dw = xp.empty((F * C, KH * KW), dtype=dwp.dtype)
+    step = PHASE_BLOCK if xp is np else F * C
+    for r0 in range(0, F * C, step):
+        block = dw[r0:r0 + step]
+        xp.matmul(dwp[0, r0:r0 + step], T[0].T, out=block)
+        for p in range(1, len(T)):
+            block += dwp[p, r0:r0 + step] @ T[p].T
+    return dw.reshape(w_shape)
 
 
 def _offsets(taps):

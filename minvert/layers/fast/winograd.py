@@ -26,8 +26,18 @@ the 4x4 transformed tile there is ONE matrix product
     M[xi, nu] (F, tiles) = U[xi, nu] (F, C) @ V[xi, nu] (C, tiles)
 
 with U = G g G^T per (f, c) and V = B^T d B per (c, tile); tiles overlap by 2 pixels
-(a 4x4 window every 2 pixels). The transforms are only additions, done here as adds of
-strided views (rows first, then columns), band by band of tile rows (BAND_BYTES).
+(a 4x4 window every 2 pixels).
+
+How the transforms are computed (only additions): the padded input is cut into its four
+*phase planes* (even/odd rows x even/odd columns, each (C, N, tile rows + 1, tile
+columns + 1)). Column j of tile (t, u) is then element u + j // 2 of the plane of parity
+j % 2, and row i row t + i // 2 of the plane of parity i % 2: in the flattened planes each
+term of B^T d B is a whole plane shifted by 0, 1, R or R + 1 elements (R = tile columns
++ 1), so each addition is ONE contiguous pass, done a few channels at a time (CHUNK
+values) while they are in the CPU cache. The planes' extra row and column give values
+for tiles that do not exist: computed, never used. The output transform A^T M A needs no
+shifts: contiguous sums give the four output phases, each then copied into every other
+pixel of the output.
 
 Backward to the input of a stride-1 convolution is the convolution of dout with the
 flipped kernel, transposed to (C, F) (layers/conv.py derives it), so it runs through the same
@@ -43,13 +53,15 @@ import numpy as np
 
 from ...backend import get_array_module
 from .elementwise import relu_inplace
-from .im2col import scratch, zero_pad
+from .im2col import scratch
 
-# V and M of one band of tile rows stay under about this many bytes each: fewer, larger
-# matmuls and adds beat bands that fit in the CPU cache (docs/performance.md)
+# V and M of one band (samples and tile rows) stay under about this many bytes each: fewer,
+# larger matmuls beat bands that fit in the CPU cache (docs/performance.md)
 BAND_BYTES = 32 << 20
 # rows (f, c) per block of the kernel transform: the transpose stays in cache
 KERNEL_BLOCK = 4096
+# values per pass of the transforms (a few channels): their temporaries stay in the CPU cache
+CHUNK = 1 << 14
 
 
 def applies(KH, KW, SH, SW, pad):
@@ -89,40 +101,108 @@ def flip_transpose(U):
     return U[xp.asarray(order)].transpose(0, 2, 1)  # (16, C, F); a device index, not a host list
 
 
-def _input_transform(xp, band, V):
-    """band (N, C, 2*nb + 2, Wp) of the padded input -> V (4, 4, C, N, nb, TW), B^T d B
-    of every 4x4 tile (rows 2t.., columns 2u..)."""
-    nb, TW = V.shape[4], V.shape[5]
-    d = [band[:, :, k:k + 2 * nb:2] for k in range(4)]  # (N, C, nb, Wp): tile row k
-    e = scratch(xp, "wino_e", (4,) + d[0].shape, band.dtype)  # B^T d: rows combined
-    xp.subtract(d[0], d[2], out=e[0])
-    xp.add(d[1], d[2], out=e[1])
-    xp.subtract(d[2], d[1], out=e[2])
-    xp.subtract(d[1], d[3], out=e[3])
-    for r in range(4):
-        c = [e[r][..., k:k + 2 * TW:2] for k in range(4)]  # (N, C, nb, TW): tile column k
-        out = [V[r, k].transpose(1, 0, 2, 3) for k in range(4)]  # (N, C, nb, TW) views
-        xp.subtract(c[0], c[2], out=out[0])
-        xp.add(c[1], c[2], out=out[1])
-        xp.subtract(c[2], c[1], out=out[2])
-        xp.subtract(c[1], c[3], out=out[3])
+def _bands(N, TH, row_bytes):
+    """(n0, n1, t0, t1): samples n0:n1 and tile rows t0:t1 per band, V of one band near
+    BAND_BYTES at most (``row_bytes``: V of one tile row of one sample); whole samples
+    while one fits, else bands of tile rows."""
+    sample = row_bytes * (TH + 1)  # the planes carry one extra tile row per band
+    if sample * N <= BAND_BYTES:
+        return [(0, N, 0, TH)]
+    if sample <= BAND_BYTES:
+        per = BAND_BYTES // sample
+        return [(n0, min(N, n0 + per), 0, TH) for n0 in range(0, N, per)]
+    rows = max(1, BAND_BYTES // row_bytes - 1)
+    return [(n, n + 1, t0, min(TH, t0 + rows)) for n in range(N) for t0 in range(0, TH, rows)]
 
 
-def _output_transform(xp, M, out):
-    """M (4, 4, F, N, nb, TW) -> out (N, F, 2*nb, 2*TW) = A^T M A per tile."""
-    F, N, nb, TW = M.shape[2:]
-    s = scratch(xp, "wino_s", (2, 4, F, N, nb, TW), M.dtype)  # A^T M: rows combined
-    xp.add(M[0], M[1], out=s[0])
-    s[0] += M[2]
-    xp.subtract(M[1], M[2], out=s[1])
-    s[1] -= M[3]
-    out6 = out.reshape(N, F, nb, 2, TW, 2)  # (N, F, nb, 2, TW, 2): tile row, column
+def _plane_slices(x_shape, pad, t0, nb, TW):
+    """For each phase (a, b) (row, column parity): (rows, cols) of its plane that hold input
+    values and the (rows, cols) slices of x they come from, or None when the plane holds
+    padding only. plane[c, n, t, u] = x_pad[n, c, 2 (t0 + t) + a, 2 u + b]."""
+    (H, W), (top, _, left, _) = x_shape[2:], pad
+    slices = []
     for a in range(2):
-        t = [s[a, k].transpose(1, 0, 2, 3) for k in range(4)]  # (N, F, nb, TW)
-        xp.add(t[0], t[1], out=out6[:, :, :, a, :, 0])
-        out6[:, :, :, a, :, 0] += t[2]
-        xp.subtract(t[1], t[2], out=out6[:, :, :, a, :, 1])
-        out6[:, :, :, a, :, 1] -= t[3]
+        for b in range(2):
+            t_lo = max(0, -(-(top - a - 2 * t0) // 2))
+            t_hi = min(nb + 1, (H - 1 + top - a - 2 * t0) // 2 + 1)
+            u_lo, u_hi = max(0, -(-(left - b) // 2)), min(TW + 1, (W - 1 + left - b) // 2 + 1)
+            if t_lo >= t_hi or u_lo >= u_hi:
+                slices.append(None)
+                continue
+            r, s = 2 * (t0 + t_lo) + a - top, 2 * u_lo + b - left
+            slices.append(((slice(t_lo, t_hi), slice(u_lo, u_hi)),
+                           (slice(r, r + 2 * (t_hi - t_lo) - 1, 2),
+                            slice(s, s + 2 * (u_hi - u_lo) - 1, 2))))
+    return slices
+
+
+def _input_transform(xp, x, pad, band, TW, V):
+    """V (16, C, n * (nb + 1) * (TW + 1)) = B^T d B of every tile of ``band`` (n0, n1, t0,
+    t1) of x padded by ``pad``, a few channels at a time: their phase planes, then the
+    row and column transforms as contiguous passes over the flattened planes."""
+    n0, n1, t0, t1 = band
+    C, n, nb, R = x.shape[1], n1 - n0, t1 - t0, TW + 1
+    Q = n * (nb + 1) * R  # values per channel in a plane
+    step = max(1, CHUNK // Q) if xp is np else C  # channels per pass (a GPU: all at once)
+    slices = _plane_slices(x.shape, pad, t0, nb, TW)
+    for c0 in range(0, C, step):
+        c1 = min(C, c0 + step)
+        L = (c1 - c0) * Q
+        P = scratch(xp, "wino_p", (4, L + R + 1), x.dtype)  # the planes, then a tail
+        P[...] = 0
+        for k, where in enumerate(slices):
+            if where is not None:
+                plane = P[k, :L].reshape(c1 - c0, n, nb + 1, R)
+                (rows, cols), (x_rows, x_cols) = where
+                plane[:, :, rows, cols] = x[n0:n1, c0:c1, x_rows, x_cols].transpose(1, 0, 2, 3)
+        E = scratch(xp, "wino_e", (2, 4, L + R), x.dtype)  # B^T d along the tile rows
+        for a in range(2):  # columns j = 0..3 of every tile: even, odd, even + 1, odd + 1
+            d0, d1, d2, d3 = P[2 * a, :-1], P[2 * a + 1, :-1], P[2 * a, 1:], P[2 * a + 1, 1:]
+            xp.subtract(d0, d2, out=E[a, 0])
+            xp.add(d1, d2, out=E[a, 1])
+            xp.subtract(d2, d1, out=E[a, 2])
+            xp.subtract(d1, d3, out=E[a, 3])
+        Vc = V[:, c0:c1].reshape(4, 4, L)  # (xi, nu, values)
+        for nu in range(4):  # rows i = 0..3: even, odd, even one row on, odd one row on
+            d0, d1, d2, d3 = E[0, nu, :L], E[1, nu, :L], E[0, nu, R:], E[1, nu, R:]
+            xp.subtract(d0, d2, out=Vc[0, nu])
+            xp.add(d1, d2, out=Vc[1, nu])
+            xp.subtract(d2, d1, out=Vc[2, nu])
+            xp.subtract(d1, d3, out=Vc[3, nu])
+
+
+def _output_transform(xp, M, out_band, b, scale, relu):
+    """M (16, F, n * (nb + 1) * (TW + 1)) -> out_band (n, F, 2 nb, 2 TW) = A^T M A per tile
+    (then * scale, + b, max(., 0), each optional), a few output channels at a time: four
+    contiguous sums give the four output phases, each copied into every other pixel."""
+    (n, F, H2, W2), Q = out_band.shape, M.shape[2]  # Q: values per channel
+    nb, TW = H2 // 2, W2 // 2
+    step = max(1, CHUNK // Q) if xp is np else F
+    out6 = out_band.reshape(n, F, nb, 2, TW, 2)  # (n, F, tile row, a, tile column, b)
+    for f0 in range(0, F, step):
+        f1 = min(F, f0 + step)
+        Mc = M[:, f0:f1].reshape(4, 4, -1)  # (xi, nu, values)
+        S = scratch(xp, "wino_s", (2, 4, Mc.shape[2]), M.dtype)  # A^T M along the tile rows
+        for nu in range(4):
+            xp.add(Mc[0, nu], Mc[1, nu], out=S[0, nu])
+            S[0, nu] += Mc[2, nu]
+            xp.subtract(Mc[1, nu], Mc[2, nu], out=S[1, nu])
+            S[1, nu] -= Mc[3, nu]
+        Y = scratch(xp, "wino_y", (2, f1 - f0, Q), M.dtype)  # output phases (a, 0) and (a, 1)
+        for a in range(2):
+            xp.add(S[a, 0], S[a, 1], out=Y[0].reshape(-1))
+            Y[0] += S[a, 2].reshape(Y[0].shape)
+            xp.subtract(S[a, 1], S[a, 2], out=Y[1].reshape(-1))
+            Y[1] -= S[a, 3].reshape(Y[1].shape)
+            if scale is not None:  # the inference fusions, on values still in cache
+                Y *= scale[f0:f1].reshape(1, -1, 1)
+            if b is not None:
+                Y += b[f0:f1].reshape(1, -1, 1)
+            if relu:
+                relu_inplace(Y)
+            for c in range(2):
+                phase = Y[c].reshape(f1 - f0, n, nb + 1, TW + 1)[:, :, :nb, :TW]
+                out6[:, f0:f1, :, a, :, c] = phase.transpose(1, 0, 2, 3)
 
 
 def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
@@ -135,30 +215,18 @@ def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
     top, bottom, left, right = pad
     H_out, W_out = H + top + bottom - 2, W + left + right - 2
     TH, TW = -(-H_out // 2), -(-W_out // 2)  # tiles; an odd size gets a zero row / column
-    x_pad = zero_pad(x, top, bottom + 2 * TH - H_out, left, right + 2 * TW - W_out)
     out = xp.empty((N, F, 2 * TH, 2 * TW), dtype=x.dtype)
-    row_bytes = 16 * max(C, F) * N * TW * x.itemsize  # V or M of one tile row
-    nb = max(1, min(TH, BAND_BYTES // row_bytes))
-    for t0 in range(0, TH, nb):
-        n = min(nb, TH - t0)
-        band = x_pad[:, :, 2 * t0:2 * t0 + 2 * n + 2]
-        V = scratch(xp, "wino_v", (4, 4, C, N, n, TW), x.dtype)
-        M = scratch(xp, "wino_m", (16, F, N * n * TW), x.dtype)
-        out_band = out[:, :, 2 * t0:2 * t0 + 2 * n]  # (N, F, 2n, 2TW)
-        _input_transform(xp, band, V)
-        V2 = V.reshape(16, C, -1)  # (16, C, N*n*TW)
+    for n0, n1, t0, t1 in _bands(N, TH, 16 * max(C, F) * (TW + 1) * x.itemsize):
+        cols = (n1 - n0) * (t1 - t0 + 1) * (TW + 1)  # tiles of the band, with the planes' extra
+        V = scratch(xp, "wino_v", (16, C, cols), x.dtype)
+        _input_transform(xp, x, pad, (n0, n1, t0, t1), TW, V)
+        M = scratch(xp, "wino_m", (16, F, cols), x.dtype)
         if xp is np:  # NumPy's stacked matmul is several times slower than 16 calls here
             for k in range(16):
-                xp.matmul(U[k], V2[k], out=M[k])  # (F, C) @ (C, tiles)
+                xp.matmul(U[k], V[k], out=M[k])  # (F, C) @ (C, tiles)
         else:  # one batched cuBLAS call
-            xp.matmul(U, V2, out=M)
-        _output_transform(xp, M.reshape(4, 4, F, N, n, TW), out_band)
-        if scale is not None:
-            out_band *= scale.reshape(1, -1, 1, 1)
-        if b is not None:
-            out_band += b.reshape(1, -1, 1, 1)
-        if relu:
-            relu_inplace(out_band)
+            xp.matmul(U, V, out=M)
+        _output_transform(xp, M, out[n0:n1, :, 2 * t0:2 * t1], b, scale, relu)
     if (H_out, W_out) != (2 * TH, 2 * TW):
         out = xp.ascontiguousarray(out[:, :, :H_out, :W_out])
     return out
