@@ -104,9 +104,14 @@ def test_fast_relu_forward_equals_readable(strict_cupy):
             x = xp.asarray(rng.standard_normal(shape).astype(np.float32))
             out, cache = relu_forward(x)
             out_f, cache_f = elementwise.relu_forward(x)
-            assert type(out_f) is type(out) and set(cache_f) == set(cache)
+            assert type(out_f) is type(out) and set(cache_f) == set(cache) | {"fast"}
             assert np.array_equal(strict_cupy.asnumpy(out_f) if xp is not np else out_f,
                                   strict_cupy.asnumpy(out) if xp is not np else out)
+            dout = xp.asarray(rng.standard_normal(shape).astype(np.float32))
+            dx, dx_f = relu_backward(dout, cache), elementwise.relu_backward(dout, cache_f)
+            assert type(dx_f) is type(dx) and dx_f.dtype == dx.dtype
+            assert np.array_equal(strict_cupy.asnumpy(dx_f) if xp is not np else dx_f,
+                                  strict_cupy.asnumpy(dx) if xp is not np else dx)
 
 
 @pytest.mark.parametrize("engine", ["fast_engine", "readable_engine"])

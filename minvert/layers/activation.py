@@ -95,7 +95,9 @@ class ReLU(Layer):
         return out
 
     def backward(self, dout):
-        return relu_backward(dout, last_cache(self))
+        cache = last_cache(self)
+        backward = fast.relu_backward if cache.get("fast") else relu_backward  # fast path, as forward ran
+        return backward(dout, cache)
 
 
 class LeakyReLU(Layer):

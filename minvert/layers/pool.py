@@ -31,6 +31,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..errors import ShapeError
+from . import fast
 from .base import Layer, check_floating, check_rank, last_cache
 from .geometry import normalize_pad, normalize_pair
 
@@ -52,7 +53,7 @@ def _geometry(x, kernel, stride, pad, what):
                          f"kernel {KH}x{KW} on every side, or whole windows would be padding")
     H_out, W_out = 1 + (H_pad - KH) // SH, 1 + (W_pad - KW) // SW
     return dict(x_shape=x.shape, kernel=(KH, KW), stride=(SH, SW), pad=(top, bottom, left, right),
-                padded=(H_pad, W_pad), out=(H_out, W_out))
+                padded=(H_pad, W_pad), out=(H_out, W_out), overlap=SH < KH or SW < KW)
 
 
 def _pad(x, geom, fill):
@@ -93,10 +94,6 @@ def _unpad(dx_pad, geom):
         return dx_pad
     xp = get_array_module(dx_pad)
     return xp.ascontiguousarray(dx_pad[:, :, top:top + H, left:left + W])
-
-
-def _overlap(geom):
-    return geom["stride"][0] < geom["kernel"][0] or geom["stride"][1] < geom["kernel"][1]
 
 
 # max pooling ---------------------------------------------------------------------------
@@ -160,7 +157,7 @@ def maxpool2d_backward(dout, cache):
     xp = get_array_module(dout)
     geom, out = cache["geometry"], cache["out"]
     x_pad, dx_pad = _pad(cache["x"], geom, -np.inf), _grad_buffer(dout, geom)
-    overlap = _overlap(geom)
+    overlap = geom["overlap"]
     last = geom["kernel"][0] * geom["kernel"][1] - 1
     taken = None
     for (k, win), (_, dwin) in zip(_windows(x_pad, geom), _windows(dx_pad, geom)):
@@ -220,7 +217,7 @@ def avgpool2d_backward(dout, cache):
     geom = cache["geometry"]
     dscaled = dout * cache["inv_divisor"]
     dx_pad = _grad_buffer(dout, geom)
-    overlap = _overlap(geom)
+    overlap = geom["overlap"]
     for _, win in _windows(dx_pad, geom):
         if overlap:
             win += dscaled
@@ -257,10 +254,15 @@ class MaxPool2D(Layer):
         self.kernel, self.stride, self.pad = kernel, stride, pad
 
     def forward(self, x):
-        out, self.cache = maxpool2d_forward(x, self.kernel, self.stride, self.pad)
+        if fast.enabled():  # the same function; with workers on ranges of planes at once
+            out, self.cache = fast.forward_by_planes(maxpool2d_forward, x, self.kernel, self.stride, self.pad)
+        else:
+            out, self.cache = maxpool2d_forward(x, self.kernel, self.stride, self.pad)
         return out
 
     def backward(self, dout):
+        if last_cache(self).get("fast"):  # fast path, as forward ran
+            return fast.backward_by_planes(maxpool2d_backward, dout, self.cache)  # fast path
         return maxpool2d_backward(dout, last_cache(self))
 
     def __repr__(self):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...backend import get_array_module
 from ..geometry import check_conv_dout, conv_geometry
-from . import winograd
+from . import winograd, workers
 from .im2col import chunk_cols, chunk_ranges, conv_matmul, im2col_chunks, scratch
 
 # Winograd F(2x2, 3x3) from this many input and output channels, output rows and columns,
@@ -134,25 +134,31 @@ def conv2d_backward(dout, cache, need_dx=True, need_dw=True):
 
 def _dw(x, dout, KH, KW, SH, SW, pad):
     """dw2d (F, C*KH*KW) = sum over samples of dout (F, H_out*W_out) @ cols^T, chunk by
-    chunk (each chunk's cols built in scratch memory, as in the forward pass)."""
+    chunk (each chunk's cols built in scratch memory, as in the forward pass). With
+    workers each takes a range of input channels (its own columns of dw)."""
     xp = get_array_module(x)
-    (N, C), (F, H_out, W_out) = x.shape[:2], dout.shape[1:]
+    (N, C), (F, H_out, W_out), KK = x.shape[:2], dout.shape[1:], KH * KW
     dout3 = dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
-    dw2d = xp.empty((F, C * KH * KW), dtype=dout.dtype)
-    first = True
-    for n0, n1, r0, r1 in im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
-        cols = chunk_cols(x, pad, KH, KW, SH, SW, W_out, (n0, n1, r0, r1))
-        dout_chunk = dout3[n0:n1, :, r0 * W_out:r1 * W_out]  # (n, F, rows*W_out)
-        if cols.ndim == 3:  # x itself: per-sample products (F, C), summed
-            part = xp.matmul(dout_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
-        else:  # samples side by side, like cols: (F, n*rows*W_out) @ cols^T
-            dout2d = dout_chunk.transpose(1, 0, 2).reshape(F, -1)
-            part = xp.matmul(dout2d, cols.T, out=dw2d if first else None)
-        if first and part is not dw2d:
-            dw2d[...] = part
-        elif not first:
-            dw2d += part
-        first = False
+    dw2d = xp.empty((F, C * KK), dtype=dout.dtype)
+    chunks = im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out)
+
+    def channels(c_range):  # columns c0*KK:c1*KK of dw2d, from input channels c0:c1
+        c0, c1 = c_range
+        x_c, dw_c = x[:, c0:c1], dw2d[:, c0 * KK:c1 * KK]
+        for k, (n0, n1, r0, r1) in enumerate(chunks):
+            cols = chunk_cols(x_c, pad, KH, KW, SH, SW, W_out, (n0, n1, r0, r1))
+            dout_chunk = dout3[n0:n1, :, r0 * W_out:r1 * W_out]  # (n, F, rows*W_out)
+            if cols.ndim == 3:  # x itself: per-sample products (F, C), summed
+                part = xp.matmul(dout_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
+            else:  # samples side by side, like cols: (F, n*rows*W_out) @ cols^T
+                dout2d = dout_chunk.transpose(1, 0, 2).reshape(F, -1)
+                whole = k == 0 and dw_c.flags.c_contiguous  # the first product lands in dw
+                part = xp.matmul(dout2d, cols.T, out=dw_c if whole else None)
+            if k == 0 and part is not dw_c:
+                dw_c[...] = part
+            elif k > 0:
+                dw_c += part
+    workers.each(channels, workers.ranges(C) if workers.active(xp) else [(0, C)], xp)
     return dw2d
 
 
@@ -190,23 +196,28 @@ def _dx_col2im(dout, w, x_shape, SH, SW, pad):
     else:
         dx_pad = xp.zeros((N, C, H_pad, W_pad), dtype=dout.dtype)  # (N, C, H_pad, W_pad)
     w2d, dout3 = w.reshape(F, -1), dout.reshape(N, F, H_out * W_out)  # (N, F, H_out*W_out)
+    chunks, KK = chunk_ranges(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize), KH * KW
 
-    for n0, n1, r0, r1 in chunk_ranges(xp, (N, C, KH, KW, H_out, W_out), dout.itemsize):
-        n, rows, dout_chunk = n1 - n0, r1 - r0, dout3[n0:n1, :, r0 * W_out:r1 * W_out]
-        if channels_last:
-            dcols = scratch(xp, "cols", (n, rows * W_out, C * KH * KW), dout.dtype)
-            xp.matmul(dout_chunk.transpose(0, 2, 1), w2d, out=dcols)
-            dcols = dcols.reshape(n, rows, W_out, C, KH, KW)  # pixel-major
-            dcols = dcols.transpose(0, 3, 4, 5, 1, 2)  # (n, C, KH, KW, rows, W_out), a view
-        else:
-            dcols = scratch(xp, "cols", (n, C * KH * KW, rows * W_out), dout.dtype)
-            xp.matmul(w2d.T, dout_chunk, out=dcols)
-            dcols = dcols.reshape(n, C, KH, KW, rows, W_out)  # (n, C, KH, KW, rows, W_out)
-        for i in range(KH):
-            for j in range(KW):
-                y0 = r0 * SH + i
-                dx_pad[n0:n1, :, y0:y0 + SH * (rows - 1) + 1:SH,
-                       j:j + SW * (W_out - 1) + 1:SW] += dcols[:, :, i, j]
+    def channels(c_range):  # dx of input channels c0:c1 (with workers, one range each)
+        c0, c1 = c_range
+        w_c = w2d[:, c0 * KK:c1 * KK]  # (F, c*KH*KW)
+        for n0, n1, r0, r1 in chunks:
+            n, rows, dout_chunk = n1 - n0, r1 - r0, dout3[n0:n1, :, r0 * W_out:r1 * W_out]
+            if channels_last:
+                dcols = scratch(xp, "cols", (n, rows * W_out, (c1 - c0) * KK), dout.dtype)
+                xp.matmul(dout_chunk.transpose(0, 2, 1), w_c, out=dcols)
+                dcols = dcols.reshape(n, rows, W_out, c1 - c0, KH, KW)  # pixel-major
+                dcols = dcols.transpose(0, 3, 4, 5, 1, 2)  # (n, c, KH, KW, rows, W_out), a view
+            else:
+                dcols = scratch(xp, "cols", (n, (c1 - c0) * KK, rows * W_out), dout.dtype)
+                xp.matmul(w_c.T, dout_chunk, out=dcols)
+                dcols = dcols.reshape(n, c1 - c0, KH, KW, rows, W_out)
+            for i in range(KH):
+                for j in range(KW):
+                    y0 = r0 * SH + i
+                    dx_pad[n0:n1, c0:c1, y0:y0 + SH * (rows - 1) + 1:SH,
+                           j:j + SW * (W_out - 1) + 1:SW] += dcols[:, :, i, j]
+    workers.each(channels, workers.ranges(C) if workers.active(xp) else [(0, C)], xp)
     if not (padded or channels_last):
         return dx_pad
     return xp.ascontiguousarray(dx_pad[:, :, top:top + H, left:left + W])  # (N, C, H, W)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ...backend import get_array_module
 from ..base import check_floating
+from . import workers
 
 RELU_PIECE = 1 << 16
 _ZEROS = {}  # dtype -> RELU_PIECE zeros, never written (so threads may share them)
@@ -47,11 +48,31 @@ def relu_inplace(a, out=None):
 
 
 def relu_forward(x):
-    """activation.relu_forward, against zeros: -> (out, cache {"out": out})."""
+    """activation.relu_forward, against zeros: -> (out, cache {"out": out, "fast": True})."""
     check_floating(x)
-    out = get_array_module(x).empty_like(x)
-    relu_inplace(x, out)
-    return out, {"out": out}
+    xp = get_array_module(x)
+    out = xp.empty_like(x)
+    if x.flags.c_contiguous and workers.active(xp):  # pieces of the flat arrays
+        flat, into = x.reshape(-1), out.reshape(-1)
+        workers.each(lambda r: relu_inplace(flat[r[0]:r[1]], into[r[0]:r[1]]),
+                     workers.ranges(x.size), xp)
+    else:
+        relu_inplace(x, out)
+    return out, {"out": out, "fast": True}
+
+
+def relu_backward(dout, cache):
+    """activation.relu_backward (dout * [out > 0], the same bits), in pieces when workers
+    share the work."""
+    xp, out = get_array_module(dout), cache["out"]
+    if not (workers.active(xp) and dout.flags.c_contiguous and out.flags.c_contiguous
+            and dout.shape == out.shape):
+        return dout * (out > 0)
+    dx = xp.empty(dout.shape, dtype=xp.result_type(dout, xp.bool_))
+    flat, mask, into = dout.reshape(-1), out.reshape(-1), dx.reshape(-1)
+    workers.each(lambda r: xp.multiply(flat[r[0]:r[1]], mask[r[0]:r[1]] > 0,
+                                       out=into[r[0]:r[1]]), workers.ranges(dout.size), xp)
+    return dx
 
 
 def adadelta_update(p, g, a, d, lr, rho, eps):
@@ -64,8 +85,8 @@ def adadelta_update(p, g, a, d, lr, rho, eps):
         _adadelta(xp, p, g, a, d, lr, rho, eps)
         return
     flat = [v.reshape(-1) for v in (p, g, a, d)]  # views (contiguous)
-    for i in range(0, p.size, UPDATE_CHUNK):
-        _adadelta(xp, *(v[i:i + UPDATE_CHUNK] for v in flat), lr, rho, eps)
+    workers.each(lambda i: _adadelta(xp, *(v[i:i + UPDATE_CHUNK] for v in flat), lr, rho, eps),
+                 range(0, p.size, UPDATE_CHUNK), xp)
 
 
 def _adadelta(xp, p, g, a, d, lr, rho, eps):

@@ -20,6 +20,7 @@ import threading
 import numpy as np
 
 from ...backend import get_array_module
+from . import workers
 from .elementwise import relu_inplace
 
 # Each matmul covers about MATMUL_COLUMNS output pixels: row bands of a large image, or
@@ -148,17 +149,18 @@ def conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=F
     pad. Inference shortcuts, done chunk by chunk like the bias: scale (F,) multiplies
     the product before b is added (folded into w2d instead when it has fewer entries
     than the output: one pass over the output less); residual (N, F, H_out, W_out) is
-    added after b; relu: max(out, 0) at the end."""
+    added after b; relu: max(out, 0) at the end. With workers (fast/workers.py) the
+    chunks are shared out, cut smaller when there are fewer than workers."""
     xp = get_array_module(x)
     N, F = x.shape[0], w2d.shape[0]
     if scale is not None and w2d.shape[1] < N * H_out * W_out:  # fewer weights than outputs
         w2d, scale = w2d * scale.reshape(F, 1), None  # (scale w) @ cols: one pass less
     out = xp.empty((N, F, H_out * W_out), dtype=x.dtype)  # (N, F, H_out*W_out)
-    if residual is not None:
-        residual = residual.reshape(N, F, H_out * W_out)
+    residual = None if residual is None else residual.reshape(N, F, H_out * W_out)
 
-    for n0, n1, r0, r1 in im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out):
-        cols = chunk_cols(x, pad, KH, KW, SH, SW, W_out, (n0, n1, r0, r1))
+    def product(chunk):
+        n0, n1, r0, r1 = chunk
+        cols = chunk_cols(x, pad, KH, KW, SH, SW, W_out, chunk)
         out_chunk = out[n0:n1, :, r0 * W_out:r1 * W_out]  # (n, F, rows*W_out)
         if cols.ndim == 3 or n1 - n0 == 1:  # the product lands in NCHW order directly
             xp.matmul(w2d, cols, out=out_chunk if cols.ndim == 3 else out_chunk[0])
@@ -173,4 +175,19 @@ def conv_matmul(x, pad, w2d, b, KH, KW, SH, SW, H_out, W_out, scale=None, relu=F
             out_chunk += residual[n0:n1, :, r0 * W_out:r1 * W_out]
         if relu:
             relu_inplace(out_chunk)
+
+    chunks = im2col_chunks(x, pad, KH, KW, SH, SW, H_out, W_out)
+    if workers.active(xp) and len(chunks) < workers.count():  # a piece for every worker
+        chunks = [piece for chunk in chunks for piece in split_chunk(chunk, workers.count())]
+    workers.each(product, chunks, xp)
     return out.reshape(N, F, H_out, W_out)
+
+
+def split_chunk(chunk, pieces):
+    """(n0, n1, r0, r1) cut into up to ``pieces`` chunks: by samples when it holds several,
+    else by output rows. Each output pixel is still one column of one product, computed
+    the same way, so the result is the same."""
+    n0, n1, r0, r1 = chunk
+    if n1 - n0 > 1:
+        return [(n0 + a, n0 + b, r0, r1) for a, b in workers.ranges(n1 - n0, pieces)]
+    return [(n0, n1, r0 + a, r0 + b) for a, b in workers.ranges(r1 - r0, pieces)]

@@ -40,6 +40,7 @@ import numpy as np
 from ...backend import get_array_module
 from ...errors import ShapeError
 from ..geometry import normalize_pad, normalize_pair
+from . import workers
 from .conv import conv2d_backward, conv2d_forward
 
 # Inputs smaller than this (min(H, W)) take the plain path: the grid is (H + 1) x (W + 1)
@@ -106,9 +107,11 @@ def _phase_weights(w, taps_h, taps_w, kh, kw):
     w9 = xp.ascontiguousarray(w).reshape(rows, KH * KW)  # (F*C, KH*KW)
     wp = xp.empty((len(T), rows, kh * kw), dtype=w.dtype)  # (fh*fw, F*C, kh*kw)
     step = PHASE_BLOCK if xp is np else rows
-    for r0 in range(0, rows, step):
+
+    def block(r0):  # rows r0:r0+step of every phase
         for p in range(len(T)):
             xp.matmul(w9[r0:r0 + step], T[p], out=wp[p, r0:r0 + step])
+    workers.each(block, range(0, rows, step), xp)
     return wp.reshape(-1, C, kh, kw)  # (fh*fw*F, C, kh, kw)
 
 
@@ -121,11 +124,13 @@ def _fold_phase_grad(dwp, w_shape, taps_h, taps_w):
     dwp = dwp.reshape(len(T), F * C, kh * kw)  # (fh*fw, F*C, kh*kw)
     dw = xp.empty((F * C, KH * KW), dtype=dwp.dtype)
     step = PHASE_BLOCK if xp is np else F * C
-    for r0 in range(0, F * C, step):
-        block = dw[r0:r0 + step]
-        xp.matmul(dwp[0, r0:r0 + step], T[0].T, out=block)
+
+    def block(r0):  # rows r0:r0+step of dw
+        rows = dw[r0:r0 + step]
+        xp.matmul(dwp[0, r0:r0 + step], T[0].T, out=rows)
         for p in range(1, len(T)):
-            block += dwp[p, r0:r0 + step] @ T[p].T
+            rows += dwp[p, r0:r0 + step] @ T[p].T
+    workers.each(block, range(0, F * C, step), xp)
     return dw.reshape(w_shape)
 
 

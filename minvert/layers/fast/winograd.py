@@ -53,6 +53,7 @@ import numpy as np
 
 from ...backend import get_array_module
 from .elementwise import relu_inplace
+from . import workers
 from .im2col import scratch
 
 # V and M of one band (samples and tile rows) stay under about this many bytes each: fewer,
@@ -145,7 +146,8 @@ def _input_transform(xp, x, pad, band, TW, V):
     Q = n * (nb + 1) * R  # values per channel in a plane
     step = max(1, CHUNK // Q) if xp is np else C  # channels per pass (a GPU: all at once)
     slices = _plane_slices(x.shape, pad, t0, nb, TW)
-    for c0 in range(0, C, step):
+
+    def transform(c0):  # channels c0:c0+step
         c1 = min(C, c0 + step)
         L = (c1 - c0) * Q
         P = scratch(xp, "wino_p", (4, L + R + 1), x.dtype)  # the planes, then a tail
@@ -169,6 +171,7 @@ def _input_transform(xp, x, pad, band, TW, V):
             xp.add(d1, d2, out=Vc[1, nu])
             xp.subtract(d2, d1, out=Vc[2, nu])
             xp.subtract(d1, d3, out=Vc[3, nu])
+    workers.each(transform, range(0, C, step), xp)
 
 
 def _output_transform(xp, M, out_band, b, scale, relu):
@@ -179,7 +182,8 @@ def _output_transform(xp, M, out_band, b, scale, relu):
     nb, TW = H2 // 2, W2 // 2
     step = max(1, CHUNK // Q) if xp is np else F
     out6 = out_band.reshape(n, F, nb, 2, TW, 2)  # (n, F, tile row, a, tile column, b)
-    for f0 in range(0, F, step):
+
+    def transform(f0):  # output channels f0:f0+step
         f1 = min(F, f0 + step)
         Mc = M[:, f0:f1].reshape(4, 4, -1)  # (xi, nu, values)
         S = scratch(xp, "wino_s", (2, 4, Mc.shape[2]), M.dtype)  # A^T M along the tile rows
@@ -203,6 +207,7 @@ def _output_transform(xp, M, out_band, b, scale, relu):
             for c in range(2):
                 phase = Y[c].reshape(f1 - f0, n, nb + 1, TW + 1)[:, :, :nb, :TW]
                 out6[:, f0:f1, :, a, :, c] = phase.transpose(1, 0, 2, 3)
+    workers.each(transform, range(0, F, step), xp)
 
 
 def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
@@ -222,8 +227,8 @@ def conv3x3_winograd(x, U, b=None, pad=(1, 1, 1, 1), scale=None, relu=False):
         _input_transform(xp, x, pad, (n0, n1, t0, t1), TW, V)
         M = scratch(xp, "wino_m", (16, F, cols), x.dtype)
         if xp is np:  # NumPy's stacked matmul is several times slower than 16 calls here
-            for k in range(16):
-                xp.matmul(U[k], V[k], out=M[k])  # (F, C) @ (C, tiles)
+            # (F, C) @ (C, tiles) for each of the 16 positions
+            workers.each(lambda k: xp.matmul(U[k], V[k], out=M[k]), range(16))
         else:  # one batched cuBLAS call
             xp.matmul(U, V, out=M)
         _output_transform(xp, M, out[n0:n1, :, 2 * t0:2 * t1], b, scale, relu)
