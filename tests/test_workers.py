@@ -154,3 +154,14 @@ def test_max_pooling_by_planes_same_bits(kernel, stride, pad):
     alone, shared, _ = with_and_without(run)
     for a, b in zip(alone, shared):
         assert a.tobytes() == b.tobytes()
+
+
+def test_a_bad_setting_is_a_one_line_error_and_info_tells_the_setting(monkeypatch, capsys):
+    from minvert.cli import main
+    monkeypatch.setenv("MINVERT_WORKERS", "two")
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("minvert: error: MINVERT_WORKERS='two'")
+    monkeypatch.setenv("MINVERT_WORKERS", "2")
+    assert main(["info"]) in (0, None)
+    assert "2 minvert workers" in capsys.readouterr().out
