@@ -191,6 +191,13 @@ def test_original_colors_keep_the_photos_chrominance_and_grey_stays_grey(files, 
     np.testing.assert_array_equal(on_device.get(), out)
 
 
+def _ctrl_c_as_in_a_terminal():
+    """A job started in the background by a script (``cmd &``) inherits SIGINT ignored, and so
+    would this child: give it the default a terminal gives, which Python turns into
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_the_last_good_image_and_exits_130(files, tmp_path):
     """A real SIGINT to a running transform (a process of its own): the result is written, the
     output says so, the exit status is 130 as for every long command."""
@@ -200,7 +207,8 @@ def test_ctrl_c_keeps_the_last_good_image_and_exits_130(files, tmp_path):
                                                                      "--tv", "1e-4", out=out)],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
                                 [p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p])},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     for line in proc.stdout:
         if line.startswith("iter    2/"):
             break
