@@ -120,7 +120,7 @@ def test_relu_same_values():
     assert_same_values(run)
 
 
-def test_a_network_pass_same_values():
+def test_a_network_pass_same_values(fast_engine):
     spec = dict(TINY["vgg"], net="vgg", label="tiny", batch=2)
     spec["pass"] = "dx"
     net = build_net(spec)
@@ -128,7 +128,7 @@ def test_a_network_pass_same_values():
     assert_same_values(lambda: [minvert_pass(spec, net, x, target)()])
 
 
-def test_a_decoder_training_step_same_values():
+def test_a_decoder_training_step_same_values(fast_engine):
     """Upsampling phases, dw by ranges of channels, dx by col2im, Adadelta in chunks."""
     spec = dict(TINY["decoder"], net="decoder", label="tiny", batch=2)
     spec["pass"] = "train"
@@ -142,7 +142,7 @@ def test_a_decoder_training_step_same_values():
 
 
 @pytest.mark.parametrize("kernel,stride,pad", [(2, 2, 0), (3, 2, 1)])
-def test_max_pooling_by_planes_same_bits(kernel, stride, pad):
+def test_max_pooling_by_planes_same_bits(kernel, stride, pad, fast_engine):
     from minvert.layers.pool import MaxPool2D
     rng = np.random.default_rng(3)
     x = np.maximum(rng.standard_normal((2, 5, 12, 12)), 0).astype(np.float32)  # ties at 0
@@ -156,7 +156,8 @@ def test_max_pooling_by_planes_same_bits(kernel, stride, pad):
         assert a.tobytes() == b.tobytes()
 
 
-def test_a_bad_setting_is_a_one_line_error_and_info_tells_the_setting(monkeypatch, capsys):
+def test_a_bad_setting_is_a_one_line_error_and_info_tells_the_setting(monkeypatch, capsys,
+                                                                    fast_engine):
     from minvert.cli import main
     monkeypatch.setenv("MINVERT_WORKERS", "two")
     assert main(["info"]) == 1
