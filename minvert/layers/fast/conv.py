@@ -158,7 +158,7 @@ def _dw(x, dout, KH, KW, SH, SW, pad):
                 dw_c[...] = part
             elif k > 0:
                 dw_c += part
-    workers.each(channels, workers.ranges(C) if workers.active(xp) else [(0, C)], xp)
+    workers.each(channels, workers.shares(C, xp), xp)
     return dw2d
 
 
@@ -217,7 +217,7 @@ def _dx_col2im(dout, w, x_shape, SH, SW, pad):
                     y0 = r0 * SH + i
                     dx_pad[n0:n1, c0:c1, y0:y0 + SH * (rows - 1) + 1:SH,
                            j:j + SW * (W_out - 1) + 1:SW] += dcols[:, :, i, j]
-    workers.each(channels, workers.ranges(C) if workers.active(xp) else [(0, C)], xp)
+    workers.each(channels, workers.shares(C, xp), xp)
     if not (padded or channels_last):
         return dx_pad
     return xp.ascontiguousarray(dx_pad[:, :, top:top + H, left:left + W])  # (N, C, H, W)

@@ -55,7 +55,7 @@ def relu_forward(x):
     if x.flags.c_contiguous and workers.active(xp):  # pieces of the flat arrays
         flat, into = x.reshape(-1), out.reshape(-1)
         workers.each(lambda r: relu_inplace(flat[r[0]:r[1]], into[r[0]:r[1]]),
-                     workers.ranges(x.size), xp)
+                     workers.shares(x.size, xp), xp)
     else:
         relu_inplace(x, out)
     return out, {"out": out, "fast": True}
@@ -71,7 +71,7 @@ def relu_backward(dout, cache):
     dx = xp.empty(dout.shape, dtype=xp.result_type(dout, xp.bool_))
     flat, mask, into = dout.reshape(-1), out.reshape(-1), dx.reshape(-1)
     workers.each(lambda r: xp.multiply(flat[r[0]:r[1]], mask[r[0]:r[1]] > 0,
-                                       out=into[r[0]:r[1]]), workers.ranges(dout.size), xp)
+                                       out=into[r[0]:r[1]]), workers.shares(dout.size, xp), xp)
     return dx
 
 

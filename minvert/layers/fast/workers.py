@@ -3,9 +3,9 @@
 NumPy runs a matrix product on all of BLAS' threads but everything else (im2col copies,
 the Winograd transforms, ReLU) on one core. With ``MINVERT_WORKERS=N`` (or
 :func:`set_workers`) the engine hands such work, and the products with it, to N threads
-of its own; NumPy releases the interpreter lock inside both. On a quiet 2-core machine
-that was worth 20-30 % on VGG-19 and ResNet-50 (docs/performance.md) when BLAS ran on one
-thread: ``OPENBLAS_NUM_THREADS=1 MINVERT_WORKERS=2 minvert ...``. minvert never changes
+of its own; NumPy releases the interpreter lock inside both. On a quiet 2-core machine,
+with BLAS on one thread (``OPENBLAS_NUM_THREADS=1 MINVERT_WORKERS=2 minvert ...``), that
+was 5-19 % faster than the default (docs/performance.md, second round). minvert never changes
 BLAS' thread count itself; with both at 2 the threads outnumber the cores and it is slower.
 
 Every split is along outputs that do not depend on each other (chunks of pixels, ranges
@@ -56,6 +56,12 @@ def active(xp=np):
     """Whether work on arrays of module ``xp`` is shared out now: on the CPU, with at least
     two workers, and not from inside a worker (its share runs in order)."""
     return xp is np and count() > 1 and not getattr(_LOCAL, "inside", False)
+
+
+def shares(n, xp=np):
+    """range(n) as one contiguous (start, stop) piece per worker when :func:`active`, else
+    [(0, n)]: the whole in the calling thread."""
+    return ranges(n) if active(xp) else [(0, n)]
 
 
 def ranges(n, pieces=None):
